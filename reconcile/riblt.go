@@ -1,0 +1,249 @@
+package reconcile
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"math/bits"
+)
+
+// This file implements rateless invertible Bloom lookup tables (Yang,
+// Gilad and Alizadeh, "Practical Rateless Set Reconciliation", SIGCOMM
+// 2024). A set maps to an endless sequence of coded symbols (cells); an
+// element falls in cell i with probability 1/(1+i/2), so every prefix of
+// the sequence is a sketch of the set, and two parties subtract their
+// prefixes and peel off the symmetric difference once the prefix is about
+// 1.35 to 1.8 times as long as the difference (more for small ones).
+// Because the sequence does not depend on its length, a receiver that
+// could not decode asks for the next cells rather than a new sketch.
+//
+// The elements are short IDs, the first 8 bytes of each message hash: a
+// sketch only has to tell which messages differ, and the side that lacks
+// them then receives their full hashes, which it needs anyway. Short
+// elements make a cell 12 bytes instead of 37.
+
+// ShortID is the sketch element of a message: its hash's first 8 bytes.
+type ShortID uint64
+
+// shortID returns the short ID of a hash.
+func shortID(h *Hash) ShortID { return ShortID(binary.LittleEndian.Uint64(h[:8])) }
+
+// cellSize is the wire size of a cell: the XOR of the short IDs (8 bytes),
+// the XOR of their 24-bit checksums (3 bytes) and their count modulo 256.
+// The short count suffices: a cell counts as pure only when its count is
+// ±1, its checksum matches and its element maps to it, and the session
+// checks the whole decoded difference against the sender's fingerprint.
+const cellSize = 8 + 3 + 1
+
+// MaxSketchCells bounds the length of a sketch and keeps the index
+// arithmetic below in range.
+const MaxSketchCells = 1 << 20
+
+// cell is a coded symbol.
+type cell struct {
+	id    uint64
+	check uint32
+	count int64
+}
+
+func (c *cell) toggle(id uint64, check uint32, sign int64) {
+	c.id ^= id
+	c.check ^= check
+	c.count += sign
+}
+
+func (c *cell) empty() bool { return c.id == 0 && c.check == 0 && uint8(c.count) == 0 }
+
+// signOf reads a count modulo 256 as a small signed number.
+func signOf(count int64) int64 { return int64(int8(uint8(count))) }
+
+// mix64 is the splitmix64 finaliser: a bijective, non-linear scramble.
+func mix64(z uint64) uint64 {
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// checksum is a non-linear 24-bit function of the element, so that the
+// XOR of several checksums is unlikely to be the checksum of the XOR of
+// their elements.
+func checksum(id uint64) uint32 { return uint32(mix64(id^0x5bd1e9955bd1e995) >> 40) }
+
+// indexSeq yields the indices of the cells an element falls in, in
+// increasing order, starting with 0. It uses integer arithmetic (and one
+// correctly rounded square root that is checked exactly), so that every
+// peer derives the same indices.
+type indexSeq struct {
+	state uint64
+	cur   uint64
+}
+
+func newIndexSeq(id uint64) indexSeq { return indexSeq{state: id} }
+
+// next advances to the following index. From index i the next index is
+// the smallest j > i with (j+1)(j+2) > (i+1)(i+2)/u for u uniform in
+// (0, 1], which makes P(j is an index) = 2/(j+2) = 1/(1+j/2).
+func (s *indexSeq) next() uint64 {
+	s.state += 0x9e3779b97f4a7c15
+	u := mix64(s.state)>>32 + 1 // (0, 2^32]
+	i := s.cur
+	hi, lo := bits.Mul64((i+1)*(i+2), 1<<32)
+	if hi >= u {
+		s.cur = math.MaxUint64
+		return s.cur
+	}
+	c, _ := bits.Div64(hi, lo, u)
+	if c >= 1<<50 {
+		s.cur = math.MaxUint64
+		return s.cur
+	}
+	j := uint64(math.Sqrt(float64(c)))
+	if j >= 2 {
+		j -= 2
+	}
+	for (j+1)*(j+2) <= c {
+		j++
+	}
+	if j <= i {
+		j = i + 1
+	}
+	s.cur = j
+	return j
+}
+
+// addRange toggles an element into cells [first, first+len(cells)) with
+// the given sign.
+func addRange(cells []cell, first uint64, id ShortID, sign int64) {
+	x := uint64(id)
+	ck := checksum(x)
+	end := first + uint64(len(cells))
+	s := newIndexSeq(x)
+	for i := uint64(0); i < end; i = s.next() {
+		if i >= first {
+			cells[i-first].toggle(x, ck, sign)
+		}
+	}
+}
+
+// mapsTo reports whether an element falls in cell idx.
+func mapsTo(id uint64, idx uint64) bool {
+	s := newIndexSeq(id)
+	i := uint64(0)
+	for i < idx {
+		i = s.next()
+	}
+	return i == idx
+}
+
+// encodeCells appends the wire form of cells to b.
+func encodeCells(b []byte, cells []cell) []byte {
+	for i := range cells {
+		c := &cells[i]
+		b = binary.LittleEndian.AppendUint64(b, c.id)
+		b = append(b, byte(c.check), byte(c.check>>8), byte(c.check>>16), uint8(c.count))
+	}
+	return b
+}
+
+var errCellSize = errors.New("sketch cells are not a whole number of 12-byte cells")
+
+// decodeCells parses the wire form of cells.
+func decodeCells(b []byte) ([]cell, error) {
+	if len(b)%cellSize != 0 {
+		return nil, errCellSize
+	}
+	out := make([]cell, len(b)/cellSize)
+	for i := range out {
+		p := b[i*cellSize:]
+		out[i].id = binary.LittleEndian.Uint64(p)
+		out[i].check = uint32(p[8]) | uint32(p[9])<<8 | uint32(p[10])<<16
+		out[i].count = int64(p[11])
+	}
+	return out, nil
+}
+
+// peeler decodes the difference between a remote sketch and the local
+// one. It keeps the difference cells and what it has decoded, so that
+// more cells can be added later (rateless). Not safe for concurrent use.
+type peeler struct {
+	diff   []cell
+	remote []ShortID // elements only the remote side has
+	local  []ShortID // elements only the local side has
+	seen   map[ShortID]struct{}
+}
+
+// extend adds the next cells: the remote ones and the local ones for the
+// same indices, which must be as many. Elements already decoded are taken
+// out of the new cells at once.
+func (p *peeler) extend(remote, local []cell) {
+	first := uint64(len(p.diff))
+	for i := range remote {
+		d := remote[i]
+		d.toggle(local[i].id, local[i].check, -local[i].count)
+		p.diff = append(p.diff, d)
+	}
+	for _, id := range p.remote {
+		addRange(p.diff[first:], first, id, -1)
+	}
+	for _, id := range p.local {
+		addRange(p.diff[first:], first, id, +1)
+	}
+}
+
+// cells returns how many cells the peeler holds.
+func (p *peeler) cells() int { return len(p.diff) }
+
+// peel decodes as far as the cells allow and reports whether every cell
+// is now empty, which means the whole difference is known.
+func (p *peeler) peel() bool {
+	if p.seen == nil {
+		p.seen = make(map[ShortID]struct{})
+	}
+	queue := make([]uint64, 0, len(p.diff))
+	for i := range p.diff {
+		queue = append(queue, uint64(i))
+	}
+	for len(queue) > 0 {
+		idx := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		c := &p.diff[idx]
+		sign := signOf(c.count)
+		if sign != 1 && sign != -1 {
+			continue
+		}
+		x := c.id
+		if checksum(x) != c.check || !mapsTo(x, idx) {
+			continue
+		}
+		id := ShortID(x)
+		if _, dup := p.seen[id]; dup {
+			// Only a hostile sketch decodes an element twice; taking it
+			// out again would corrupt other cells.
+			continue
+		}
+		p.seen[id] = struct{}{}
+		if sign == 1 {
+			p.remote = append(p.remote, id)
+		} else {
+			p.local = append(p.local, id)
+		}
+		ck := c.check
+		s := newIndexSeq(x)
+		for i := uint64(0); i < uint64(len(p.diff)); i = s.next() {
+			p.diff[i].toggle(x, ck, -sign)
+			queue = append(queue, i)
+		}
+	}
+	for i := range p.diff {
+		if !p.diff[i].empty() {
+			return false
+		}
+	}
+	return true
+}
+
+func appendShortID(b []byte, id ShortID) []byte {
+	return binary.LittleEndian.AppendUint64(b, uint64(id))
+}
+
+func readShortID(b []byte) ShortID { return ShortID(binary.LittleEndian.Uint64(b)) }

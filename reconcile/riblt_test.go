@@ -1,0 +1,132 @@
+package reconcile
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func testHashes(r *rand.Rand, n int) []Hash {
+	out := make([]Hash, n)
+	for i := range out {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], r.Uint64())
+		out[i] = sha256.Sum256(b[:])
+	}
+	return out
+}
+
+func cellsOf(hs []Hash, first, n uint64) []cell {
+	c := make([]cell, n)
+	for i := range hs {
+		addRange(c, first, shortID(&hs[i]), 1)
+	}
+	return c
+}
+
+func shortIDs(hs []Hash) []ShortID {
+	out := make([]ShortID, 0, len(hs))
+	for i := range hs {
+		out = append(out, shortID(&hs[i]))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// cellsNeeded grows a sketch in steps until the difference decodes and
+// returns how many cells that took.
+func cellsNeeded(t testing.TB, remote, local []Hash, step uint64) uint64 {
+	var p peeler
+	var have uint64
+	for {
+		r := cellsOf(remote, have, step)
+		l := cellsOf(local, have, step)
+		// Cells travel in their wire form.
+		rw, err := decodeCells(encodeCells(nil, r))
+		require.NoError(t, err)
+		lw, err := decodeCells(encodeCells(nil, l))
+		require.NoError(t, err)
+		p.extend(rw, lw)
+		have += step
+		if p.peel() {
+			return have
+		}
+		if have > 100000 {
+			t.Fatalf("no decode after %d cells", have)
+		}
+	}
+}
+
+func TestSketchDecodesBothDirections(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, d := range []int{1, 2, 7, 50, 300} {
+		common := testHashes(r, 2000)
+		onlyA := testHashes(r, d)
+		onlyB := testHashes(r, d/2)
+		a := append(slices.Clone(common), onlyA...)
+		b := append(slices.Clone(common), onlyB...)
+		var p peeler
+		n := uint64(4*d + 20)
+		p.extend(cellsOf(a, 0, n), cellsOf(b, 0, n))
+		require.True(t, p.peel(), "d=%d", d)
+		slices.Sort(p.remote)
+		slices.Sort(p.local)
+		require.Equal(t, shortIDs(onlyA), append([]ShortID{}, p.remote...))
+		require.Equal(t, shortIDs(onlyB), append([]ShortID{}, p.local...))
+	}
+}
+
+func TestIndexSequenceDensity(t *testing.T) {
+	// Index i must be hit with probability 2/(i+2).
+	r := rand.New(rand.NewPCG(2, 2))
+	hs := testHashes(r, 200000)
+	hits := make([]int, 64)
+	for i := range hs {
+		s := newIndexSeq(uint64(shortID(&hs[i])))
+		for j := uint64(0); j < 64; j = s.next() {
+			hits[j]++
+		}
+	}
+	for _, i := range []int{0, 1, 2, 5, 10, 30, 63} {
+		want := 2.0 / float64(i+2) * float64(len(hs))
+		require.InDelta(t, want, float64(hits[i]), want*0.05+50, "index %d", i)
+	}
+}
+
+// TestSketchOverhead checks the sketch sizing rule against the decoder:
+// sketchLen must cover at least 98% of trials at every difference size,
+// and large differences must average under 1.45 cells per element.
+func TestSketchOverhead(t *testing.T) {
+	if testing.Short() {
+		t.Skip("statistics")
+	}
+	r := rand.New(rand.NewPCG(3, 3))
+	margin := DefaultParams().SketchMargin
+	for _, tc := range []struct{ d, trials int }{{1, 200}, {3, 200}, {10, 200}, {30, 200}, {100, 100}, {1000, 12}} {
+		var needs []int
+		over := 0
+		for range tc.trials {
+			common := testHashes(r, 100)
+			a := append(slices.Clone(common), testHashes(r, tc.d)...)
+			n := int(cellsNeeded(t, a, common, 1))
+			needs = append(needs, n)
+			if uint64(n) > sketchLen(uint64(tc.d), margin) {
+				over++
+			}
+		}
+		sum := 0
+		for _, n := range needs {
+			sum += n
+		}
+		mean := float64(sum) / float64(len(needs)) / float64(tc.d)
+		t.Logf("d=%d: %.2f cells per element on average, %d of %d beyond sketchLen", tc.d, mean, over, tc.trials)
+		require.LessOrEqual(t, over, tc.trials/50+1, "d=%d", tc.d)
+		if tc.d >= 1000 {
+			require.Less(t, mean, 1.45)
+		}
+	}
+}

@@ -1,0 +1,148 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	ds "github.com/ipfs/go-datastore"
+)
+
+// Tree is a persistent prolly tree over the keys of one scope, stored in a
+// go-datastore under a key prefix.
+//
+// Node boundaries depend only on the keys (see level), so the same set of
+// keys gives the same nodes whatever the order of insertions and deletions
+// that made it. Every internal entry carries its child's last key, count
+// and sum, so the count and fingerprint of any key range come from
+// O(log N) nodes.
+//
+// A Tree is safe for concurrent use. Reads hold a read lock for one node
+// walk at a time, never across a whole range scan, so a long scan does not
+// stall writers; a scan that overlaps a write may see part of it, which a
+// reconciliation session treats as a spurious difference. Writes go
+// through a Txn, one at a time.
+type Tree struct {
+	store *nodeStore
+	d     ds.Datastore
+
+	mu   sync.RWMutex
+	root *node // nil when empty
+}
+
+// config holds the options of Open.
+type config struct {
+	cacheEntries int
+}
+
+// Option configures Open.
+type Option func(*config) error
+
+// WithCacheEntries bounds the node cache to about n entries (a leaf entry
+// is a key, an internal entry a child summary; about 100 bytes each).
+// Default 1<<18, which keeps every internal node of a 5-million-message
+// scope in memory.
+func WithCacheEntries(n int) Option {
+	return func(c *config) error {
+		if n < 1024 {
+			return fmt.Errorf("cache of %d entries is too small (min 1024)", n)
+		}
+		c.cacheEntries = n
+		return nil
+	}
+}
+
+// metaFormat is the first byte of the meta record.
+const metaFormat = 1
+
+// Open opens the tree stored under prefix in d, or an empty one if there
+// is none. Opening reads only the root.
+func Open(ctx context.Context, d ds.Datastore, prefix ds.Key, opts ...Option) (*Tree, error) {
+	cfg := config{cacheEntries: 1 << 18}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	t := &Tree{store: newNodeStore(d, prefix, cfg.cacheEntries), d: d}
+	b, err := d.Get(ctx, t.store.metaKey())
+	switch {
+	case errors.Is(err, ds.ErrNotFound):
+		return t, nil
+	case err != nil:
+		return nil, fmt.Errorf("open tree: %w", err)
+	}
+	addr, empty, err := decodeMeta(b)
+	if err != nil {
+		return nil, err
+	}
+	if !empty {
+		if t.root, err = t.store.get(ctx, addr); err != nil {
+			return nil, fmt.Errorf("open tree: %w", err)
+		}
+	}
+	return t, nil
+}
+
+// encodeMeta records where the root is: format, flags (1 empty, 2 open),
+// height, and the root's last key when it is closed.
+func encodeMeta(root *node) []byte {
+	if root == nil {
+		return []byte{metaFormat, 1}
+	}
+	a := addrFor(root.height, root.last())
+	b := []byte{metaFormat, 0, byte(root.height)}
+	if a.open {
+		b[1] = 2
+		return b
+	}
+	return append(b, a.last.Bytes()...)
+}
+
+func decodeMeta(b []byte) (a nodeAddr, empty bool, err error) {
+	bad := fmt.Errorf("%w: bad meta record", errCorruptNode)
+	if len(b) < 2 || b[0] != metaFormat {
+		return a, false, bad
+	}
+	switch {
+	case b[1] == 1 && len(b) == 2:
+		return a, true, nil
+	case b[1] == 2 && len(b) == 3:
+		return nodeAddr{height: int(b[2]), open: true}, false, nil
+	case b[1] == 0 && len(b) == 3+KeySize:
+		k, _ := KeyFromBytes(b[3:])
+		return nodeAddr{height: int(b[2]), last: k}, false, nil
+	}
+	return a, false, bad
+}
+
+// Root returns the aggregate of the whole tree: its count and sum. Its
+// Fingerprint is the scope's root.
+func (t *Tree) Root() Aggregate {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.root == nil {
+		return Aggregate{}
+	}
+	return t.root.aggregate()
+}
+
+// Count returns the number of keys in the tree.
+func (t *Tree) Count() uint64 { return t.Root().Count }
+
+// Height returns the height of the root (0 for a single leaf), or -1 for
+// an empty tree.
+func (t *Tree) Height() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.root == nil {
+		return -1
+	}
+	return t.root.height
+}
+
+// child returns the node an internal entry stands for.
+func (t *Tree) child(ctx context.Context, parent *node, i int) (*node, error) {
+	return t.store.get(ctx, addrFor(parent.height-1, parent.entries[i].key))
+}

@@ -1,0 +1,189 @@
+package reconcile
+
+import (
+	"context"
+)
+
+// Aggregate returns the count and sum of the keys in [lo, hi). It reads
+// the nodes along the two edges of the range and takes every node in
+// between from its parent's entry, so it costs O(log N) node reads.
+func (t *Tree) Aggregate(ctx context.Context, lo, hi Key) (Aggregate, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.root == nil || !lo.Less(hi) {
+		return Aggregate{}, nil
+	}
+	return t.aggregate(ctx, t.root, Key{}, lo, hi)
+}
+
+// aggregate sums the keys in [lo, hi) below n, whose keys are all above
+// lower (the zero key stands for no lower limit: no stored key is zero).
+func (t *Tree) aggregate(ctx context.Context, n *node, lower, lo, hi Key) (Aggregate, error) {
+	var a Aggregate
+	if n.height == 0 {
+		for i := n.search(lo, false); i < len(n.entries) && n.entries[i].key.Less(hi); i++ {
+			a = a.Add(n.entries[i].agg)
+		}
+		return a, nil
+	}
+	prev := lower
+	for i := n.search(lo, false); i < len(n.entries); i++ {
+		if i > 0 {
+			prev = n.entries[i-1].key
+		}
+		if !prev.Less(hi) {
+			break
+		}
+		e := &n.entries[i]
+		// The child holds keys in (prev, e.key].
+		if !prev.Less(lo) && e.key.Less(hi) {
+			a = a.Add(e.agg)
+			continue
+		}
+		c, err := t.child(ctx, n, i)
+		if err != nil {
+			return a, err
+		}
+		ca, err := t.aggregate(ctx, c, prev, lo, hi)
+		if err != nil {
+			return a, err
+		}
+		a = a.Add(ca)
+	}
+	return a, nil
+}
+
+// Iterate calls fn for every key in [lo, hi) in ascending order, stopping
+// at the first error fn returns. It holds the tree's read lock for one
+// leaf at a time, so writes may land between leaves.
+func (t *Tree) Iterate(ctx context.Context, lo, hi Key, fn func(Key) error) error {
+	after, strict := lo, false
+	var buf []Key
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var more bool
+		var err error
+		buf, more, err = t.leafKeys(ctx, after, strict, hi, buf[:0])
+		if err != nil {
+			return err
+		}
+		for _, k := range buf {
+			if err := fn(k); err != nil {
+				return err
+			}
+		}
+		if !more {
+			return nil
+		}
+		after, strict = buf[len(buf)-1], true
+	}
+}
+
+// leafKeys appends the keys of the leaf holding the first key after
+// `after` (or at it, unless strict) that are below hi, and reports whether
+// a later leaf may hold more.
+func (t *Tree) leafKeys(ctx context.Context, after Key, strict bool, hi Key, buf []Key) ([]Key, bool, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := t.root
+	if n == nil {
+		return buf, false, nil
+	}
+	for n.height > 0 {
+		i := n.search(after, strict)
+		if i == len(n.entries) {
+			return buf, false, nil
+		}
+		c, err := t.child(ctx, n, i)
+		if err != nil {
+			return buf, false, err
+		}
+		n = c
+	}
+	i := n.search(after, strict)
+	for ; i < len(n.entries); i++ {
+		if !n.entries[i].key.Less(hi) {
+			return buf, false, nil
+		}
+		buf = append(buf, n.entries[i].key)
+	}
+	return buf, len(buf) > 0, nil
+}
+
+// Last returns the largest key in [lo, hi), if any.
+func (t *Tree) Last(ctx context.Context, lo, hi Key) (Key, bool, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.root == nil || !lo.Less(hi) {
+		return Key{}, false, nil
+	}
+	return t.last(ctx, t.root, lo, hi)
+}
+
+func (t *Tree) last(ctx context.Context, n *node, lo, hi Key) (Key, bool, error) {
+	i := n.search(hi, false) // entries before i are below hi
+	if n.height == 0 {
+		if i > 0 && !n.entries[i-1].key.Less(lo) {
+			return n.entries[i-1].key, true, nil
+		}
+		return Key{}, false, nil
+	}
+	if i < len(n.entries) {
+		// The child at i ends at or above hi but may hold keys below it.
+		c, err := t.child(ctx, n, i)
+		if err != nil {
+			return Key{}, false, err
+		}
+		k, ok, err := t.last(ctx, c, lo, hi)
+		if ok || err != nil {
+			return k, ok, err
+		}
+	}
+	// Every child before i ends below hi, at its own last key.
+	if i > 0 && !n.entries[i-1].key.Less(lo) {
+		return n.entries[i-1].key, true, nil
+	}
+	return Key{}, false, nil
+}
+
+// Splits returns bounds that cut [lo, hi) along the tree's node
+// boundaries, from the highest level at which the range holds a boundary:
+// the children of the smallest subtree that covers the range. A bound sits
+// just above a node's last timestamp, so ranges are cut between
+// timestamps and encode in a few bytes. It returns nil when the range lies
+// within one leaf.
+func (t *Tree) Splits(ctx context.Context, lo, hi Key) ([]Key, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := t.root
+	if n == nil || !lo.Less(hi) {
+		return nil, nil
+	}
+	for n.height > 0 {
+		var out []Key
+		i := n.search(lo, false)
+		for j := i; j < len(n.entries); j++ {
+			b := TimeBound(n.entries[j].key.TS + 1)
+			if !b.Less(hi) {
+				break
+			}
+			if len(out) == 0 || out[len(out)-1] != b {
+				out = append(out, b)
+			}
+		}
+		if len(out) > 0 {
+			return out, nil
+		}
+		if i == len(n.entries) {
+			return nil, nil
+		}
+		c, err := t.child(ctx, n, i)
+		if err != nil {
+			return nil, err
+		}
+		n = c
+	}
+	return nil, nil
+}

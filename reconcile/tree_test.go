@@ -1,0 +1,299 @@
+package reconcile_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	ds "github.com/ipfs/go-datastore"
+	dsq "github.com/ipfs/go-datastore/query"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/stretchr/testify/require"
+
+	"github.com/storesync/storesync/reconcile"
+)
+
+// randKey returns a key with a timestamp in [1, span] and a hash derived
+// from the seed, so that tests are reproducible.
+func randKey(r *rand.Rand, span uint64) reconcile.Key {
+	var seed [8]byte
+	binary.LittleEndian.PutUint64(seed[:], r.Uint64())
+	return reconcile.Key{TS: 1 + r.Uint64N(span), Hash: sha256.Sum256(seed[:])}
+}
+
+// model is the tree's reference: a sorted slice of keys.
+type model []reconcile.Key
+
+func (m model) sorted() model {
+	s := slices.Clone(m)
+	slices.SortFunc(s, func(a, b reconcile.Key) int { return a.Compare(b) })
+	return slices.Compact(s)
+}
+
+func (m model) inRange(lo, hi reconcile.Key) model {
+	var out model
+	for _, k := range m {
+		if !k.Less(lo) && k.Less(hi) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func aggOf(keys model) reconcile.Aggregate {
+	var a reconcile.Aggregate
+	for _, k := range keys {
+		a = a.AddHash(&k.Hash)
+	}
+	return a
+}
+
+func newTree(t *testing.T, d ds.Datastore) *reconcile.Tree {
+	t.Helper()
+	tr, err := reconcile.Open(t.Context(), d, ds.NewKey("/t"))
+	require.NoError(t, err)
+	return tr
+}
+
+func newMemStore() ds.Batching { return dssync.MutexWrap(ds.NewMapDatastore()) }
+
+// checkAgainst compares the tree with the model on the whole set and on
+// random ranges, and verifies the tree's structure.
+func checkAgainst(t *testing.T, r *rand.Rand, tr *reconcile.Tree, m model, span uint64) {
+	t.Helper()
+	ctx := t.Context()
+	agg, err := tr.Verify(ctx)
+	require.NoError(t, err)
+	require.Equal(t, aggOf(m), agg)
+	require.Equal(t, aggOf(m), tr.Root())
+	var got model
+	require.NoError(t, tr.Iterate(ctx, reconcile.Key{}, reconcile.End, func(k reconcile.Key) error {
+		got = append(got, k)
+		return nil
+	}))
+	require.Equal(t, len(m), len(got))
+	if len(m) > 0 {
+		require.Equal(t, m, got)
+	}
+	for range 20 {
+		lo, hi := randKey(r, span+2), randKey(r, span+2)
+		if r.IntN(4) == 0 {
+			lo = reconcile.TimeBound(lo.TS)
+		}
+		if hi.Less(lo) {
+			lo, hi = hi, lo
+		}
+		want := m.inRange(lo, hi)
+		a, err := tr.Aggregate(ctx, lo, hi)
+		require.NoError(t, err)
+		require.Equal(t, aggOf(want), a, "range [%v, %v)", lo, hi)
+		last, ok, err := tr.Last(ctx, lo, hi)
+		require.NoError(t, err)
+		require.Equal(t, len(want) > 0, ok)
+		if ok {
+			require.Equal(t, want[len(want)-1], last)
+		}
+		var it model
+		require.NoError(t, tr.Iterate(ctx, lo, hi, func(k reconcile.Key) error {
+			it = append(it, k)
+			return nil
+		}))
+		require.Equal(t, len(want), len(it))
+		if len(want) > 0 {
+			require.Equal(t, want, it)
+		}
+		splits, err := tr.Splits(ctx, lo, hi)
+		require.NoError(t, err)
+		prev := lo
+		for _, b := range splits {
+			require.True(t, prev.Less(b) && b.Less(hi), "split %v outside (%v, %v)", b, prev, hi)
+			prev = b
+		}
+	}
+}
+
+func TestTreeMatchesModel(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	const span = 1 << 20
+	tr := newTree(t, newMemStore())
+	var m model
+	for round := range 60 {
+		n := r.IntN(400) + 1
+		var ins, del []reconcile.Key
+		for range n {
+			if len(m) > 0 && r.IntN(3) == 0 {
+				del = append(del, m[r.IntN(len(m))])
+			} else {
+				ins = append(ins, randKey(r, span))
+			}
+		}
+		// Re-inserting present keys and deleting absent ones are no-ops.
+		if len(m) > 0 {
+			ins = append(ins, m[r.IntN(len(m))])
+		}
+		del = append(del, randKey(r, span))
+		_, _, err := tr.Apply(t.Context(), ins, del)
+		require.NoError(t, err)
+		m = applyModel(m, ins, del)
+		checkAgainst(t, r, tr, m, span)
+		if round%20 == 19 {
+			// Delete most of the set now and then, so that the tree
+			// shrinks through its heights too.
+			_, _, err := tr.Apply(t.Context(), nil, m[:len(m)*9/10])
+			require.NoError(t, err)
+			m = applyModel(m, nil, m[:len(m)*9/10])
+			checkAgainst(t, r, tr, m, span)
+		}
+	}
+}
+
+// applyModel deletes, then inserts, as Tree.Apply does.
+func applyModel(m model, ins, del []reconcile.Key) model {
+	gone := make(map[reconcile.Key]bool)
+	for _, k := range del {
+		gone[k] = true
+	}
+	var out model
+	for _, k := range m {
+		if !gone[k] {
+			out = append(out, k)
+		}
+	}
+	return append(out, ins...).sorted()
+}
+
+func TestTreeCountsChanges(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	tr := newTree(t, newMemStore())
+	keys := []reconcile.Key{randKey(r, 100), randKey(r, 100), randKey(r, 100)}
+	added, removed, err := tr.Apply(t.Context(), keys, nil)
+	require.NoError(t, err)
+	require.Equal(t, 3, added)
+	require.Equal(t, 0, removed)
+	added, removed, err = tr.Apply(t.Context(), keys[:1], []reconcile.Key{keys[1], randKey(r, 100)})
+	require.NoError(t, err)
+	require.Equal(t, 0, added)
+	require.Equal(t, 1, removed)
+	require.EqualValues(t, 2, tr.Count())
+}
+
+// dump returns every record of a datastore.
+func dump(t *testing.T, d ds.Datastore) map[string]string {
+	t.Helper()
+	res, err := d.Query(t.Context(), dsq.Query{})
+	require.NoError(t, err)
+	all, err := res.Rest()
+	require.NoError(t, err)
+	out := make(map[string]string, len(all))
+	for _, e := range all {
+		out[e.Key] = string(e.Value)
+	}
+	return out
+}
+
+// TestHistoryIndependence builds the same final set along many different
+// histories (orders, batch sizes, detours through keys deleted again) and
+// requires byte-identical datastores, hence identical nodes and roots.
+func TestHistoryIndependence(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	final := make(model, 3000)
+	for i := range final {
+		final[i] = randKey(r, 1<<30)
+	}
+	final = final.sorted()
+	ref := newMemStore()
+	refTree := newTree(t, ref)
+	_, _, err := refTree.Apply(t.Context(), final, nil)
+	require.NoError(t, err)
+	want := dump(t, ref)
+	for trial := range 8 {
+		d := newMemStore()
+		tr := newTree(t, d)
+		order := slices.Clone(final)
+		r.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		extra := make(model, 500)
+		for i := range extra {
+			extra[i] = randKey(r, 1<<30)
+		}
+		pending := append(order, extra...)
+		r.Shuffle(len(pending), func(i, j int) { pending[i], pending[j] = pending[j], pending[i] })
+		for len(pending) > 0 {
+			n := min(len(pending), 1+r.IntN(200))
+			if trial%2 == 0 {
+				n = 1 // one key per transaction
+			}
+			_, _, err := tr.Apply(t.Context(), pending[:n], nil)
+			require.NoError(t, err)
+			pending = pending[n:]
+		}
+		// Take the detour back out in random batches.
+		for len(extra) > 0 {
+			n := min(len(extra), 1+r.IntN(100))
+			_, _, err := tr.Apply(t.Context(), nil, extra[:n])
+			require.NoError(t, err)
+			extra = extra[n:]
+		}
+		require.Equal(t, refTree.Root(), tr.Root())
+		require.Equal(t, refTree.Root().Fingerprint(), tr.Root().Fingerprint())
+		require.Equal(t, want, dump(t, d), "trial %d: stored nodes differ", trial)
+	}
+}
+
+func TestReopenKeepsRoot(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	d := newMemStore()
+	tr := newTree(t, d)
+	keys := make([]reconcile.Key, 5000)
+	for i := range keys {
+		keys[i] = randKey(r, 1<<40)
+	}
+	_, _, err := tr.Apply(t.Context(), keys, nil)
+	require.NoError(t, err)
+	root := tr.Root()
+
+	again := newTree(t, d)
+	require.Equal(t, root, again.Root())
+	require.Equal(t, tr.Height(), again.Height())
+	agg, err := again.Verify(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, root, agg)
+
+	// The reopened tree keeps working.
+	_, _, err = again.Apply(t.Context(), nil, keys[:2500])
+	require.NoError(t, err)
+	require.Equal(t, aggOf(model(keys[2500:])), again.Root())
+}
+
+func TestTxnDiscardLeavesTreeUnchanged(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	d := newMemStore()
+	tr := newTree(t, d)
+	_, _, err := tr.Apply(t.Context(), []reconcile.Key{randKey(r, 10)}, nil)
+	require.NoError(t, err)
+	before := tr.Root()
+	x := tr.Begin()
+	x.Insert(randKey(r, 10))
+	b, err := d.Batch(t.Context())
+	require.NoError(t, err)
+	require.NoError(t, x.Write(t.Context(), b))
+	x.Discard() // the batch is never committed
+	require.Equal(t, before, tr.Root())
+	agg, err := newTree(t, d).Verify(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, before, agg)
+}
+
+func TestEmptyTree(t *testing.T) {
+	tr := newTree(t, newMemStore())
+	require.Equal(t, -1, tr.Height())
+	require.Zero(t, tr.Count())
+	a, err := tr.Aggregate(context.Background(), reconcile.Key{}, reconcile.End)
+	require.NoError(t, err)
+	require.Zero(t, a.Count)
+	_, ok, err := tr.Last(t.Context(), reconcile.Key{}, reconcile.End)
+	require.NoError(t, err)
+	require.False(t, ok)
+}
