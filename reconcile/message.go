@@ -81,6 +81,17 @@ func (m *Message) ToPB() *pb.Message {
 	}
 }
 
+// UnmarshalMessage decodes a wire message into m. It checks the encoding
+// only; Validate checks the content.
+func UnmarshalMessage(b []byte, m *Message) error {
+	var p pb.Message
+	if err := p.Unmarshal(b); err != nil {
+		return fmt.Errorf("decode message: %w", err)
+	}
+	*m = MessageFromPB(&p)
+	return nil
+}
+
 // MessageFromPB returns the message held by a wire message.
 func MessageFromPB(p *pb.Message) Message {
 	return Message{

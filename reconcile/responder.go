@@ -34,6 +34,7 @@ func (r *Responder) Respond(ctx context.Context, in []*pb.ReconcileFrame) (out [
 		return nil, Diff{}, false, err
 	}
 	s := newSide(r.set, &r.p, false)
+	s.reset()
 	s.learnNeed(m.youLack)
 	for i := range m.items {
 		it := &m.items[i]

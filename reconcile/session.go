@@ -90,7 +90,7 @@ func (s *Session) Next(ctx context.Context, in []*pb.ReconcileFrame) (out []*pb.
 	if err != nil {
 		return nil, false, err
 	}
-	s.out = message{}
+	s.reset()
 	s.answered, s.asked = s.asked, nil
 	s.onYouLack(m.youLack)
 	for i := range m.items {
@@ -189,9 +189,8 @@ func (s *Session) onSketch(ctx context.Context, it *rangeItem) error {
 		if st.ext > 6 || n+more > s.p.maxRangeCells() {
 			return s.fallback(ctx, st)
 		}
-		s.emit(rangeItem{lo: it.lo, hi: it.hi, mode: pb.Mode_MORE_CELLS,
+		return s.emit(rangeItem{lo: it.lo, hi: it.hi, mode: pb.Mode_MORE_CELLS,
 			firstCell: uint64(n), cellCount: uint64(more)})
-		return nil
 	}
 	extras, err := keysWithIDs(ctx, s.set, it.lo, it.hi, st.peel.local)
 	if err != nil {
@@ -213,8 +212,7 @@ func (s *Session) onSketch(ctx context.Context, it *rangeItem) error {
 		s.wanted[id] = st
 	}
 	s.asked = append(s.asked, st)
-	s.emit(rangeItem{lo: it.lo, hi: it.hi, mode: pb.Mode_WANT, ids: st.peel.remote})
-	return nil
+	return s.emit(rangeItem{lo: it.lo, hi: it.hi, mode: pb.Mode_WANT, ids: st.peel.remote})
 }
 
 // check verifies a decoded range: our keys, less what the responder

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 
@@ -24,11 +25,30 @@ type side struct {
 	out       message
 	need      map[Hash]struct{}
 	have      map[Hash]struct{}
+	// items and cells left for the reply: a reply must stay within the
+	// limits its receiver enforces, whatever the message asked for.
+	items, cells int
 }
 
 func newSide(set Set, p *Params, initiator bool) side {
 	return side{set: set, p: p, initiator: initiator,
 		need: make(map[Hash]struct{}), have: make(map[Hash]struct{})}
+}
+
+// reset starts a new reply.
+func (s *side) reset() {
+	s.out = message{}
+	s.items, s.cells = s.p.Limits.MaxItems, s.p.Limits.MaxCells
+}
+
+// spend takes items and cells from the reply's budget.
+func (s *side) spend(items, cells int) error {
+	s.items -= items
+	s.cells -= cells
+	if s.items < 0 || s.cells < 0 {
+		return fmt.Errorf("%w: the reply would exceed the limits", ErrTooLarge)
+	}
+	return nil
 }
 
 func (s *side) learnNeed(hs []Hash) {
@@ -63,7 +83,15 @@ func (s *side) give(keys []Key) {
 	s.out.youLack = append(s.out.youLack, hashesOf(keys)...)
 }
 
-func (s *side) emit(it rangeItem) { s.out.items = append(s.out.items, it) }
+// emit adds an item to the reply, spending the reply's budget: one item
+// and the cells it carries or asks for.
+func (s *side) emit(it rangeItem) error {
+	if err := s.spend(1, len(it.cells)+int(it.cellCount)); err != nil {
+		return err
+	}
+	s.out.items = append(s.out.items, it)
+	return nil
+}
 
 // onFingerprint compares the peer's fingerprint of a range with ours and
 // answers a difference.
@@ -122,7 +150,7 @@ func (s *side) sendRange(ctx context.Context, lo, hi Key) error {
 		if err != nil {
 			return err
 		}
-		s.emit(rangeItem{lo: rest, hi: hi, mode: pb.Mode_FINGERPRINT, fp: agg.Fingerprint(), count: agg.Count})
+		return s.emit(rangeItem{lo: rest, hi: hi, mode: pb.Mode_FINGERPRINT, fp: agg.Fingerprint(), count: agg.Count})
 	}
 	return nil
 }
@@ -143,9 +171,8 @@ func (s *side) strategize(ctx context.Context, lo, hi Key, mine Aggregate, their
 			return err
 		}
 		if ok && last.TS < theirLast {
-			s.emit(rangeItem{lo: lo, hi: hi, mode: pb.Mode_FINGERPRINT, fp: mine.Fingerprint(),
+			return s.emit(rangeItem{lo: lo, hi: hi, mode: pb.Mode_FINGERPRINT, fp: mine.Fingerprint(),
 				count: mine.Count, lastTS: last.TS})
-			return nil
 		}
 	}
 	d := max(mine.Count, theirs) - min(mine.Count, theirs)
@@ -164,8 +191,7 @@ func (s *side) strategize(ctx context.Context, lo, hi Key, mine Aggregate, their
 	if s.initiator {
 		// The responder keeps no state, so the initiator decodes: it
 		// asks for the responder's sketch.
-		s.emit(rangeItem{lo: lo, hi: hi, mode: pb.Mode_MORE_CELLS, cellCount: cells})
-		return nil
+		return s.emit(rangeItem{lo: lo, hi: hi, mode: pb.Mode_MORE_CELLS, cellCount: cells})
 	}
 	return s.sendSketch(ctx, lo, hi, mine, 0, cells)
 }
@@ -180,13 +206,15 @@ func sketchLen(d uint64, margin int) uint64 {
 }
 
 func (s *side) sendSketch(ctx context.Context, lo, hi Key, mine Aggregate, first, n uint64) error {
+	if n > uint64(s.cells) {
+		return fmt.Errorf("%w: the reply would exceed the limits", ErrTooLarge)
+	}
 	cells, err := sketchCells(ctx, s.set, lo, hi, first, n)
 	if err != nil {
 		return err
 	}
-	s.emit(rangeItem{lo: lo, hi: hi, mode: pb.Mode_SKETCH, fp: mine.Fingerprint(), count: mine.Count,
+	return s.emit(rangeItem{lo: lo, hi: hi, mode: pb.Mode_SKETCH, fp: mine.Fingerprint(), count: mine.Count,
 		firstCell: first, cells: cells})
-	return nil
 }
 
 func (s *side) sendKeyList(ctx context.Context, lo, hi Key) error {
@@ -203,14 +231,16 @@ func (s *side) sendKeyList(ctx context.Context, lo, hi Key) error {
 		}
 		return s.sendSplit(ctx, lo, hi, bounds)
 	}
-	s.emit(rangeItem{lo: lo, hi: hi, mode: pb.Mode_KEYLIST, hashes: hashesOf(keys)})
-	return nil
+	return s.emit(rangeItem{lo: lo, hi: hi, mode: pb.Mode_KEYLIST, hashes: hashesOf(keys)})
 }
 
 // sendSplit offers the fingerprints of the parts of [lo, hi) cut at
 // bounds; the last part also carries our newest timestamp for the prefix
 // probe. The peer answers only the parts that differ.
 func (s *side) sendSplit(ctx context.Context, lo, hi Key, bounds []Key) error {
+	if len(bounds) >= s.items {
+		return fmt.Errorf("%w: the reply would exceed the limits", ErrTooLarge)
+	}
 	prev := lo
 	for i := 0; i <= len(bounds); i++ {
 		end := hi
@@ -231,7 +261,9 @@ func (s *side) sendSplit(ctx context.Context, lo, hi Key, bounds []Key) error {
 				it.lastTS = last.TS
 			}
 		}
-		s.emit(it)
+		if err := s.emit(it); err != nil {
+			return err
+		}
 		prev = end
 	}
 	return nil
@@ -268,7 +300,7 @@ func (s *side) onKeyList(ctx context.Context, it *rangeItem) error {
 			}
 		}
 		s.learnNeed(missing)
-		s.emit(rangeItem{lo: it.lo, hi: it.hi, mode: pb.Mode_SKIP, ids: ids})
+		return s.emit(rangeItem{lo: it.lo, hi: it.hi, mode: pb.Mode_SKIP, ids: ids})
 	}
 	return nil
 }
