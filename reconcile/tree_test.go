@@ -51,7 +51,7 @@ func aggOf(keys model) reconcile.Aggregate {
 	return a
 }
 
-func newTree(t *testing.T, d ds.Datastore) *reconcile.Tree {
+func newTree(t testing.TB, d ds.Datastore) *reconcile.Tree {
 	t.Helper()
 	tr, err := reconcile.Open(t.Context(), d, ds.NewKey("/t"))
 	require.NoError(t, err)
