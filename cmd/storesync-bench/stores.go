@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	leveldb "github.com/ipfs/go-ds-leveldb"
+
+	"github.com/storesync/storesync/reconcile"
+)
+
+// buildBatch is how many keys go into one tree update while building.
+const buildBatch = 10_000
+
+// treePair is the two stores of the reconciliation cases, both in one
+// LevelDB on disk: A holds every message, B is the node catching up. B
+// also holds every message between cases; a case takes its missing keys
+// out and puts them back, which costs far less than building a tree of a
+// million keys per case.
+type treePair struct {
+	db   *leveldb.Datastore
+	a, b *reconcile.Tree
+}
+
+// openTrees creates the LevelDB in folder and builds both trees over keys.
+func openTrees(ctx context.Context, folder string, keys []reconcile.Key) (*treePair, error) {
+	path := filepath.Join(folder, "trees")
+	db, err := leveldb.NewDatastore(path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open leveldb: %w", err)
+	}
+	p := &treePair{db: db}
+	if p.a, err = reconcile.Open(ctx, db, ds.NewKey("/a")); err == nil {
+		p.b, err = reconcile.Open(ctx, db, ds.NewKey("/b"))
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	start := time.Now()
+	for _, t := range []*reconcile.Tree{p.a, p.b} {
+		if err := build(ctx, t, keys); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	// Progress goes to stderr so that stdout holds only result lines.
+	fmt.Fprintf(os.Stderr, "built two trees of %d keys in %.1fs (height %d)\n",
+		len(keys), time.Since(start).Seconds(), p.a.Height())
+	if p.a.Root() != p.b.Root() {
+		db.Close()
+		return nil, fmt.Errorf("trees built from the same keys have different roots")
+	}
+	return p, nil
+}
+
+// build inserts keys into t in batches, as a store fills up over time.
+func build(ctx context.Context, t *reconcile.Tree, keys []reconcile.Key) error {
+	for i := 0; i < len(keys); i += buildBatch {
+		batch := keys[i:min(i+buildBatch, len(keys))]
+		added, _, err := t.Apply(ctx, batch, nil)
+		if err != nil {
+			return fmt.Errorf("build tree: %w", err)
+		}
+		if added != len(batch) {
+			return fmt.Errorf("build tree: %d of %d keys added", added, len(batch))
+		}
+	}
+	if t.Count() != uint64(len(keys)) {
+		return fmt.Errorf("build tree: %d keys, want %d", t.Count(), len(keys))
+	}
+	return nil
+}
+
+// remove takes keys out of B for a case.
+func (p *treePair) remove(ctx context.Context, keys []reconcile.Key) error {
+	_, removed, err := p.b.Apply(ctx, nil, keys)
+	if err != nil {
+		return fmt.Errorf("remove missing keys: %w", err)
+	}
+	if removed != len(keys) {
+		return fmt.Errorf("remove missing keys: %d of %d removed", removed, len(keys))
+	}
+	return nil
+}
+
+// restore puts keys back into B after a case and checks that B is equal
+// to A again, so that the next case starts from the full set.
+func (p *treePair) restore(ctx context.Context, keys []reconcile.Key) error {
+	added, _, err := p.b.Apply(ctx, keys, nil)
+	if err != nil {
+		return fmt.Errorf("restore missing keys: %w", err)
+	}
+	if added != len(keys) {
+		return fmt.Errorf("restore missing keys: %d of %d added", added, len(keys))
+	}
+	if p.a.Root() != p.b.Root() {
+		return fmt.Errorf("after restoring, B's root differs from A's")
+	}
+	return nil
+}
+
+// close closes the LevelDB.
+func (p *treePair) close() error { return p.db.Close() }
