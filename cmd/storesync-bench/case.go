@@ -2,153 +2,92 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"slices"
+	"os"
 	"time"
-
-	"github.com/nbd-wtf/go-nostr/nip77/negentropy"
 
 	"github.com/storesync/storesync/reconcile"
 )
 
-// frameLimit is the frame size limit of both implementations.
-const frameLimit = 1 << 20
-
-// runCase thins out store B, reconciles it with A both ways (storesync
-// and negentropy, B initiating as the node that catches up), checks that
-// both found exactly the missing set, restores B and returns the line.
-func runCase(ctx context.Context, s *stores, msgs []reconcile.Message, c benchCase, seed uint64) (string, error) {
-	idx := c.missing(len(s.keys), seed)
-	miss := make([]reconcile.Key, len(idx))
-	skip := make(map[int]bool, len(idx))
-	want := make([]string, len(idx))
-	for i, j := range idx {
-		miss[i] = s.keys[j]
-		skip[j] = true
-		want[i] = s.keys[j].Hash.String()
+// runCases builds the stores once and prints one line per case.
+func runCases(ctx context.Context, work string, msgs []reconcile.Message, cases []benchCase, seed uint64) error {
+	if len(cases) == 0 {
+		return nil
 	}
-	slices.Sort(want)
-	if _, _, err := s.b.Apply(ctx, nil, miss); err != nil {
-		return "", err
+	keys := keysOf(msgs)
+	trees, err := openTrees(ctx, work, keys)
+	if err != nil {
+		return err
 	}
-
-	p := reconcile.DefaultParams()
-	p.FrameSize = frameLimit
+	defer trees.close()
 	start := time.Now()
-	ini, res, st, err := reconcile.Reconcile(ctx, s.b, s.a, reconcile.Key{}, reconcile.End, p)
-	secs := time.Since(start).Seconds()
-	if err != nil {
-		return "", err
-	}
-	if err := sameSet("storesync initiator need", hexes(ini.Need), want); err != nil {
-		return "", err
-	}
-	if err := sameSet("storesync responder have", hexes(res.Have), want); err != nil {
-		return "", err
-	}
-	if len(ini.Have)+len(res.Need) != 0 {
-		return "", errors.New("storesync reports messages the full store lacks")
-	}
-
-	if _, _, err := s.b.Apply(ctx, miss, nil); err != nil {
-		return "", err
-	}
-	if s.a.Root() != s.b.Root() {
-		return "", errors.New("store B did not return to the full set")
-	}
-
-	nb, nrt, lacks, extra, err := runNegentropy(negentropyStore(s.keys, skip), s.vecA)
-	if err != nil {
-		return "", err
-	}
-	if err := sameSet("negentropy need", lacks, want); err != nil {
-		return "", err
-	}
-	if len(extra) != 0 {
-		return "", errors.New("negentropy reports messages the full store lacks")
-	}
-
-	bytes := st.InitiatorBytes + st.ResponderBytes
-	lb := int64(c.d) * 32
-	return fmt.Sprintf("case=%s n=%d d=%d bytes=%d roundtrips=%d lowerbound=%d ratio=%s negentropy_bytes=%d negentropy_roundtrips=%d initiator_bytes=%d responder_bytes=%d negentropy_ratio=%s seconds=%.2f",
-		c.mode, len(s.keys), c.d, bytes, st.RoundTrips, lb, ratio(bytes, lb), nb, nrt,
-		st.InitiatorBytes, st.ResponderBytes, ratio(nb, lb), secs), nil
-}
-
-func ratio(bytes, lowerBound int64) string {
-	if lowerBound == 0 {
-		return "n/a"
-	}
-	return fmt.Sprintf("%.2f", float64(bytes)/float64(lowerBound))
-}
-
-func hexes(hs []reconcile.Hash) []string {
-	out := make([]string, len(hs))
-	for i, h := range hs {
-		out[i] = h.String()
-	}
-	slices.Sort(out)
-	return out
-}
-
-func sameSet(what string, got, want []string) error {
-	if !slices.Equal(got, want) {
-		return fmt.Errorf("%s: found %d messages, want the %d missing ones", what, len(got), len(want))
+	base := newBaseline(keys)
+	fmt.Fprintf(os.Stderr, "built the negentropy store in %.1fs\n", time.Since(start).Seconds())
+	for _, c := range cases {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		line, err := runCase(ctx, trees, base, keys, c, seed)
+		if err != nil {
+			return fmt.Errorf("case=%s d=%d: %w", c.mode, c.d, err)
+		}
+		fmt.Println(line)
 	}
 	return nil
 }
 
-// runNegentropy reconciles client (the behind store) with server and
-// returns the bytes both ways (hex decoded, plus a varint length prefix
-// per message, as storesync's frames count), the round trips, and the
-// sorted IDs the client lacks and has in excess.
-func runNegentropy(client, server negentropy.Storage) (bytes int64, roundTrips int, lacks, extra []string, err error) {
-	c := negentropy.New(client, frameLimit)
-	sv := negentropy.New(server, frameLimit)
-	// The client reports through channels that block when full.
-	done := make(chan struct{}, 2)
-	go func() {
-		for id := range c.HaveNots {
-			lacks = append(lacks, id)
-		}
-		done <- struct{}{}
-	}()
-	go func() {
-		for id := range c.Haves {
-			extra = append(extra, id)
-		}
-		done <- struct{}{}
-	}()
-	wire := func(hexMsg string) int64 {
-		n := len(hexMsg) / 2
-		var b [binary.MaxVarintLen64]byte
-		return int64(n + binary.PutUvarint(b[:], uint64(n)))
+// runCase takes the case's missing keys out of B, reconciles with both
+// implementations, checks that both found exactly the missing set, puts
+// the keys back and returns the result line.
+func runCase(ctx context.Context, trees *treePair, base *baseline, keys []reconcile.Key, c benchCase, seed uint64) (string, error) {
+	idx := c.missing(len(keys), seed)
+	miss := make([]reconcile.Key, len(idx))
+	hs := make([]reconcile.Hash, len(idx))
+	for i, j := range idx {
+		miss[i] = keys[j]
+		hs[i] = keys[j].Hash
 	}
-	msg := c.Start()
-	messages := 0
-	for {
-		messages++
-		bytes += wire(msg)
-		reply, err := sv.Reconcile(msg)
-		if err != nil {
-			return 0, 0, nil, nil, fmt.Errorf("negentropy server: %w", err)
-		}
-		messages++
-		bytes += wire(reply)
-		next, err := c.Reconcile(reply)
-		if err != nil {
-			return 0, 0, nil, nil, fmt.Errorf("negentropy client: %w", err)
-		}
-		if next == "" {
-			break
-		}
-		msg = next
+	want := hexes(hs)
+
+	if err := trees.remove(ctx, miss); err != nil {
+		return "", err
 	}
-	<-done
-	<-done
-	slices.Sort(lacks)
-	slices.Sort(extra)
-	return bytes, (messages + 1) / 2, lacks, extra, nil
+	ours, err := runOurs(ctx, trees, want)
+	if err != nil {
+		return "", err
+	}
+	if err := trees.restore(ctx, miss); err != nil {
+		return "", err
+	}
+
+	neg, err := base.runBaseline(idx)
+	if err != nil {
+		return "", err
+	}
+	// Both implementations are checked against the same expected set,
+	// so passing both checks means they found the same difference.
+	if err := sameSet("negentropy client HaveNots", neg.haveNots, want); err != nil {
+		return "", err
+	}
+	if err := sameSet("negentropy client Haves", neg.haves, nil); err != nil {
+		return "", err
+	}
+
+	bytes := ours.st.InitiatorBytes + ours.st.ResponderBytes
+	lower := int64(c.d) * reconcile.HashSize
+	return fmt.Sprintf("case=%s n=%d d=%d bytes=%d roundtrips=%d lowerbound=%d ratio=%s "+
+		"negentropy_bytes=%d negentropy_roundtrips=%d "+
+		"initiator_bytes=%d responder_bytes=%d negentropy_ratio=%s seconds=%.4f negentropy_seconds=%.4f",
+		c.mode, len(keys), c.d, bytes, ours.st.RoundTrips, lower, ratio(bytes, lower),
+		neg.bytes, neg.roundTrips,
+		ours.st.InitiatorBytes, ours.st.ResponderBytes, ratio(neg.bytes, lower), ours.seconds, neg.seconds), nil
+}
+
+// ratio formats bytes over the lower bound, which is zero, and the ratio
+// meaningless, when the stores are equal.
+func ratio(bytes, lower int64) string {
+	if lower == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", float64(bytes)/float64(lower))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -14,53 +13,83 @@ import (
 	"github.com/storesync/storesync/reconcile"
 )
 
-// ingestBatch is how many messages go into one datastore batch.
-const ingestBatch = 1000
+// Ingest shape: messages per datastore batch, and runs of each kind.
+const (
+	ingestBatch = 1000
+	ingestRuns  = 3
+)
 
-// runIngest measures messages per second into LevelDB alone (raw puts)
-// and into LevelDB with the tree updated in the same batches, alternately
-// three times each on fresh databases, and prints the medians.
-func runIngest(ctx context.Context, dir string, msgs []reconcile.Message) error {
-	keys := keysOf(msgs)
-	dsKeys := make([]ds.Key, len(msgs))
-	values := make([][]byte, len(msgs))
+// ingestData is what both kinds of ingest write, prepared beforehand so
+// that the timings hold the store's work alone and the ratio shows what
+// the tree adds to it.
+type ingestData struct {
+	keys   []reconcile.Key
+	dsKeys []ds.Key
+	values [][]byte
+}
+
+func prepareIngest(msgs []reconcile.Message) (*ingestData, error) {
+	in := &ingestData{keys: keysOf(msgs), dsKeys: make([]ds.Key, len(msgs)), values: make([][]byte, len(msgs))}
 	for i := range msgs {
-		dsKeys[i] = ds.NewKey("/m/" + keys[i].Hash.String())
-		b, err := msgs[i].ToPB().Marshal()
+		in.dsKeys[i] = ds.NewKey("/m/" + in.keys[i].Hash.String())
+		v, err := msgs[i].ToPB().Marshal()
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("marshal message: %w", err)
 		}
-		values[i] = b
+		in.values[i] = v
+	}
+	return in, nil
+}
+
+// runIngest measures messages per second into a fresh LevelDB, with raw
+// puts and with the tree updated in the same batches. Runs alternate so
+// that a slow spell of the machine hits both kinds; the medians are
+// reported.
+func runIngest(ctx context.Context, work string, msgs []reconcile.Message) error {
+	in, err := prepareIngest(msgs)
+	if err != nil {
+		return err
 	}
 	var raw, tree []float64
-	for run := range 3 {
+	for run := range ingestRuns {
 		for _, withTree := range []bool{false, true} {
-			path := filepath.Join(dir, fmt.Sprintf("ingest-%d-%t", run, withTree))
-			rate, err := ingestOnce(ctx, path, keys, dsKeys, values, withTree)
+			rate, err := ingestOnce(ctx, work, in, withTree)
 			if err != nil {
 				return err
 			}
+			kind := "raw"
 			if withTree {
+				kind = "tree"
 				tree = append(tree, rate)
 			} else {
 				raw = append(raw, rate)
 			}
+			fmt.Fprintf(os.Stderr, "ingest run %d %s: %.0f msgs/s\n", run+1, kind, rate)
 		}
 	}
-	slices.Sort(raw)
-	slices.Sort(tree)
-	fmt.Printf("ingest n=%d tree_msgs_per_sec=%.0f raw_msgs_per_sec=%.0f ratio=%.2f\n",
-		len(msgs), tree[1], raw[1], tree[1]/raw[1])
+	t, r := median(tree), median(raw)
+	fmt.Printf("ingest n=%d tree_msgs_per_sec=%.0f raw_msgs_per_sec=%.0f ratio=%.2f\n", len(msgs), t, r, t/r)
 	return nil
 }
 
-func ingestOnce(ctx context.Context, path string, keys []reconcile.Key, dsKeys []ds.Key, values [][]byte, withTree bool) (float64, error) {
-	db, err := leveldb.NewDatastore(path, nil)
+// ingestOnce writes every message into a fresh LevelDB in batches, in
+// timestamp order, and returns messages per second. The database is
+// closed and removed before it returns.
+func ingestOnce(ctx context.Context, work string, in *ingestData, withTree bool) (rate float64, err error) {
+	path, err := os.MkdirTemp(work, "ingest-")
 	if err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(path)
-	defer db.Close()
+	db, err := leveldb.NewDatastore(path, nil)
+	if err != nil {
+		return 0, fmt.Errorf("open leveldb: %w", err)
+	}
+	defer func() {
+		if cerr := db.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
 	var t *reconcile.Tree
 	if withTree {
 		if t, err = reconcile.Open(ctx, db, ds.NewKey("/t")); err != nil {
@@ -68,35 +97,54 @@ func ingestOnce(ctx context.Context, path string, keys []reconcile.Key, dsKeys [
 		}
 	}
 	start := time.Now()
-	for i := 0; i < len(keys); i += ingestBatch {
-		end := min(i+ingestBatch, len(keys))
-		b, err := db.Batch(ctx)
-		if err != nil {
+	for i := 0; i < len(in.keys); i += ingestBatch {
+		if err := ingestBatchOf(ctx, db, t, in, i, min(i+ingestBatch, len(in.keys))); err != nil {
 			return 0, err
 		}
-		for j := i; j < end; j++ {
-			if err := b.Put(ctx, dsKeys[j], values[j]); err != nil {
-				return 0, err
-			}
-		}
-		if t == nil {
-			if err := b.Commit(ctx); err != nil {
-				return 0, err
-			}
-			continue
-		}
-		x := t.Begin()
-		for j := i; j < end; j++ {
-			x.Insert(keys[j])
-		}
-		if err = x.Write(ctx, b); err == nil {
-			err = b.Commit(ctx)
-		}
-		if err != nil {
-			x.Discard()
-			return 0, err
-		}
-		x.Commit()
 	}
-	return float64(len(keys)) / time.Since(start).Seconds(), nil
+	elapsed := time.Since(start).Seconds()
+	if t != nil && t.Count() != uint64(len(in.keys)) {
+		return 0, fmt.Errorf("ingest: tree holds %d keys, want %d", t.Count(), len(in.keys))
+	}
+	return float64(len(in.keys)) / elapsed, nil
+}
+
+// ingestBatchOf writes messages [from, to) in one batch, with their tree
+// entries when t is not nil, so that messages and tree commit together.
+func ingestBatchOf(ctx context.Context, db *leveldb.Datastore, t *reconcile.Tree, in *ingestData, from, to int) error {
+	b, err := db.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	for j := from; j < to; j++ {
+		if err := b.Put(ctx, in.dsKeys[j], in.values[j]); err != nil {
+			return err
+		}
+	}
+	if t == nil {
+		return b.Commit(ctx)
+	}
+	x := t.Begin()
+	for j := from; j < to; j++ {
+		x.Insert(in.keys[j])
+	}
+	if err = x.Write(ctx, b); err == nil {
+		err = b.Commit(ctx)
+	}
+	if err != nil {
+		x.Discard()
+		return err
+	}
+	x.Commit()
+	return nil
+}
+
+// median returns the middle value of xs, which is not empty.
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/storesync/storesync/reconcile"
+)
+
+// frameLimit is the frame size of both implementations, so that neither
+// gains round trips over the other from a smaller frame.
+const frameLimit = 1 << 20
+
+// oursResult is what one storesync session cost.
+type oursResult struct {
+	st      reconcile.Stats
+	seconds float64
+}
+
+// runOurs reconciles the whole scope with B as the initiator and A as the
+// responder, and checks that both sides learned exactly that B lacks
+// want (sorted hex hashes) and nothing else.
+func runOurs(ctx context.Context, p *treePair, want []string) (oursResult, error) {
+	params := reconcile.DefaultParams()
+	params.FrameSize = frameLimit
+	start := time.Now()
+	ini, res, st, err := reconcile.Reconcile(ctx, p.b, p.a, reconcile.Key{}, reconcile.End, params)
+	elapsed := time.Since(start).Seconds()
+	if err != nil {
+		return oursResult{}, fmt.Errorf("storesync: %w", err)
+	}
+	checks := []struct {
+		what      string
+		got, want []string
+	}{
+		{"storesync initiator Need", hexes(ini.Need), want},
+		{"storesync initiator Have", hexes(ini.Have), nil},
+		{"storesync responder Need", hexes(res.Need), nil},
+		{"storesync responder Have", hexes(res.Have), want},
+	}
+	for _, c := range checks {
+		if err := sameSet(c.what, c.got, c.want); err != nil {
+			return oursResult{}, err
+		}
+	}
+	return oursResult{st: st, seconds: elapsed}, nil
+}
