@@ -192,9 +192,11 @@ func (s *Session) onSketch(ctx context.Context, it *rangeItem) error {
 		return s.emit(rangeItem{lo: it.lo, hi: it.hi, mode: pb.Mode_MORE_CELLS,
 			firstCell: uint64(n), cellCount: uint64(more)})
 	}
-	extras, err := keysWithIDs(ctx, s.set, it.lo, it.hi, st.peel.local)
-	if err != nil {
-		return err
+	var extras []Key
+	if len(st.peel.local) > 0 { // a scan of the range finds them
+		if extras, err = keysWithIDs(ctx, s.set, it.lo, it.hi, st.peel.local); err != nil {
+			return err
+		}
 	}
 	if len(extras) != len(st.peel.local) {
 		return s.fallback(ctx, st) // decoded an element we do not hold
