@@ -247,3 +247,27 @@ func appendShortID(b []byte, id ShortID) []byte {
 }
 
 func readShortID(b []byte) ShortID { return ShortID(binary.LittleEndian.Uint64(b)) }
+
+// remaining estimates how many elements the peeler still holds
+// undecoded, given the net difference delta (remote count minus local
+// count, known from the two sides' counts). Cell i holds each undecoded
+// element with probability ρ = 2/(i+2), so its count varies by about
+// d·ρ(1−ρ) around the net part ρ·delta'; averaging over the cells
+// estimates d even when delta is near zero (changes on both sides), which
+// is when the counts of the two sets say nothing. Counts travel modulo
+// 256, so each is read as the value nearest its expectation.
+func (p *peeler) remaining(delta int64) float64 {
+	if len(p.diff) < 3 {
+		return 0
+	}
+	net := float64(delta - int64(len(p.remote)) + int64(len(p.local)))
+	var sum float64
+	for i := 2; i < len(p.diff); i++ {
+		rho := 2 / float64(i+2)
+		want := net * rho
+		c := float64(signOf(p.diff[i].count))
+		c += 256 * math.Round((want-c)/256)
+		sum += ((c-want)*(c-want) - 0) / (rho * (1 - rho))
+	}
+	return max(sum/float64(len(p.diff)-2), 0)
+}

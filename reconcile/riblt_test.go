@@ -130,3 +130,26 @@ func TestSketchOverhead(t *testing.T) {
 		}
 	}
 }
+
+// TestRemainingEstimate checks the difference estimate a failed peel
+// gives, for differences on one side and on both, against the truth.
+func TestRemainingEstimate(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	for _, tc := range []struct{ a, b, m int }{{40, 30, 48}, {100, 100, 28}, {500, 480, 48}, {2000, 2000, 48}, {300, 0, 100}} {
+		var ests []float64
+		for range 21 {
+			common := testHashes(r, 200)
+			a := append(slices.Clone(common), testHashes(r, tc.a)...)
+			b := append(slices.Clone(common), testHashes(r, tc.b)...)
+			var p peeler
+			p.extend(cellsOf(a, 0, uint64(tc.m)), cellsOf(b, 0, uint64(tc.m)))
+			p.peel()
+			ests = append(ests, float64(len(p.remote)+len(p.local))+p.remaining(int64(tc.a-tc.b)))
+		}
+		slices.Sort(ests)
+		d := float64(tc.a + tc.b)
+		require.InDelta(t, d, ests[10], d*0.25, "median estimate for d=%v", d)
+		require.Greater(t, ests[2], d/2)
+		require.Less(t, ests[18], d*2)
+	}
+}

@@ -175,17 +175,14 @@ func (s *Session) onSketch(ctx context.Context, it *rangeItem) error {
 	}
 	st.peel.extend(it.cells, local)
 	if !st.peel.peel() {
-		// A peel that stopped just short of the threshold has decoded a
-		// good share of the cells: a quarter more finishes it. One that
-		// decoded almost nothing never started its avalanche, so the
-		// difference is far larger than the counts suggested (changes on
-		// both sides): grow the sketch fourfold.
+		// Size the extension from what the failed peel says about the
+		// difference (the counts of the two sets say little when both
+		// sides changed), with a quarter more at least.
 		st.ext++
 		n := st.peel.cells()
-		more := n/4 + 8
-		if decoded := len(st.peel.remote) + len(st.peel.local); decoded < n/8 {
-			more = 3 * n
-		}
+		delta := int64(st.count) - int64(st.mine.Count)
+		est := float64(len(st.peel.remote)+len(st.peel.local)) + st.peel.remaining(delta)
+		more := max(int(sketchLen(uint64(est*1.25), s.p.SketchMargin))-n, n/4+8)
 		if st.ext > 6 || n+more > s.p.maxRangeCells() {
 			return s.fallback(ctx, st)
 		}
