@@ -1,0 +1,182 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/storesync/storesync/pb"
+	"github.com/storesync/storesync/reconcile"
+)
+
+// fetchJob is the messages of one scope to fetch from a peer, and where
+// the outcome goes.
+type fetchJob struct {
+	index  int
+	scope  reconcile.Scope
+	hashes []reconcile.Hash
+	report ScopeReport
+}
+
+// fetch gets the jobs' messages from p over one stream, in batches, and
+// stores the ones that pass verification. Hashes already stored are not
+// asked for.
+func (s *Service) fetch(ctx context.Context, p peer.ID, jobs []*fetchJob) error {
+	st, err := s.openStream(ctx, p, FetchID)
+	if err != nil {
+		return err
+	}
+	mem := 2*s.cfg.maxBatchBytes + 64<<10
+	if err := setupStream(st, mem); err != nil {
+		return err
+	}
+	defer st.Scope().ReleaseMemory(mem)
+	defer resetOnCancel(ctx, st)()
+	deadline, _ := ctx.Deadline()
+	c := newConn(st, s.cfg.maxBatchBytes+64<<10, s.cfg.ioTimeout, deadline)
+	for _, j := range jobs {
+		if err := s.fetchJob(ctx, p, c, j); err != nil {
+			_ = st.Reset()
+			return err
+		}
+	}
+	return st.Close()
+}
+
+func (s *Service) fetchJob(ctx context.Context, p peer.ID, c *conn, j *fetchJob) error {
+	var todo []reconcile.Hash
+	for _, h := range j.hashes {
+		has, err := s.store.Has(ctx, j.scope, h)
+		if err != nil {
+			return err
+		}
+		if !has {
+			todo = append(todo, h)
+		}
+	}
+	id := j.scope.ID()
+	total := len(todo)
+	for len(todo) > 0 {
+		batch := todo[:min(len(todo), s.cfg.maxBatchMessages)]
+		req := &pb.FetchRequest{Scope: id[:], AcceptZstd: true, MaxBytes: uint32(s.cfg.maxBatchBytes)}
+		req.Hashes = make([]byte, 0, len(batch)*reconcile.HashSize)
+		for _, h := range batch {
+			req.Hashes = append(req.Hashes, h[:]...)
+		}
+		in0, out0 := c.bytes()
+		if err := c.write(req); err != nil {
+			return err
+		}
+		if err := c.flush(); err != nil {
+			return err
+		}
+		var resp pb.FetchResponse
+		if err := c.read(&resp); err != nil {
+			return err
+		}
+		in1, out1 := c.bytes()
+		j.report.Bytes += in1 - in0 + out1 - out0
+		if err := remoteError(resp.Error); err != nil {
+			return err
+		}
+		n := int(resp.Answered)
+		if n == 0 || n > len(batch) {
+			return errors.Join(ErrBadRequest, fmt.Errorf("fetch response answers %d of %d hashes", n, len(batch)))
+		}
+		msgs, err := s.unpack(&resp)
+		if err != nil {
+			return err
+		}
+		if err := s.accept(ctx, p, j, batch[:n], msgs); err != nil {
+			return err
+		}
+		todo = todo[n:]
+		progressOf(ctx)(Progress{Peer: p, Scope: j.scope, Done: total - len(todo), Total: total, Bytes: j.report.Bytes})
+	}
+	return nil
+}
+
+// unpack returns the messages of a response, decompressing within our
+// batch limit.
+func (s *Service) unpack(resp *pb.FetchResponse) ([]*pb.Message, error) {
+	if len(resp.Zstd) == 0 {
+		if resp.Batch == nil {
+			return nil, nil
+		}
+		return resp.Batch.Messages, nil
+	}
+	if resp.Batch != nil {
+		return nil, errors.Join(ErrBadRequest, errors.New("fetch response with both a batch and a compressed one"))
+	}
+	raw, err := decompress(resp.Zstd, s.cfg.maxBatchBytes+64<<10)
+	if err != nil {
+		return nil, errors.Join(ErrTooLarge, err)
+	}
+	var b pb.MessageBatch
+	if err := b.Unmarshal(raw); err != nil {
+		return nil, errors.Join(ErrBadRequest, err)
+	}
+	return b.Messages, nil
+}
+
+// accept verifies received messages and stores the good ones: each must
+// hash to one of the hashes asked for (once), belong to the job's scope,
+// be a valid message and pass the application's validator. The bad ones
+// are dropped and counted against the peer; the good ones in the same
+// batch are kept.
+func (s *Service) accept(ctx context.Context, p peer.ID, j *fetchJob, asked []reconcile.Hash, msgs []*pb.Message) error {
+	want := make(map[reconcile.Hash]bool, len(asked))
+	for _, h := range asked {
+		want[h] = true
+	}
+	var good []reconcile.Message
+	rejected := make(map[string]int)
+	for _, pm := range msgs {
+		m := reconcile.MessageFromPB(pm)
+		switch h := m.Hash(); {
+		case !want[h]:
+			rejected["hash"]++
+			continue
+		case m.Scope() != j.scope:
+			rejected["scope"]++
+			continue
+		case m.Validate() != nil:
+			rejected["invalid"]++
+			continue
+		default:
+			want[h] = false
+		}
+		if v := s.cfg.validator; v != nil {
+			if err := v(ctx, p, &m); err != nil {
+				rejected["vetoed"]++
+				continue
+			}
+		}
+		good = append(good, m)
+	}
+	added, err := s.store.Put(ctx, good)
+	if err != nil {
+		return err
+	}
+	j.report.Received += added
+	bad := 0
+	for reason, n := range rejected {
+		bad += n
+		if m := s.cfg.metrics; m != nil {
+			m.MessagesRejected(j.scope.String(), reason, n)
+		}
+	}
+	if m := s.cfg.metrics; m != nil && added > 0 {
+		m.MessagesReceived(j.scope.String(), added)
+	}
+	if bad > 0 {
+		j.report.Rejected += bad
+		s.log.Warn("peer sent bad messages", "peer", p, "scope", j.scope, "count", bad)
+		if s.strikes.add(p, bad) {
+			return fmt.Errorf("%w: peer %s sent too many bad messages", ErrRefused, p)
+		}
+	}
+	return nil
+}

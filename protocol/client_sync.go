@@ -1,0 +1,293 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	msmux "github.com/multiformats/go-multistream"
+
+	"github.com/storesync/storesync/pb"
+	"github.com/storesync/storesync/reconcile"
+)
+
+// clientScope is the client's side of one scope of a session.
+type clientScope struct {
+	report  ScopeReport
+	sess    *reconcile.Session
+	open    bool // reconciling
+	pending []*pb.ReconcileFrame
+	start   time.Time
+}
+
+// Sync reconciles the given scopes with peer p in one session, fetches
+// the messages we lack, verified, and lets p pull the ones it lacks. It
+// returns what happened per scope. A scope the peer does not keep fails
+// alone (ErrUnsupportedScope in its report); a peer that does not speak
+// the protocol fails at negotiation with ErrProtocolNotSupported and
+// nothing else happens. The session is bound to the service's window
+// (WithWindow) and timeout.
+func (s *Service) Sync(ctx context.Context, p peer.ID, scopes ...reconcile.Scope) (*Report, error) {
+	start := time.Now()
+	rep := &Report{Peer: p}
+	if len(scopes) == 0 {
+		return rep, errors.New("storesync: no scopes to sync")
+	}
+	if s.strikes.isRefused(p) {
+		return rep, fmt.Errorf("%w: peer %s sent too many bad messages", ErrRefused, p)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.sessionTimeout)
+	defer cancel()
+	cs, err := s.openScopes(ctx, scopes)
+	if err != nil {
+		return rep, err
+	}
+	if m := s.cfg.metrics; m != nil {
+		m.SessionStarted("client")
+	}
+	err = s.runSession(ctx, p, cs)
+	if m := s.cfg.metrics; m != nil {
+		m.SessionFinished("client", outcome(err), time.Since(start))
+	}
+	for _, c := range cs {
+		c.report.Duration = time.Since(c.start)
+		if c.sess != nil {
+			c.report.RoundTrips = (c.sess.Messages() + 1) / 2
+		}
+		if m := s.cfg.metrics; m != nil && c.report.Err == nil {
+			m.RoundTrips(c.report.Scope.String(), c.report.RoundTrips)
+			m.Bytes(c.report.Scope.String(), "total", c.report.Bytes)
+		}
+		rep.Scopes = append(rep.Scopes, c.report)
+	}
+	rep.Duration = time.Since(start)
+	return rep, err
+}
+
+// openScopes starts a reconciliation session per scope over the window.
+func (s *Service) openScopes(ctx context.Context, scopes []reconcile.Scope) ([]*clientScope, error) {
+	if len(scopes) > s.cfg.maxScopes {
+		return nil, fmt.Errorf("storesync: %d scopes in one session, at most %d", len(scopes), s.cfg.maxScopes)
+	}
+	lo, hi := s.window()
+	var out []*clientScope
+	for _, sc := range scopes {
+		c := &clientScope{report: ScopeReport{Scope: sc}, start: time.Now()}
+		out = append(out, c)
+		set, ok := s.store.Set(sc)
+		if !ok {
+			return nil, fmt.Errorf("%w: %v", ErrUnknownScope, sc)
+		}
+		sess, err := reconcile.NewSession(set, lo, hi, s.cfg.params)
+		if err != nil {
+			return nil, err
+		}
+		c.sess, c.open = sess, true
+	}
+	return out, nil
+}
+
+// window returns the key range of a session started now.
+func (s *Service) window() (lo, hi reconcile.Key) {
+	now := s.cfg.now()
+	lo, hi = reconcile.Key{}, reconcile.End
+	if s.cfg.window > 0 {
+		lo = reconcile.TimeBound(uint64(max(now.Add(-s.cfg.window).UnixNano(), 0)))
+	}
+	if s.cfg.settle > 0 {
+		hi = reconcile.TimeBound(uint64(max(now.Add(-s.cfg.settle).UnixNano(), 0)) + 1)
+	}
+	return lo, hi
+}
+
+// openStream opens a stream to p, turning a failed protocol negotiation
+// into ErrProtocolNotSupported.
+func (s *Service) openStream(ctx context.Context, p peer.ID, id protocol.ID) (network.Stream, error) {
+	st, err := s.h.NewStream(ctx, p, id)
+	if err != nil {
+		var ns msmux.ErrNotSupported[protocol.ID]
+		if errors.As(err, &ns) {
+			return nil, fmt.Errorf("%w: %s", ErrProtocolNotSupported, id)
+		}
+		return nil, err
+	}
+	return st, nil
+}
+
+// runSession runs the reconciliation turns, then the transfers both ways.
+func (s *Service) runSession(ctx context.Context, p peer.ID, cs []*clientScope) error {
+	st, err := s.openStream(ctx, p, SyncID)
+	if err != nil {
+		return err
+	}
+	mem := 2*s.cfg.params.FrameSize + 64<<10
+	if err := setupStream(st, mem); err != nil {
+		return err
+	}
+	defer st.Scope().ReleaseMemory(mem)
+	defer resetOnCancel(ctx, st)()
+	deadline, _ := ctx.Deadline()
+	c := newConn(st, s.cfg.params.FrameSize+1024, s.cfg.ioTimeout, deadline)
+	if err := s.reconcileTurns(ctx, c, cs); err != nil {
+		_ = st.Reset()
+		return err
+	}
+	return s.transfer(ctx, p, c, cs)
+}
+
+// reconcileTurns sends the request and plays turns until no scope needs
+// a reply; the last turn says finish.
+func (s *Service) reconcileTurns(ctx context.Context, c *conn, cs []*clientScope) error {
+	req := &pb.SyncRequest{}
+	for _, sc := range cs {
+		first, err := sc.sess.Start(ctx)
+		if err != nil {
+			return err
+		}
+		id := sc.report.Scope.ID()
+		req.Scopes = append(req.Scopes, &pb.ScopeOpen{Scope: id[:], First: first[0]})
+		sc.report.Bytes += int64((&pb.ScopeOpen{Scope: id[:], First: first[0]}).Size() + 2)
+	}
+	if err := c.write(req); err != nil {
+		return err
+	}
+	if err := c.flush(); err != nil {
+		return err
+	}
+	for {
+		if err := s.readReply(c, cs); err != nil {
+			return err
+		}
+		asks := false
+		for i, sc := range cs {
+			if !sc.open {
+				continue
+			}
+			if sc.pending == nil || sc.pending[len(sc.pending)-1].More {
+				return errors.Join(ErrBadRequest, fmt.Errorf("peer left scope %d unanswered", i))
+			}
+			next, done, err := sc.sess.Next(ctx, sc.pending)
+			sc.pending = nil
+			if err != nil {
+				return classify(err)
+			}
+			sc.open = !done
+			asks = asks || !done
+			for _, f := range next {
+				if err := s.writeFrame(c, sc, i, f); err != nil {
+					return err
+				}
+			}
+		}
+		if err := c.write(&pb.SyncFrame{EndOfTurn: true, Finish: !asks}); err != nil {
+			return err
+		}
+		if err := c.flush(); err != nil {
+			return err
+		}
+		if !asks {
+			return nil
+		}
+	}
+}
+
+func (s *Service) writeFrame(c *conn, sc *clientScope, i int, f *pb.ReconcileFrame) error {
+	sf := &pb.SyncFrame{Scope: uint32(i), Frame: f}
+	sc.report.Bytes += int64(sf.Size() + 3)
+	return c.write(sf)
+}
+
+// readReply reads the server's turn into the scopes' pending frames. A
+// scope error ends that scope; a session error ends the session.
+func (s *Service) readReply(c *conn, cs []*clientScope) error {
+	for n := 0; n <= maxTurnFrames; n++ {
+		var f pb.SyncFrame
+		if err := c.read(&f); err != nil {
+			return err
+		}
+		if f.EndOfTurn {
+			return remoteError(f.Error)
+		}
+		i := int(f.Scope)
+		if i >= len(cs) || !cs[i].open {
+			return errors.Join(ErrBadRequest, errors.New("frame for no open scope"))
+		}
+		sc := cs[i]
+		sc.report.Bytes += int64(f.Size() + 3)
+		if f.Error != nil {
+			sc.report.Err = remoteError(f.Error)
+			sc.open, sc.pending = false, nil
+			continue
+		}
+		if f.Frame == nil || (len(sc.pending) > 0 && !sc.pending[len(sc.pending)-1].More) {
+			return errors.Join(ErrBadRequest, errors.New("malformed frame"))
+		}
+		sc.pending = append(sc.pending, f.Frame)
+	}
+	return errors.Join(ErrTooLarge, errors.New("too many frames in a turn"))
+}
+
+// transfer fetches what we lack and, if we offered anything, waits for
+// the server's report of what it pulled from us.
+func (s *Service) transfer(ctx context.Context, p peer.ID, c *conn, cs []*clientScope) error {
+	var jobs []*fetchJob
+	offered := false
+	for i, sc := range cs {
+		if sc.report.Err != nil {
+			continue
+		}
+		d := sc.sess.Result()
+		sc.report.Need, sc.report.Have = len(d.Need), len(d.Have)
+		offered = offered || len(d.Have) > 0
+		if len(d.Need) > 0 {
+			jobs = append(jobs, &fetchJob{index: i, scope: sc.report.Scope, hashes: d.Need})
+		}
+	}
+	var wg sync.WaitGroup
+	var fetchErr error
+	if len(jobs) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fetchErr = s.fetch(ctx, p, jobs)
+		}()
+	}
+	var reportErr error
+	if offered {
+		reportErr = s.readPulled(c, cs)
+	}
+	wg.Wait()
+	for _, j := range jobs {
+		r := &cs[j.index].report
+		r.Received, r.Rejected = j.report.Received, j.report.Rejected
+		r.Bytes += j.report.Bytes
+	}
+	if err := errors.Join(fetchErr, reportErr); err != nil {
+		_ = c.s.Reset()
+		return err
+	}
+	return c.s.Close()
+}
+
+// readPulled reads the server's report of what it pulled from us.
+func (s *Service) readPulled(c *conn, cs []*clientScope) error {
+	var f pb.SyncFrame
+	if err := c.read(&f); err != nil {
+		return err
+	}
+	if err := remoteError(f.Error); err != nil {
+		return err
+	}
+	if !f.EndOfTurn || len(f.Pulled) != len(cs) {
+		return errors.Join(ErrBadRequest, errors.New("malformed pull report"))
+	}
+	for i, n := range f.Pulled {
+		cs[i].report.Sent = int(min(n, uint32(cs[i].report.Have)))
+	}
+	return nil
+}

@@ -1,0 +1,212 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/storesync/storesync/reconcile"
+)
+
+// Validator may veto a received message after the protocol has checked
+// its hash and scope. A message it rejects is dropped and counted against
+// the peer that sent it.
+type Validator func(ctx context.Context, from peer.ID, m *reconcile.Message) error
+
+// config holds the options of New.
+type config struct {
+	params             reconcile.Params
+	maxSessionsPerPeer int
+	maxSessions        int
+	maxScopes          int
+	maxBatchMessages   int
+	maxBatchBytes      int
+	sessionTimeout     time.Duration
+	ioTimeout          time.Duration
+	window, settle     time.Duration
+	pullOffered        bool
+	maxPulls           int
+	maxStrikes         int
+	refuseFor          time.Duration
+	validator          Validator
+	logger             *slog.Logger
+	metrics            MetricsTracer
+	now                func() time.Time
+}
+
+func defaults() config {
+	return config{
+		params:             reconcile.DefaultParams(),
+		maxSessionsPerPeer: 2,
+		maxSessions:        64,
+		maxScopes:          1024,
+		maxBatchMessages:   1024,
+		maxBatchBytes:      1 << 20,
+		sessionTimeout:     5 * time.Minute,
+		ioTimeout:          30 * time.Second,
+		pullOffered:        true,
+		maxPulls:           4,
+		maxStrikes:         64,
+		refuseFor:          10 * time.Minute,
+		logger:             log,
+		now:                time.Now,
+	}
+}
+
+// Option configures New.
+type Option func(*config) error
+
+var errOption = errors.New("protocol option out of range")
+
+// WithMaxFrameSize sets the largest reconciliation frame either side
+// sends or accepts. Default 1 MiB; at least 64 KiB.
+func WithMaxFrameSize(n int) Option {
+	return func(c *config) error {
+		if n < 64<<10 || n > 64<<20 {
+			return errOption
+		}
+		c.params.FrameSize = n
+		return nil
+	}
+}
+
+// WithReconcileParams replaces the reconciliation parameters (sketch
+// sizing, item and cell limits per message: the "nodes per request").
+// Default reconcile.DefaultParams().
+func WithReconcileParams(p reconcile.Params) Option {
+	return func(c *config) error {
+		if err := p.Validate(); err != nil {
+			return err
+		}
+		c.params = p
+		return nil
+	}
+}
+
+// WithSessionLimits bounds the sessions the server runs at once: per peer
+// and in total. Fetch streams have limits of the same size of their own.
+// Default 2 per peer, 64 in total.
+func WithSessionLimits(perPeer, total int) Option {
+	return func(c *config) error {
+		if perPeer < 1 || total < perPeer {
+			return errOption
+		}
+		c.maxSessionsPerPeer, c.maxSessions = perPeer, total
+		return nil
+	}
+}
+
+// WithMaxScopes bounds the scopes of one session. Default 1024.
+func WithMaxScopes(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return errOption
+		}
+		c.maxScopes = n
+		return nil
+	}
+}
+
+// WithBatchLimits bounds one fetch batch: the hashes a request may name
+// and the bytes of messages a response carries. Default 1024 messages,
+// 1 MiB. A fetch stream reserves twice the byte limit with the resource
+// manager (the response and its decompressed form).
+func WithBatchLimits(messages, bytes int) Option {
+	return func(c *config) error {
+		if messages < 1 || bytes < 64<<10 {
+			return errOption
+		}
+		c.maxBatchMessages, c.maxBatchBytes = messages, bytes
+		return nil
+	}
+}
+
+// WithTimeouts sets the longest a whole session may take and the longest
+// any one read or write may wait. Default 5 minutes and 30 seconds.
+func WithTimeouts(session, io time.Duration) Option {
+	return func(c *config) error {
+		if session <= 0 || io <= 0 {
+			return errOption
+		}
+		c.sessionTimeout, c.ioTimeout = session, io
+		return nil
+	}
+}
+
+// WithWindow bounds client sessions to messages with timestamps in
+// [now-window, now-settle]: old messages that retention removes anyway,
+// and recent ones still in flight, stay out of the comparison. Zero
+// window means from the beginning, zero settle up to now and beyond.
+// Default: everything.
+func WithWindow(window, settle time.Duration) Option {
+	return func(c *config) error {
+		if window < 0 || settle < 0 || (window > 0 && settle >= window) {
+			return errOption
+		}
+		c.window, c.settle = window, settle
+		return nil
+	}
+}
+
+// WithPullOffered says whether the server pulls the messages a client
+// turns out to hold and the server lacks, at the end of a session. Sync
+// is pulled, never pushed: this is the server's decision. Default true.
+func WithPullOffered(pull bool) Option {
+	return func(c *config) error {
+		c.pullOffered = pull
+		return nil
+	}
+}
+
+// WithStrikes sets how many bad messages (wrong hash, wrong scope, vetoed)
+// a peer may send before the service refuses it, and for how long.
+// Default 64 strikes, 10 minutes.
+func WithStrikes(max int, refuseFor time.Duration) Option {
+	return func(c *config) error {
+		if max < 1 || refuseFor <= 0 {
+			return errOption
+		}
+		c.maxStrikes, c.refuseFor = max, refuseFor
+		return nil
+	}
+}
+
+// WithValidator sets an application validator for received messages.
+// Default none.
+func WithValidator(v Validator) Option {
+	return func(c *config) error {
+		c.validator = v
+		return nil
+	}
+}
+
+// WithLogger replaces the service's logger. Default the
+// "storesync/protocol" subsystem logger, which GOLOG_LOG_LEVEL controls.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errOption
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithMetricsTracer sets where the service reports metrics. Default none.
+func WithMetricsTracer(m MetricsTracer) Option {
+	return func(c *config) error {
+		c.metrics = m
+		return nil
+	}
+}
+
+// WithNow replaces the clock, for tests. Default time.Now.
+func WithNow(now func() time.Time) Option {
+	return func(c *config) error {
+		c.now = now
+		return nil
+	}
+}

@@ -1,0 +1,138 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/storesync/storesync/pb"
+	"github.com/storesync/storesync/reconcile"
+)
+
+// handleFetch serves fetch requests on one stream until the client
+// closes it: resource scope, limits and logging; serveFetch holds the
+// logic.
+func (s *Service) handleFetch(st network.Stream) {
+	done, ok := s.track()
+	if !ok {
+		_ = st.Reset()
+		return
+	}
+	defer done()
+	p := st.Conn().RemotePeer()
+	mem := 2*s.cfg.maxBatchBytes + 64<<10
+	if err := setupStream(st, mem); err != nil {
+		s.log.Debug("fetch stream setup failed", "peer", p, "err", err)
+		return
+	}
+	defer st.Scope().ReleaseMemory(mem)
+	deadline := time.Now().Add(s.cfg.sessionTimeout)
+	c := newConn(st, s.cfg.maxBatchMessages*reconcile.HashSize+1024, s.cfg.ioTimeout, deadline)
+	fail := func(err error) { refuseWith(c, err, &pb.FetchResponse{Error: wireError(err)}) }
+	if err := s.admit(p, s.fetches); err != nil {
+		fail(err)
+		return
+	}
+	defer s.fetches.release(p)
+	ctx, cancel := context.WithDeadline(s.ctx, deadline)
+	defer cancel()
+	defer resetOnCancel(ctx, st)()
+	if err := s.serveFetch(ctx, p, c); err != nil {
+		s.logFailure("fetch", p, err)
+		fail(err)
+		return
+	}
+	_ = st.Close()
+}
+
+// serveFetch answers requests until the client closes the stream.
+func (s *Service) serveFetch(ctx context.Context, p peer.ID, c *conn) error {
+	for {
+		var req pb.FetchRequest
+		if err := c.read(&req); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		resp, err := s.answerFetch(ctx, &req)
+		if err != nil {
+			return err
+		}
+		if err := c.write(resp); err != nil {
+			return err
+		}
+		if err := c.flush(); err != nil {
+			return err
+		}
+	}
+}
+
+// answerFetch builds the response to one request: the stored messages
+// among the hashes, in order, up to the smaller of the two sides' byte
+// limits, compressed when that pays. A scope we do not keep is answered
+// with an error the client can act on; a malformed request ends the
+// stream.
+func (s *Service) answerFetch(ctx context.Context, req *pb.FetchRequest) (*pb.FetchResponse, error) {
+	n := len(req.Hashes) / reconcile.HashSize
+	if len(req.Scope) != 8 || len(req.Hashes)%reconcile.HashSize != 0 || n == 0 {
+		return nil, errors.Join(ErrBadRequest, errors.New("malformed fetch request"))
+	}
+	if n > s.cfg.maxBatchMessages {
+		return nil, errors.Join(ErrTooLarge, errors.New("fetch request names too many hashes"))
+	}
+	scope, ok := s.store.ScopeByID([8]byte(req.Scope))
+	if !ok {
+		return &pb.FetchResponse{Error: wireError(ErrUnsupportedScope)}, nil
+	}
+	hashes := make([]reconcile.Hash, n)
+	for i := range hashes {
+		hashes[i] = reconcile.Hash(req.Hashes[i*reconcile.HashSize:])
+	}
+	msgs, err := s.store.Get(ctx, scope, hashes)
+	if err != nil {
+		return nil, err
+	}
+	limit := s.cfg.maxBatchBytes
+	if req.MaxBytes > 0 && int(req.MaxBytes) < limit {
+		limit = int(req.MaxBytes)
+	}
+	batch := &pb.MessageBatch{}
+	size, answered := 0, 0
+	for _, m := range msgs {
+		if m != nil {
+			pm := m.ToPB()
+			sz := pm.Size() + 8
+			if size+sz > limit {
+				if answered > 0 {
+					break
+				}
+				// One message larger than the client takes can never be
+				// sent: answer its hash without it rather than stall.
+				answered++
+				continue
+			}
+			batch.Messages = append(batch.Messages, pm)
+			size += sz
+		}
+		answered++
+	}
+	resp := &pb.FetchResponse{Answered: uint32(answered)}
+	raw, err := batch.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if z := compress(raw); req.AcceptZstd && z != nil {
+		resp.Zstd = z
+	} else {
+		resp.Batch = batch
+	}
+	if m := s.cfg.metrics; m != nil {
+		m.MessagesSent(scope.String(), len(batch.Messages))
+	}
+	return resp, nil
+}

@@ -1,0 +1,340 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/gogo/protobuf/proto"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/storesync/storesync/pb"
+	"github.com/storesync/storesync/reconcile"
+)
+
+// serverScope is the server's side of one scope of a session.
+type serverScope struct {
+	index int
+	scope reconcile.Scope
+	resp  *reconcile.Responder
+	err   error
+	need  map[reconcile.Hash]struct{} // learned: we lack, the client has
+}
+
+// handleSync runs the server side of a session: resource scope, limits,
+// logging and metrics, and the stream's fate; serveSync holds the logic.
+func (s *Service) handleSync(st network.Stream) {
+	done, ok := s.track()
+	if !ok {
+		_ = st.Reset()
+		return
+	}
+	defer done()
+	p := st.Conn().RemotePeer()
+	start := time.Now()
+	mem := 2*s.cfg.params.FrameSize + 64<<10
+	if err := setupStream(st, mem); err != nil {
+		s.log.Debug("sync stream setup failed", "peer", p, "err", err)
+		return
+	}
+	defer st.Scope().ReleaseMemory(mem)
+	deadline := start.Add(s.cfg.sessionTimeout)
+	c := newConn(st, s.cfg.params.FrameSize+1024, s.cfg.ioTimeout, deadline)
+	if err := s.admit(p, s.sessions); err != nil {
+		s.refuse(c, err)
+		return
+	}
+	defer s.sessions.release(p)
+	ctx, cancel := context.WithDeadline(s.ctx, deadline)
+	defer cancel()
+	defer resetOnCancel(ctx, st)()
+	if m := s.cfg.metrics; m != nil {
+		m.SessionStarted("server")
+	}
+
+	scopes, finished, err := s.serveSync(ctx, p, c)
+	if err == nil && finished {
+		err = s.pullAndReport(ctx, p, c, scopes)
+	}
+	if m := s.cfg.metrics; m != nil {
+		m.SessionFinished("server", outcome(err), time.Since(start))
+	}
+	if err != nil {
+		s.logFailure("sync session", p, err)
+		s.refuse(c, err)
+		return
+	}
+	_ = st.Close()
+}
+
+// setupStream attaches a stream to the service and reserves memory for
+// what it buffers; on failure the stream is reset.
+func setupStream(st network.Stream, mem int) error {
+	if err := st.Scope().SetService(ServiceName); err != nil {
+		_ = st.Reset()
+		return err
+	}
+	if err := st.Scope().ReserveMemory(mem, network.ReservationPriorityAlways); err != nil {
+		_ = st.Reset()
+		return err
+	}
+	return nil
+}
+
+// admit takes a session slot for p unless p is refused.
+func (s *Service) admit(p peer.ID, l *limiter) error {
+	if s.strikes.isRefused(p) {
+		return ErrRefused
+	}
+	return l.acquire(p)
+}
+
+// serveSync answers the client's turns until it finishes or closes. It
+// returns the scopes with what the server learned, and whether the client
+// finished (and may wait for the report of what we pulled).
+func (s *Service) serveSync(ctx context.Context, p peer.ID, c *conn) ([]*serverScope, bool, error) {
+	var req pb.SyncRequest
+	if err := c.read(&req); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = ErrBadRequest
+		}
+		return nil, false, err
+	}
+	if len(req.Scopes) == 0 || len(req.Scopes) > s.cfg.maxScopes {
+		return nil, false, errors.Join(ErrBadRequest, errors.New("no scopes, or too many"))
+	}
+	scopes := make([]*serverScope, len(req.Scopes))
+	turn := make(map[int][]*pb.ReconcileFrame, len(req.Scopes))
+	for i, so := range req.Scopes {
+		sc := &serverScope{index: i, need: make(map[reconcile.Hash]struct{})}
+		scopes[i] = sc
+		if len(so.Scope) != 8 || so.First == nil || so.First.More {
+			return nil, false, errors.Join(ErrBadRequest, errors.New("malformed scope opening"))
+		}
+		scope, ok := s.store.ScopeByID([8]byte(so.Scope))
+		if !ok {
+			sc.err = ErrUnsupportedScope
+			continue
+		}
+		set, ok := s.store.Set(scope)
+		if !ok {
+			sc.err = ErrUnsupportedScope
+			continue
+		}
+		resp, err := reconcile.NewResponder(set, s.cfg.params)
+		if err != nil {
+			return nil, false, err
+		}
+		sc.scope, sc.resp = scope, resp
+		turn[i] = []*pb.ReconcileFrame{so.First}
+	}
+	for first := true; ; first = false {
+		wrote := false
+		for _, i := range sortedKeys(turn) {
+			sc := scopes[i]
+			reply, learned, more, err := sc.resp.Respond(ctx, turn[i])
+			if err != nil {
+				return nil, false, classify(err)
+			}
+			for _, h := range learned.Need {
+				sc.need[h] = struct{}{}
+			}
+			if !more {
+				continue
+			}
+			for _, f := range reply {
+				if err := c.write(&pb.SyncFrame{Scope: uint32(i), Frame: f}); err != nil {
+					return nil, false, err
+				}
+			}
+			wrote = true
+		}
+		if first {
+			for _, sc := range scopes {
+				if sc.err != nil {
+					if err := c.write(&pb.SyncFrame{Scope: uint32(sc.index), Error: wireError(sc.err)}); err != nil {
+						return nil, false, err
+					}
+					wrote = true
+				}
+			}
+		}
+		if wrote {
+			if err := c.write(&pb.SyncFrame{EndOfTurn: true}); err != nil {
+				return nil, false, err
+			}
+			if err := c.flush(); err != nil {
+				return nil, false, err
+			}
+		}
+		next, finish, err := s.readTurn(c, scopes)
+		switch {
+		case errors.Is(err, io.EOF) && len(next) == 0:
+			return scopes, false, nil
+		case err != nil:
+			return nil, false, err
+		}
+		turn = next
+		if finish {
+			// The last messages need no reply but carry what we learn.
+			for _, i := range sortedKeys(turn) {
+				_, learned, _, err := scopes[i].resp.Respond(ctx, turn[i])
+				if err != nil {
+					return nil, false, classify(err)
+				}
+				for _, h := range learned.Need {
+					scopes[i].need[h] = struct{}{}
+				}
+			}
+			return scopes, true, nil
+		}
+	}
+}
+
+// maxTurnFrames bounds the frames of one turn, over all its scopes.
+const maxTurnFrames = 1 << 16
+
+// readTurn reads one turn of the client: whole messages for some scopes,
+// then the end of the turn, which may say the client finished.
+func (s *Service) readTurn(c *conn, scopes []*serverScope) (map[int][]*pb.ReconcileFrame, bool, error) {
+	turn := make(map[int][]*pb.ReconcileFrame)
+	complete := make(map[int]bool)
+	for n := 0; ; n++ {
+		if n > maxTurnFrames {
+			return nil, false, errors.Join(ErrTooLarge, errors.New("too many frames in a turn"))
+		}
+		var f pb.SyncFrame
+		if err := c.read(&f); err != nil {
+			return turn, false, err
+		}
+		if f.EndOfTurn {
+			if f.Frame != nil || f.Error != nil || len(f.Pulled) > 0 {
+				return nil, false, errors.Join(ErrBadRequest, errors.New("end of turn with content"))
+			}
+			for i := range turn {
+				if !complete[i] {
+					return nil, false, errors.Join(ErrBadRequest, errors.New("turn ended inside a message"))
+				}
+			}
+			return turn, f.Finish, nil
+		}
+		i := int(f.Scope)
+		if f.Frame == nil || f.Error != nil || f.Finish || i >= len(scopes) || scopes[i].resp == nil || complete[i] {
+			return nil, false, errors.Join(ErrBadRequest, errors.New("frame for no open scope"))
+		}
+		turn[i] = append(turn[i], f.Frame)
+		complete[i] = !f.Frame.More
+	}
+}
+
+// pullAndReport fetches from the client what it turned out to hold and we
+// lack, if the service pulls offered messages, and tells the client how
+// many it pulled per scope. A client with nothing to offer does not wait
+// for the report, so it gets none.
+func (s *Service) pullAndReport(ctx context.Context, p peer.ID, c *conn, scopes []*serverScope) error {
+	var jobs []*fetchJob
+	pulled := make([]uint32, len(scopes))
+	for _, sc := range scopes {
+		if len(sc.need) > 0 {
+			jobs = append(jobs, &fetchJob{index: sc.index, scope: sc.scope, hashes: hashSet(sc.need)})
+		}
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	if s.cfg.pullOffered {
+		select {
+		case s.pulls <- struct{}{}:
+			err := s.fetch(ctx, p, jobs)
+			<-s.pulls
+			if err != nil {
+				s.log.Debug("pulling offered messages failed", "peer", p, "err", err)
+			}
+			for _, j := range jobs {
+				pulled[j.index] = uint32(j.report.Received)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := c.write(&pb.SyncFrame{EndOfTurn: true, Pulled: pulled}); err != nil {
+		return err
+	}
+	return c.flush()
+}
+
+// refuse ends a sync session with an error; see refuseWith.
+func (s *Service) refuse(c *conn, err error) {
+	refuseWith(c, err, &pb.SyncFrame{EndOfTurn: true, Error: wireError(err)})
+}
+
+// refuseWith tells the peer why its stream ends (msg carries the coded
+// error), gives it a moment to read that, and resets the stream.
+func refuseWith(c *conn, err error, msg proto.Message) {
+	if !errors.Is(err, network.ErrReset) && !errors.Is(err, context.Canceled) {
+		if c.write(msg) == nil && c.flush() == nil {
+			_ = c.s.CloseWrite()
+			_ = c.s.SetReadDeadline(time.Now().Add(time.Second))
+			_, _ = io.Copy(io.Discard, io.LimitReader(c.s, 1<<20))
+		}
+	}
+	_ = c.s.Reset()
+}
+
+// classify maps reconciliation errors to wire errors.
+func classify(err error) error {
+	switch {
+	case errors.Is(err, reconcile.ErrTooLarge):
+		return errors.Join(ErrTooLarge, err)
+	case errors.Is(err, reconcile.ErrBadFrame), errors.Is(err, reconcile.ErrUnexpected),
+		errors.Is(err, reconcile.ErrTooManyMessages):
+		return errors.Join(ErrBadRequest, err)
+	}
+	return err
+}
+
+// outcome names an error for metrics.
+func outcome(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrTooLarge):
+		return "bad_peer"
+	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, ErrTooManySessions), errors.Is(err, ErrBusy), errors.Is(err, ErrRefused):
+		return "refused"
+	}
+	return "error"
+}
+
+// logFailure logs a failed session: at warn level when the peer broke the
+// protocol, at debug level otherwise.
+func (s *Service) logFailure(what string, p peer.ID, err error) {
+	if errors.Is(err, ErrBadRequest) || errors.Is(err, ErrTooLarge) {
+		s.log.Warn(what+" failed: peer misbehaved", "peer", p, "err", err)
+		return
+	}
+	s.log.Debug(what+" failed", "peer", p, "err", err)
+}
+
+func sortedKeys[V any](m map[int]V) []int {
+	out := make([]int, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Ints(out)
+	return out
+}
+
+func hashSet(m map[reconcile.Hash]struct{}) []reconcile.Hash {
+	out := make([]reconcile.Hash, 0, len(m))
+	for h := range m {
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return string(out[i][:]) < string(out[j][:]) })
+	return out
+}
