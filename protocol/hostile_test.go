@@ -1,0 +1,201 @@
+package protocol_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-msgio/protoio"
+	"github.com/stretchr/testify/require"
+
+	"github.com/storesync/storesync/pb"
+	"github.com/storesync/storesync/protocol"
+	"github.com/storesync/storesync/reconcile"
+)
+
+// rawStream opens a stream from a bare host to the victim's sync
+// handler, for playing a hostile client.
+func rawStream(t *testing.T, victim *node) network.Stream {
+	h := newHost(t)
+	connect(t, h, victim.h)
+	s, err := h.NewStream(t.Context(), victim.h.ID(), protocol.SyncID)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Reset() })
+	return s
+}
+
+// readError reads the error frame a server sends before resetting.
+func readError(t *testing.T, s network.Stream) pb.Code {
+	t.Helper()
+	require.NoError(t, s.SetReadDeadline(time.Now().Add(5*time.Second)))
+	var f pb.SyncFrame
+	require.NoError(t, protoio.NewDelimitedReader(s, 1<<20).ReadMsg(&f))
+	require.True(t, f.EndOfTurn)
+	require.NotNil(t, f.Error)
+	return f.Error.Code
+}
+
+// requireStillServes checks that an honest peer can sync with victim.
+func requireStillServes(t *testing.T, victim *node) {
+	t.Helper()
+	honest := newNode(t, []reconcile.Scope{chat})
+	connect(t, honest.h, victim.h)
+	victim.put(t, msg(chat, t0+99))
+	rep, err := honest.svc.Sync(t.Context(), victim.h.ID(), chat)
+	require.NoError(t, err)
+	require.NoError(t, rep.Err())
+	require.Equal(t, victim.store.hashes(chat), honest.store.hashes(chat))
+}
+
+func TestOversizedFrameIsRefused(t *testing.T) {
+	victim := newNode(t, []reconcile.Scope{chat})
+	s := rawStream(t, victim)
+	w := bufio.NewWriter(s)
+	_, _ = w.Write(binary.AppendUvarint(nil, 64<<20))
+	_, _ = w.Write(make([]byte, 4096))
+	require.NoError(t, w.Flush())
+	require.Equal(t, pb.Code_TOO_LARGE, readError(t, s))
+	require.Empty(t, victim.store.hashes(chat))
+	requireStillServes(t, victim)
+}
+
+func TestGarbageIsRefused(t *testing.T) {
+	victim := newNode(t, []reconcile.Scope{chat})
+	s := rawStream(t, victim)
+	junk := []byte{0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2, 3}
+	_, err := s.Write(append(binary.AppendUvarint(nil, uint64(len(junk))), junk...))
+	require.NoError(t, err)
+	require.Equal(t, pb.Code_BAD_REQUEST, readError(t, s))
+	requireStillServes(t, victim)
+}
+
+// TestMalformedReconcileFrameIsRefused sends a well-formed request whose
+// reconciliation frame breaks the rules (a fingerprint of the wrong size).
+func TestMalformedReconcileFrameIsRefused(t *testing.T) {
+	victim := newNode(t, []reconcile.Scope{chat})
+	s := rawStream(t, victim)
+	id := chat.ID()
+	req := &pb.SyncRequest{Scopes: []*pb.ScopeOpen{{Scope: id[:], First: &pb.ReconcileFrame{
+		Items: []*pb.RangeItem{{Mode: pb.Mode_FINGERPRINT, Fingerprint: []byte{1, 2, 3}}}}}}}
+	require.NoError(t, protoio.NewDelimitedWriter(s).WriteMsg(req))
+	require.Equal(t, pb.Code_BAD_REQUEST, readError(t, s))
+	requireStillServes(t, victim)
+}
+
+func TestStalledClientTimesOut(t *testing.T) {
+	victim := newNode(t, []reconcile.Scope{chat}, protocol.WithTimeouts(5*time.Second, 200*time.Millisecond))
+	s := rawStream(t, victim)
+	require.Equal(t, pb.Code_TIMEOUT, readError(t, s))
+}
+
+// TestTooManySessions: a peer holding its one allowed session open gets
+// ErrTooManySessions for a second one, while another peer is served.
+func TestTooManySessions(t *testing.T) {
+	victim := newNode(t, []reconcile.Scope{chat}, protocol.WithSessionLimits(1, 8))
+	greedy := newNode(t, []reconcile.Scope{chat})
+	connect(t, greedy.h, victim.h)
+	held, err := greedy.h.NewStream(t.Context(), victim.h.ID(), protocol.SyncID)
+	require.NoError(t, err)
+	defer held.Reset()
+	// Streams negotiate on their first write: half a varint makes the
+	// server take the slot and wait for the rest.
+	_, err = held.Write([]byte{0x80})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := greedy.svc.Sync(t.Context(), victim.h.ID(), chat)
+		return errors.Is(err, protocol.ErrTooManySessions)
+	}, 5*time.Second, 50*time.Millisecond)
+	requireStillServes(t, victim)
+}
+
+// forgingStore serves, for some hashes, messages other than the ones
+// stored: what a hostile peer sends when asked for a batch.
+type forgingStore struct {
+	*memStore
+	forged map[reconcile.Hash]reconcile.Message
+}
+
+func (f *forgingStore) Get(ctx context.Context, sc reconcile.Scope, hs []reconcile.Hash) ([]*reconcile.Message, error) {
+	out, err := f.memStore.Get(ctx, sc, hs)
+	for i, h := range hs {
+		if m, ok := f.forged[h]; ok {
+			out[i] = &m
+		}
+	}
+	return out, err
+}
+
+// TestForgedMessagesAreDropped: a peer answers a fetch with a message
+// whose content does not hash to the hash asked for, one of another scope
+// and one that is not a valid message; they are dropped and counted
+// against the peer, and the good messages of the same batch are kept.
+func TestForgedMessagesAreDropped(t *testing.T) {
+	a := newNode(t, []reconcile.Scope{chat})
+	hh := newHost(t)
+	fs := &forgingStore{memStore: newMemStore(t, chat, files), forged: map[reconcile.Hash]reconcile.Message{}}
+	svc, err := protocol.New(hh, fs)
+	require.NoError(t, err)
+	t.Cleanup(func() { svc.Close() })
+	connect(t, a.h, hh)
+
+	var good []reconcile.Message
+	for i := range 5 {
+		good = append(good, msg(chat, t0+int64(i)))
+	}
+	_, err = fs.Put(t.Context(), good)
+	require.NoError(t, err)
+	// Three forgeries, each announced in the chat tree under the hash of
+	// a message that was never stored.
+	other := msg(files, t0+10)
+	invalid := msg(chat, 0)
+	for i, forged := range []reconcile.Message{msg(chat, t0+20), other, invalid} {
+		claimed := msg(chat, t0+30+int64(i))
+		h := claimed.Hash()
+		if i > 0 {
+			// The claimed hash is the forged message's own: only its
+			// scope, or its validity, gives it away.
+			h = forged.Hash()
+		}
+		_, _, err := fs.trees[chat].Apply(t.Context(), []reconcile.Key{{TS: uint64(claimed.Timestamp), Hash: h}}, nil)
+		require.NoError(t, err)
+		fs.forged[h] = forged
+	}
+	rep, err := a.svc.Sync(t.Context(), hh.ID(), chat)
+	require.NoError(t, err)
+	require.Equal(t, 5, rep.Scopes[0].Received)
+	require.Equal(t, 3, rep.Scopes[0].Rejected)
+	stored := a.store.hashes(chat)
+	require.Len(t, stored, 5)
+	for _, m := range good {
+		require.True(t, stored[m.Hash()])
+	}
+	n, _ := a.svc.Strikes(hh.ID())
+	require.Equal(t, 3, n)
+}
+
+// TestRepeatOffenderIsRefused: once a peer has sent too many bad
+// messages, syncing with it is refused at once.
+func TestRepeatOffenderIsRefused(t *testing.T) {
+	a := newNode(t, []reconcile.Scope{chat}, protocol.WithStrikes(2, time.Hour))
+	hh := newHost(t)
+	fs := &forgingStore{memStore: newMemStore(t, chat), forged: map[reconcile.Hash]reconcile.Message{}}
+	svc, err := protocol.New(hh, fs)
+	require.NoError(t, err)
+	t.Cleanup(func() { svc.Close() })
+	connect(t, a.h, hh)
+	for i := range 3 {
+		claimed, forged := msg(chat, t0+int64(i)), msg(chat, t0+int64(i))
+		_, _, err := fs.trees[chat].Apply(t.Context(), []reconcile.Key{claimed.Key()}, nil)
+		require.NoError(t, err)
+		fs.forged[claimed.Hash()] = forged
+	}
+	_, err = a.svc.Sync(t.Context(), hh.ID(), chat)
+	require.ErrorIs(t, err, protocol.ErrRefused)
+	_, err = a.svc.Sync(t.Context(), hh.ID(), chat)
+	require.ErrorIs(t, err, protocol.ErrRefused)
+	require.Empty(t, a.store.hashes(chat))
+}
