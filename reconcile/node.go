@@ -59,8 +59,10 @@ const nodeFormat = 1
 // probability about e^-128.
 const maxNodeEntries = 1 << 16
 
-// errCorruptNode is wrapped by every node decoding error.
-var errCorruptNode = errors.New("corrupt tree node")
+// ErrCorrupt is wrapped by every error about a stored tree that breaks
+// the tree's invariants: an undecodable or missing node, a bad meta
+// record, or a failed Verify. Errors of the datastore itself are not.
+var ErrCorrupt = errors.New("corrupt tree")
 
 // encode serialises a node: format, height, entry count, then per entry
 // the timestamp as a delta from the previous one, the hash, and for an
@@ -91,16 +93,16 @@ func (n *node) encode() []byte {
 // on: keys strictly increasing, counts positive, no trailing bytes.
 func decodeNode(b []byte) (*node, error) {
 	if len(b) < 2 || b[0] != nodeFormat {
-		return nil, fmt.Errorf("%w: bad header", errCorruptNode)
+		return nil, fmt.Errorf("%w: bad header", ErrCorrupt)
 	}
 	n := &node{height: int(b[1])}
 	if n.height > maxLevel+1 {
-		return nil, fmt.Errorf("%w: height %d", errCorruptNode, n.height)
+		return nil, fmt.Errorf("%w: height %d", ErrCorrupt, n.height)
 	}
 	b = b[2:]
 	cnt, k := binary.Uvarint(b)
 	if k <= 0 || cnt == 0 || cnt > maxNodeEntries {
-		return nil, fmt.Errorf("%w: entry count", errCorruptNode)
+		return nil, fmt.Errorf("%w: entry count", ErrCorrupt)
 	}
 	b = b[k:]
 	n.entries = make([]entry, 0, cnt)
@@ -108,7 +110,7 @@ func decodeNode(b []byte) (*node, error) {
 	for i := uint64(0); i < cnt; i++ {
 		d, k := binary.Uvarint(b)
 		if k <= 0 || len(b)-k < HashSize || d > MaxTimestamp-prev {
-			return nil, fmt.Errorf("%w: entry %d", errCorruptNode, i)
+			return nil, fmt.Errorf("%w: entry %d", ErrCorrupt, i)
 		}
 		var e entry
 		e.key.TS = prev + d
@@ -120,18 +122,18 @@ func decodeNode(b []byte) (*node, error) {
 		} else {
 			c, k := binary.Uvarint(b)
 			if k <= 0 || c == 0 || len(b)-k < 32 {
-				return nil, fmt.Errorf("%w: entry %d aggregate", errCorruptNode, i)
+				return nil, fmt.Errorf("%w: entry %d aggregate", ErrCorrupt, i)
 			}
-			e.agg = Aggregate{Count: c, Sum: sumFromBytes(b[k:])}
+			e.agg = Aggregate{Count: c, Sum: SumFromBytes(b[k:])}
 			b = b[k+32:]
 		}
 		if i > 0 && !n.entries[i-1].key.Less(e.key) {
-			return nil, fmt.Errorf("%w: keys out of order", errCorruptNode)
+			return nil, fmt.Errorf("%w: keys out of order", ErrCorrupt)
 		}
 		n.entries = append(n.entries, e)
 	}
 	if len(b) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", errCorruptNode, len(b))
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(b))
 	}
 	return n, nil
 }

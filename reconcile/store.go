@@ -82,7 +82,7 @@ func (s *nodeStore) get(ctx context.Context, a nodeAddr) (*node, error) {
 	b, err := s.d.Get(ctx, s.key(a))
 	if err != nil {
 		if errors.Is(err, ds.ErrNotFound) {
-			return nil, fmt.Errorf("%w: node %d/%v missing", errCorruptNode, a.height, a.last)
+			return nil, fmt.Errorf("%w: node %d/%v missing", ErrCorrupt, a.height, a.last)
 		}
 		return nil, fmt.Errorf("read tree node: %w", err)
 	}
@@ -91,7 +91,7 @@ func (s *nodeStore) get(ctx context.Context, a nodeAddr) (*node, error) {
 		return nil, err
 	}
 	if n.height != a.height {
-		return nil, fmt.Errorf("%w: node at height %d claims %d", errCorruptNode, a.height, n.height)
+		return nil, fmt.Errorf("%w: node at height %d claims %d", ErrCorrupt, a.height, n.height)
 	}
 	s.add(a, n)
 	return n, nil

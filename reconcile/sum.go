@@ -21,7 +21,7 @@ type Fingerprint [FingerprintSize]byte
 type Sum [4]uint64
 
 // sumOf returns the hash read as a little-endian 256-bit integer.
-func sumOf(h *Hash) Sum { return sumFromBytes(h[:]) }
+func sumOf(h *Hash) Sum { return SumFromBytes(h[:]) }
 
 // Add returns s + o mod 2^256.
 func (s Sum) Add(o Sum) Sum {
@@ -55,8 +55,8 @@ func (s Sum) Bytes() []byte {
 	return b[:]
 }
 
-// sumFromBytes decodes the output of Bytes; b must hold 32 bytes.
-func sumFromBytes(b []byte) Sum {
+// SumFromBytes decodes the output of Sum.Bytes; b must hold 32 bytes.
+func SumFromBytes(b []byte) Sum {
 	return Sum{
 		binary.LittleEndian.Uint64(b[0:]),
 		binary.LittleEndian.Uint64(b[8:]),

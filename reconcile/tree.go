@@ -101,7 +101,7 @@ func encodeMeta(root *node) []byte {
 }
 
 func decodeMeta(b []byte) (a nodeAddr, empty bool, err error) {
-	bad := fmt.Errorf("%w: bad meta record", errCorruptNode)
+	bad := fmt.Errorf("%w: bad meta record", ErrCorrupt)
 	if len(b) < 2 || b[0] != metaFormat {
 		return a, false, bad
 	}

@@ -19,7 +19,7 @@ func (t *Tree) Verify(ctx context.Context) (Aggregate, error) {
 		return Aggregate{}, nil
 	}
 	if t.root.height > 0 && len(t.root.entries) == 1 {
-		return Aggregate{}, fmt.Errorf("%w: root has a single child", errCorruptNode)
+		return Aggregate{}, fmt.Errorf("%w: root has a single child", ErrCorrupt)
 	}
 	v := verifier{t: t}
 	return v.walk(ctx, t.root, true)
@@ -35,16 +35,16 @@ type verifier struct {
 // when rightmost is set.
 func (v *verifier) walk(ctx context.Context, n *node, rightmost bool) (Aggregate, error) {
 	if len(n.entries) == 0 {
-		return Aggregate{}, fmt.Errorf("%w: empty node", errCorruptNode)
+		return Aggregate{}, fmt.Errorf("%w: empty node", ErrCorrupt)
 	}
 	for i, e := range n.entries {
 		closes := isBoundary(e.key, n.height)
 		lastOne := i == len(n.entries)-1
 		if closes && !lastOne {
-			return Aggregate{}, fmt.Errorf("%w: boundary key %v inside a node at height %d", errCorruptNode, e.key, n.height)
+			return Aggregate{}, fmt.Errorf("%w: boundary key %v inside a node at height %d", ErrCorrupt, e.key, n.height)
 		}
 		if lastOne && !closes && !rightmost {
-			return Aggregate{}, fmt.Errorf("%w: node at height %d not closed by a boundary", errCorruptNode, n.height)
+			return Aggregate{}, fmt.Errorf("%w: node at height %d not closed by a boundary", ErrCorrupt, n.height)
 		}
 	}
 	var total Aggregate
@@ -54,10 +54,10 @@ func (v *verifier) walk(ctx context.Context, n *node, rightmost bool) (Aggregate
 		}
 		if n.height == 0 {
 			if v.any && !v.prev.Less(e.key) {
-				return Aggregate{}, fmt.Errorf("%w: keys out of order at %v", errCorruptNode, e.key)
+				return Aggregate{}, fmt.Errorf("%w: keys out of order at %v", ErrCorrupt, e.key)
 			}
 			if e.key.TS == 0 || e.key.TS > MaxTimestamp {
-				return Aggregate{}, fmt.Errorf("%w: key %v out of the valid range", errCorruptNode, e.key)
+				return Aggregate{}, fmt.Errorf("%w: key %v out of the valid range", ErrCorrupt, e.key)
 			}
 			v.prev, v.any = e.key, true
 			total = total.Add(e.agg)
@@ -68,14 +68,14 @@ func (v *verifier) walk(ctx context.Context, n *node, rightmost bool) (Aggregate
 			return Aggregate{}, err
 		}
 		if c.height != n.height-1 || c.last() != e.key {
-			return Aggregate{}, fmt.Errorf("%w: child of entry %v does not match it", errCorruptNode, e.key)
+			return Aggregate{}, fmt.Errorf("%w: child of entry %v does not match it", ErrCorrupt, e.key)
 		}
 		ca, err := v.walk(ctx, c, rightmost && i == len(n.entries)-1)
 		if err != nil {
 			return Aggregate{}, err
 		}
 		if ca != e.agg {
-			return Aggregate{}, fmt.Errorf("%w: aggregate of %v differs from its child's", errCorruptNode, e.key)
+			return Aggregate{}, fmt.Errorf("%w: aggregate of %v differs from its child's", ErrCorrupt, e.key)
 		}
 		total = total.Add(ca)
 	}

@@ -1,0 +1,59 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	ds "github.com/ipfs/go-datastore"
+
+	"github.com/storesync/storesync/reconcile"
+)
+
+// Get returns the stored messages of a scope with the given hashes, in the
+// same order, nil where a message is absent. A stored message that does
+// not hash to its key, or belongs to another scope, fails the call with
+// ErrCorrupt: the store never serves what it cannot vouch for.
+func (s *Store) Get(ctx context.Context, sc reconcile.Scope, hashes []reconcile.Hash) ([]*reconcile.Message, error) {
+	st, err := s.enterScope(sc)
+	if err != nil {
+		return nil, err
+	}
+	defer s.calls.Done()
+	out := make([]*reconcile.Message, len(hashes))
+	for i, h := range hashes {
+		if out[i], err = s.load(ctx, st, h); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Has reports whether a message of a kept scope is stored.
+func (s *Store) Has(ctx context.Context, sc reconcile.Scope, h reconcile.Hash) (bool, error) {
+	st, err := s.enterScope(sc)
+	if err != nil {
+		return false, err
+	}
+	defer s.calls.Done()
+	return s.d.Has(ctx, msgKey(st.idHex, h))
+}
+
+// load reads and checks one message; it returns nil if it is absent.
+func (s *Store) load(ctx context.Context, st *scopeState, h reconcile.Hash) (*reconcile.Message, error) {
+	b, err := s.d.Get(ctx, msgKey(st.idHex, h))
+	if errors.Is(err, ds.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get message %s: %w", h, err)
+	}
+	m := new(reconcile.Message)
+	if err := reconcile.UnmarshalMessage(b, m); err != nil {
+		return nil, fmt.Errorf("%w: message %s: %w", ErrCorrupt, h, err)
+	}
+	if m.Hash() != h || m.Scope() != st.scope {
+		return nil, fmt.Errorf("%w: message stored as %s in scope %s does not match it", ErrCorrupt, h, st.scope)
+	}
+	return m, nil
+}

@@ -1,0 +1,159 @@
+package node_test
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"math/rand/v2"
+	"testing"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/stretchr/testify/require"
+
+	"github.com/storesync/storesync/node"
+	"github.com/storesync/storesync/reconcile"
+)
+
+// recordKey is where the package doc says a scope's record lives.
+func recordKey(sc reconcile.Scope) ds.Key {
+	id := sc.ID()
+	return ds.NewKey("/storesync/scope/" + hex.EncodeToString(id[:]))
+}
+
+// fillLevel writes a LevelDB store in dir with messages in two scopes and
+// returns the messages and the stats it had when closed.
+func fillLevel(t *testing.T, dir string) ([]reconcile.Message, map[reconcile.Scope]node.ScopeStats) {
+	t.Helper()
+	d := openLevel(t, dir)
+	s, err := node.OpenStore(t.Context(), d)
+	require.NoError(t, err)
+	r := rand.New(rand.NewPCG(11, 12))
+	var all []reconcile.Message
+	for _, sc := range []reconcile.Scope{scopeA, scopeB} {
+		require.NoError(t, s.AddScope(t.Context(), sc))
+		msgs := randMsgs(r, sc, 2500, 1e12)
+		_, err := s.Put(t.Context(), msgs...)
+		require.NoError(t, err)
+		all = append(all, msgs...)
+	}
+	_, err = s.DeleteBefore(t.Context(), scopeA, 1e11)
+	require.NoError(t, err)
+	stats := map[reconcile.Scope]node.ScopeStats{}
+	for _, sc := range s.Scopes() {
+		stats[sc], _ = s.Stats(sc)
+	}
+	require.NoError(t, s.Close())
+	require.NoError(t, d.Close())
+	return all, stats
+}
+
+func TestReopenLevelDB(t *testing.T) {
+	dir := t.TempDir()
+	msgs, stats := fillLevel(t, dir)
+
+	for i, verify := range []bool{false, true, false} {
+		d := openLevel(t, dir)
+		s, err := node.OpenStore(t.Context(), d, node.WithVerifyOnOpen(verify))
+		require.NoError(t, err)
+		require.Equal(t, []reconcile.Scope{scopeA, scopeB}, s.Scopes())
+		for _, sc := range s.Scopes() {
+			st, ok := s.Stats(sc)
+			require.True(t, ok)
+			want := stats[sc]
+			require.Equal(t, want.Count, st.Count)
+			require.Equal(t, want.Root, st.Root)
+			require.Equal(t, want.Newest, st.Newest)
+			tr, _ := s.Tree(sc)
+			require.Equal(t, want.Root, tr.Root().Fingerprint())
+		}
+		// Messages are readable, and the store keeps working.
+		got, err := s.Get(t.Context(), scopeB, hashesOf(msgs[len(msgs)-3:]))
+		require.NoError(t, err)
+		require.Equal(t, msgs[len(msgs)-1], *got[2])
+		// A Put after reopening lands, and the next reopen sees it.
+		res, err := s.Put(t.Context(), msg(scopeB, 5, uint64(len(msgs)+i)))
+		require.NoError(t, err)
+		require.Len(t, res.Added, 1)
+		stats[scopeB], _ = s.Stats(scopeB)
+		require.NoError(t, s.Close())
+		require.NoError(t, d.Close())
+	}
+}
+
+func TestOpenDetectsCorruptCount(t *testing.T) {
+	dir := t.TempDir()
+	fillLevel(t, dir)
+
+	d := openLevel(t, dir)
+	defer d.Close()
+	b, err := d.Get(t.Context(), recordKey(scopeA))
+	require.NoError(t, err)
+	// The count is the 8 bytes before the 32-byte sum.
+	at := len(b) - 40
+	binary.BigEndian.PutUint64(b[at:], binary.BigEndian.Uint64(b[at:])+1)
+	require.NoError(t, d.Put(t.Context(), recordKey(scopeA), b))
+
+	_, err = node.OpenStore(t.Context(), d)
+	require.ErrorIs(t, err, node.ErrCorrupt)
+}
+
+func TestOpenDetectsDamage(t *testing.T) {
+	msgs := []reconcile.Message{msg(scopeA, 10, 1), msg(scopeA, 20, 2), msg(scopeA, 30, 3)}
+	id := scopeA.ID()
+	idHex := hex.EncodeToString(id[:])
+	for _, c := range []struct {
+		name    string
+		damage  func(t *testing.T, d ds.Batching)
+		shallow bool // the O(1) check sees it
+	}{
+		{"garbled record", func(t *testing.T, d ds.Batching) {
+			require.NoError(t, d.Put(t.Context(), recordKey(scopeA), []byte{1, 2, 3}))
+		}, true},
+		{"record under another ID", func(t *testing.T, d ds.Batching) {
+			b, err := d.Get(t.Context(), recordKey(scopeA))
+			require.NoError(t, err)
+			require.NoError(t, d.Put(t.Context(), recordKey(scopeB), b))
+		}, true},
+		{"tree lost", func(t *testing.T, d ds.Batching) {
+			require.NoError(t, d.Delete(t.Context(), ds.NewKey("/storesync/tree/"+idHex+"/meta")))
+		}, true},
+		{"message lost", func(t *testing.T, d ds.Batching) {
+			require.NoError(t, d.Delete(t.Context(), ds.NewKey("/storesync/msg/"+idHex+"/"+msgs[1].Key().Hash.String())))
+		}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, d := newMemStore(t, []reconcile.Scope{scopeA})
+			_, err := s.Put(t.Context(), msgs...)
+			require.NoError(t, err)
+			require.NoError(t, s.Close())
+			c.damage(t, d)
+
+			_, err = node.OpenStore(t.Context(), d, node.WithVerifyOnOpen(true))
+			require.ErrorIs(t, err, node.ErrCorrupt)
+			s2, err := node.OpenStore(t.Context(), d)
+			if c.shallow {
+				require.ErrorIs(t, err, node.ErrCorrupt)
+				return
+			}
+			require.NoError(t, err)
+			require.NoError(t, s2.Close())
+		})
+	}
+}
+
+func TestGetDetectsAlteredMessage(t *testing.T) {
+	s, d := newMemStore(t, []reconcile.Scope{scopeA})
+	m1, m2 := msg(scopeA, 10, 1), msg(scopeA, 20, 2)
+	_, err := s.Put(t.Context(), m1, m2)
+	require.NoError(t, err)
+	id := scopeA.ID()
+	prefix := "/storesync/msg/" + hex.EncodeToString(id[:]) + "/"
+	// m1's record now holds m2's bytes.
+	b, err := d.Get(t.Context(), ds.NewKey(prefix+m2.Key().Hash.String()))
+	require.NoError(t, err)
+	require.NoError(t, d.Put(t.Context(), ds.NewKey(prefix+m1.Key().Hash.String()), b))
+
+	_, err = s.Get(t.Context(), scopeA, hashesOf([]reconcile.Message{m1}))
+	require.ErrorIs(t, err, node.ErrCorrupt)
+	_, err = s.Query(t.Context(), node.Query{Scope: scopeA})
+	require.ErrorIs(t, err, node.ErrCorrupt)
+}

@@ -1,0 +1,188 @@
+package node
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+
+	"github.com/storesync/storesync/reconcile"
+)
+
+// scopeState is a kept scope: its tree and its committed state.
+type scopeState struct {
+	scope reconcile.Scope
+	id    [8]byte
+	idHex string
+	tree  *reconcile.Tree
+
+	// snap is replaced, never modified, and only by a writer holding a
+	// Txn of tree: writers of a scope are serialised by the tree, so each
+	// starts from its predecessor's snapshot, while readers load it
+	// without any lock and always see one consistent state.
+	snap atomic.Pointer[scopeSnap]
+}
+
+// scopeSnap is a scope's state after a commit.
+type scopeSnap struct {
+	agg       reconcile.Aggregate // equals the tree's root aggregate
+	newest    int64               // newest timestamp; 0 when empty
+	lastAdded time.Time           // last Put that added something
+}
+
+// ScopeStats describes a kept scope at one moment.
+type ScopeStats struct {
+	Scope reconcile.Scope
+	// Count is the number of messages stored.
+	Count uint64
+	// Root is the fingerprint of the whole scope: the
+	// reconcile.Aggregate.Fingerprint of its tree's root. Two stores with
+	// the same messages have the same Root.
+	Root reconcile.Fingerprint
+	// Newest is the largest timestamp stored, 0 when the scope is empty.
+	Newest int64
+	// LastAdded is when a Put last added a message to the scope since
+	// the store was opened; zero if none did.
+	LastAdded time.Time
+}
+
+// AddScope makes the store keep a scope, persistently: the scope is
+// loaded again by every later OpenStore. Adding a kept scope does nothing.
+// Both topics must be non-empty.
+func (s *Store) AddScope(ctx context.Context, sc reconcile.Scope) error {
+	if sc.PubsubTopic == "" || sc.ContentTopic == "" {
+		return fmt.Errorf("add scope %q: both topics must be set", sc)
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.calls.Done()
+	s.addMu.Lock()
+	defer s.addMu.Unlock()
+	if _, ok := s.state(sc); ok {
+		return nil
+	}
+	id := sc.ID()
+	s.mu.RLock()
+	other, clash := s.byID[id]
+	s.mu.RUnlock()
+	if clash {
+		// Keys are derived from the ID, so two scopes sharing one would
+		// share a tree.
+		return fmt.Errorf("add scope %s: its ID %x is that of kept scope %s", sc, id, other.scope)
+	}
+	rec := scopeRecord{scope: sc}
+	st, err := openScope(ctx, s.d, rec, s.cfg)
+	if err != nil {
+		return fmt.Errorf("add scope %s: %w", sc, err)
+	}
+	if st.tree.Root() != rec.agg {
+		// Messages are only written once the record exists, so a tree
+		// without a record means the datastore was altered from outside.
+		return fmt.Errorf("%w: scope %s has a tree but no record", ErrCorrupt, sc)
+	}
+	key := scopeRecordKey(st.idHex)
+	if err := s.d.Put(ctx, key, rec.encode()); err != nil {
+		return fmt.Errorf("add scope %s: %w", sc, err)
+	}
+	if err := s.d.Sync(ctx, key); err != nil {
+		return fmt.Errorf("add scope %s: %w", sc, err)
+	}
+	s.mu.Lock()
+	s.scopes[sc], s.byID[id] = st, st
+	s.mu.Unlock()
+	return nil
+}
+
+// openScope opens the tree of a recorded scope. It does not check the tree
+// against the record.
+func openScope(ctx context.Context, d ds.Datastore, rec scopeRecord, cfg storeConfig) (*scopeState, error) {
+	st := &scopeState{scope: rec.scope, id: rec.scope.ID()}
+	st.idHex = scopeIDHex(st.id)
+	t, err := reconcile.Open(ctx, d, treeKey(st.idHex), cfg.treeOpts...)
+	if errors.Is(err, reconcile.ErrCorrupt) {
+		return nil, fmt.Errorf("%w: scope %s: %w", ErrCorrupt, st.scope, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open tree: %w", err)
+	}
+	st.tree = t
+	snap := &scopeSnap{agg: rec.agg}
+	last, ok, err := t.Last(ctx, reconcile.Key{}, reconcile.End)
+	if err != nil {
+		return nil, fmt.Errorf("read newest key: %w", err)
+	}
+	if ok {
+		snap.newest = int64(last.TS)
+	}
+	st.snap.Store(snap)
+	return st, nil
+}
+
+// Scopes returns the kept scopes sorted by their String.
+func (s *Store) Scopes() []reconcile.Scope {
+	s.mu.RLock()
+	out := make([]reconcile.Scope, 0, len(s.scopes))
+	for sc := range s.scopes {
+		out = append(out, sc)
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b reconcile.Scope) int {
+		return cmp.Compare(a.String(), b.String())
+	})
+	return out
+}
+
+// ScopeByID returns the kept scope whose reconcile.Scope.ID is id.
+func (s *Store) ScopeByID(id [8]byte) (reconcile.Scope, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st, ok := s.byID[id]
+	if !ok {
+		return reconcile.Scope{}, false
+	}
+	return st.scope, true
+}
+
+// Set returns the key set of a kept scope (its tree) for reconciliation.
+// It stays valid while the store is open.
+func (s *Store) Set(sc reconcile.Scope) (reconcile.Set, bool) {
+	t, ok := s.Tree(sc)
+	if !ok {
+		return nil, false
+	}
+	return t, true
+}
+
+// Tree returns the tree of a kept scope. Callers may read it; writing to
+// it other than through the Store would make the tree disagree with the
+// scope's record, which the next OpenStore reports as ErrCorrupt.
+func (s *Store) Tree(sc reconcile.Scope) (*reconcile.Tree, bool) {
+	st, ok := s.state(sc)
+	if !ok {
+		return nil, false
+	}
+	return st.tree, true
+}
+
+// Stats returns a kept scope's statistics. All fields come from the same
+// committed state.
+func (s *Store) Stats(sc reconcile.Scope) (ScopeStats, bool) {
+	st, ok := s.state(sc)
+	if !ok {
+		return ScopeStats{}, false
+	}
+	snap := st.snap.Load()
+	return ScopeStats{
+		Scope:     sc,
+		Count:     snap.agg.Count,
+		Root:      snap.agg.Fingerprint(),
+		Newest:    snap.newest,
+		LastAdded: snap.lastAdded,
+	}, true
+}

@@ -1,0 +1,122 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	ds "github.com/ipfs/go-datastore"
+
+	"github.com/storesync/storesync/reconcile"
+)
+
+// Store keeps the messages of the scopes a node keeps, each scope with its
+// prolly tree, in one go-datastore. A message and its tree entry commit in
+// one batch. Safe for concurrent use.
+//
+// A mutex guards only the map of kept scopes. Writes to one scope are
+// serialised by its tree (a reconcile.Txn holds the tree's write lock from
+// Begin to Commit), so writes to different scopes proceed in parallel, and
+// reads of messages go to the datastore without any lock of the store's.
+type Store struct {
+	d    ds.Batching
+	cfg  storeConfig
+	subs hub
+
+	// addMu serialises AddScope, which is rare and does I/O, so that mu
+	// is never held across I/O.
+	addMu sync.Mutex
+
+	mu     sync.RWMutex
+	scopes map[reconcile.Scope]*scopeState
+	byID   map[[8]byte]*scopeState
+	closed bool
+
+	// calls counts the calls in progress that use d; Close waits for them
+	// so that the caller may close d as soon as Close returns.
+	calls sync.WaitGroup
+}
+
+// OpenStore opens the store kept in d. It loads the scopes recorded in d,
+// opens their trees, and proves that each tree agrees with the scope's
+// recorded message count and sum: a cheap O(1) check against the root
+// aggregate, plus reconcile.Tree.Verify and a count of the stored messages
+// when WithVerifyOnOpen(true). A disagreement is an error wrapping
+// ErrCorrupt, never silently repaired.
+//
+// d must be safe for concurrent use and stays the caller's: Close does not
+// close it.
+func OpenStore(ctx context.Context, d ds.Batching, opts ...StoreOption) (*Store, error) {
+	cfg := defaultStoreConfig()
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	// Trees are opened one per scope; trying the tree options once on an
+	// empty datastore makes a bad option fail here even with no scope kept.
+	if _, err := reconcile.Open(ctx, ds.NewNullDatastore(), treesKey, cfg.treeOpts...); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s := &Store{
+		d:      d,
+		cfg:    cfg,
+		scopes: make(map[reconcile.Scope]*scopeState),
+		byID:   make(map[[8]byte]*scopeState),
+	}
+	s.subs.init()
+	states, err := loadScopes(ctx, d, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	for _, st := range states {
+		s.scopes[st.scope], s.byID[st.id] = st, st
+	}
+	return s, nil
+}
+
+// Close ends every subscription and waits for the calls in progress to
+// return; later calls that touch the datastore fail with ErrClosed. It
+// does not close the datastore, which the caller owns. Close is
+// idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.calls.Wait()
+	s.subs.close()
+	return nil
+}
+
+// enter registers a call that uses the datastore; the caller must call
+// s.calls.Done when it returns.
+func (s *Store) enter() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.calls.Add(1)
+	return nil
+}
+
+// state returns a kept scope's state.
+func (s *Store) state(sc reconcile.Scope) (*scopeState, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st, ok := s.scopes[sc]
+	return st, ok
+}
+
+// enterScope is enter followed by state, failing with ErrUnknownScope.
+func (s *Store) enterScope(sc reconcile.Scope) (*scopeState, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	st, ok := s.state(sc)
+	if !ok {
+		s.calls.Done()
+		return nil, fmt.Errorf("%w: %s", ErrUnknownScope, sc)
+	}
+	return st, nil
+}
