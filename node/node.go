@@ -1,0 +1,261 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	logging "github.com/libp2p/go-libp2p/gologshim"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/storesync/storesync/protocol"
+	"github.com/storesync/storesync/reconcile"
+)
+
+var log = logging.Logger("storesync/node")
+
+// Node is a ready store node: a libp2p host, a message store in a
+// go-datastore, and the sync protocol mounted on the host. New starts
+// it, Close stops it. Safe for concurrent use.
+type Node struct {
+	host    host.Host
+	ownHost bool
+	closeDS io.Closer
+	store   *Store
+	sync    *protocol.Service
+	log     *slog.Logger
+
+	mu       sync.Mutex // guards lastSync
+	lastSync map[reconcile.Scope]SyncRecord
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// SyncRecord is the last successful sync of a scope.
+type SyncRecord struct {
+	Peer peer.ID
+	At   time.Time
+	// Received and Sent in that sync.
+	Received, Sent int
+}
+
+// New builds and starts a node. Whatever New opened is closed again if
+// it fails.
+func New(ctx context.Context, opts ...Option) (n *Node, err error) {
+	var cfg config
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	n = &Node{lastSync: make(map[reconcile.Scope]SyncRecord), log: log}
+	if cfg.logger != nil {
+		n.log = cfg.logger
+	}
+	defer func() {
+		if err != nil {
+			n.release()
+		}
+	}()
+	d, err := n.openDatastore(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	if n.store, err = OpenStore(ctx, d, cfg.storeOpts...); err != nil {
+		return nil, err
+	}
+	for _, sc := range cfg.scopes {
+		if err := n.store.AddScope(ctx, sc); err != nil {
+			return nil, err
+		}
+	}
+	if err := n.openHost(&cfg); err != nil {
+		return nil, err
+	}
+	popts := cfg.protocolOpts
+	if cfg.logger != nil {
+		popts = append([]protocol.Option{protocol.WithLogger(cfg.logger)}, popts...)
+	}
+	if cfg.registerer != nil {
+		popts = append(popts, protocol.WithMetricsTracer(protocol.NewMetricsTracer(protocol.WithRegisterer(cfg.registerer))))
+		if err := cfg.registerer.Register(newStoreCollector(n.store)); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	if n.sync, err = protocol.New(n.host, protocolStore{n.store}, popts...); err != nil {
+		return nil, err
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if cfg.retention > 0 {
+		n.goRetention(cfg.retention, cfg.retentionEvery)
+	}
+	if len(cfg.peers) > 0 {
+		n.goBootstrap(cfg.peers)
+	}
+	n.log.Info("store node started", "peer", n.host.ID(), "scopes", len(n.store.Scopes()))
+	return n, nil
+}
+
+func (n *Node) openDatastore(cfg *config) (ds.Batching, error) {
+	switch {
+	case cfg.datastore != nil:
+		return cfg.datastore, nil
+	case cfg.dataDir != "":
+		d, err := OpenLevelDB(filepath.Join(cfg.dataDir, "datastore"))
+		if err != nil {
+			return nil, err
+		}
+		if c, ok := d.(io.Closer); ok {
+			n.closeDS = c
+		}
+		return d, nil
+	}
+	return nil, errors.New("node: no datastore: give WithDatastore or WithDataDir")
+}
+
+func (n *Node) openHost(cfg *config) error {
+	if cfg.host != nil {
+		n.host = cfg.host
+		return nil
+	}
+	listen := cfg.listen
+	if len(listen) == 0 {
+		listen = []string{"/ip4/0.0.0.0/tcp/0"}
+	}
+	lopts := []libp2p.Option{libp2p.ListenAddrStrings(listen...)}
+	if cfg.identity != nil {
+		lopts = append(lopts, libp2p.Identity(cfg.identity))
+	}
+	h, err := libp2p.New(lopts...)
+	if err != nil {
+		return fmt.Errorf("node: start host: %w", err)
+	}
+	n.host, n.ownHost = h, true
+	return nil
+}
+
+// Close stops the node: it waits for its background work, unmounts the
+// protocol, and closes the store, then what the node opened itself (its
+// host and its LevelDB).
+func (n *Node) Close() error {
+	if n.cancel != nil {
+		n.cancel()
+	}
+	n.wg.Wait()
+	return n.release()
+}
+
+func (n *Node) release() error {
+	var errs []error
+	if n.sync != nil {
+		errs = append(errs, n.sync.Close())
+	}
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	if n.ownHost && n.host != nil {
+		errs = append(errs, n.host.Close())
+	}
+	if n.closeDS != nil {
+		errs = append(errs, n.closeDS.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Host returns the node's libp2p host.
+func (n *Node) Host() host.Host { return n.host }
+
+// Store returns the node's message store.
+func (n *Node) Store() *Store { return n.store }
+
+// Protocol returns the node's sync service.
+func (n *Node) Protocol() *protocol.Service { return n.sync }
+
+// Addrs returns the node's full multiaddrs, each ending in /p2p/<peer ID>.
+func (n *Node) Addrs() []ma.Multiaddr {
+	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()})
+	if err != nil {
+		return nil
+	}
+	return addrs
+}
+
+// Put stores messages, as Store.Put does.
+func (n *Node) Put(ctx context.Context, msgs ...reconcile.Message) (PutResult, error) {
+	return n.store.Put(ctx, msgs...)
+}
+
+// Query pages through a scope, as Store.Query does.
+func (n *Node) Query(ctx context.Context, q Query) (Page, error) { return n.store.Query(ctx, q) }
+
+// Subscribe delivers every message added from now on, whatever its source
+// (Put or sync), as Store.Subscribe does.
+func (n *Node) Subscribe(ctx context.Context, buffer int) *Subscription {
+	return n.store.Subscribe(ctx, buffer)
+}
+
+// Connect connects the node's host to a peer.
+func (n *Node) Connect(ctx context.Context, ai peer.AddrInfo) error { return n.host.Connect(ctx, ai) }
+
+// SyncNow syncs the given scopes (every kept scope if none) with p now,
+// and records the outcome for Status.
+func (n *Node) SyncNow(ctx context.Context, p peer.ID, scopes ...reconcile.Scope) (*protocol.Report, error) {
+	if len(scopes) == 0 {
+		scopes = n.store.Scopes()
+	}
+	rep, err := n.sync.Sync(ctx, p, scopes...)
+	if rep != nil {
+		n.mu.Lock()
+		for _, s := range rep.Scopes {
+			if s.Err == nil && err == nil {
+				n.lastSync[s.Scope] = SyncRecord{Peer: p, At: time.Now(), Received: s.Received, Sent: s.Sent}
+			}
+		}
+		n.mu.Unlock()
+	}
+	return rep, err
+}
+
+// ScopeStatus is the state of one kept scope.
+type ScopeStatus struct {
+	ScopeStats
+	// LastSync is the last successful sync of the scope, zero if none.
+	LastSync SyncRecord
+}
+
+// Status returns the state of every kept scope, sorted by scope.
+func (n *Node) Status() []ScopeStatus {
+	var out []ScopeStatus
+	for _, sc := range n.store.Scopes() {
+		st, ok := n.store.Stats(sc)
+		if !ok {
+			continue
+		}
+		n.mu.Lock()
+		ls := n.lastSync[sc]
+		n.mu.Unlock()
+		out = append(out, ScopeStatus{ScopeStats: st, LastSync: ls})
+	}
+	return out
+}
+
+// protocolStore adapts Store to what the protocol needs.
+type protocolStore struct{ *Store }
+
+var _ protocol.Store = protocolStore{}
+
+func (p protocolStore) Put(ctx context.Context, msgs []reconcile.Message) (int, error) {
+	res, err := p.Store.Put(ctx, msgs...)
+	return len(res.Added), err
+}
