@@ -33,7 +33,9 @@ func startNode(t *testing.T, dir string, opts ...node.Option) *node.Node {
 	return n
 }
 
-func info(n *node.Node) peer.AddrInfo { return peer.AddrInfo{ID: n.Host().ID(), Addrs: n.Host().Addrs()} }
+func info(n *node.Node) peer.AddrInfo {
+	return peer.AddrInfo{ID: n.Host().ID(), Addrs: n.Host().Addrs()}
+}
 
 func message(sc reconcile.Scope, ts int64) reconcile.Message {
 	p := make([]byte, 32)
@@ -199,4 +201,3 @@ func TestBootstrapPeersSyncAtStart(t *testing.T) {
 	defer b.Close()
 	require.Eventually(t, func() bool { return all(t, b, chatScope)[m.Hash()] }, 5*time.Second, 20*time.Millisecond)
 }
-

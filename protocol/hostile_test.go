@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"errors"
 	"testing"
 	"time"
 
@@ -101,14 +100,19 @@ func TestTooManySessions(t *testing.T) {
 	held, err := greedy.h.NewStream(t.Context(), victim.h.ID(), protocol.SyncID)
 	require.NoError(t, err)
 	defer held.Reset()
-	// Streams negotiate on their first write: half a varint makes the
-	// server take the slot and wait for the rest.
-	_, err = held.Write([]byte{0x80})
+	// Hold a live session: open it properly, read the server's first
+	// turn, then stall without answering.
+	sess, err := reconcile.NewSession(reconcile.NewSliceSet(nil), reconcile.Key{}, reconcile.End, reconcile.DefaultParams())
 	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		_, err := greedy.svc.Sync(t.Context(), victim.h.ID(), chat)
-		return errors.Is(err, protocol.ErrTooManySessions)
-	}, 5*time.Second, 50*time.Millisecond)
+	first, err := sess.Start(t.Context())
+	require.NoError(t, err)
+	id := chat.ID()
+	require.NoError(t, protoio.NewDelimitedWriter(held).WriteMsg(&pb.SyncRequest{Scopes: []*pb.ScopeOpen{{Scope: id[:], First: first[0]}}}))
+	var reply pb.SyncFrame
+	require.NoError(t, protoio.NewDelimitedReader(held, 1<<20).ReadMsg(&reply))
+
+	_, err = greedy.svc.Sync(t.Context(), victim.h.ID(), chat)
+	require.ErrorIs(t, err, protocol.ErrTooManySessions)
 	requireStillServes(t, victim)
 }
 
