@@ -32,6 +32,7 @@ type config struct {
 	maxStrikes         int
 	refuseFor          time.Duration
 	validator          Validator
+	authorize          Authorizer
 	logger             *slog.Logger
 	metrics            MetricsTracer
 	now                func() time.Time
@@ -181,6 +182,24 @@ func WithValidator(v Validator) Option {
 		c.validator = v
 		return nil
 	}
+}
+
+// Authorizer decides whether a peer may sync a scope with us. A scope it
+// refuses is answered with ErrRefused, in sessions and fetches alike.
+type Authorizer func(p peer.ID, sc reconcile.Scope) bool
+
+// WithAuthorizer restricts who may sync which scope (private sync
+// groups). Default: every peer may sync every kept scope.
+func WithAuthorizer(a Authorizer) Option {
+	return func(c *config) error {
+		c.authorize = a
+		return nil
+	}
+}
+
+// allowed reports whether p may sync sc.
+func (c *config) allowed(p peer.ID, sc reconcile.Scope) bool {
+	return c.authorize == nil || c.authorize(p, sc)
 }
 
 // WithLogger replaces the service's logger. Default the

@@ -59,7 +59,7 @@ func (s *Service) serveFetch(ctx context.Context, p peer.ID, c *conn) error {
 			}
 			return err
 		}
-		resp, err := s.answerFetch(ctx, &req)
+		resp, err := s.answerFetch(ctx, p, &req)
 		if err != nil {
 			return err
 		}
@@ -77,7 +77,7 @@ func (s *Service) serveFetch(ctx context.Context, p peer.ID, c *conn) error {
 // limits, compressed when that pays. A scope we do not keep is answered
 // with an error the client can act on; a malformed request ends the
 // stream.
-func (s *Service) answerFetch(ctx context.Context, req *pb.FetchRequest) (*pb.FetchResponse, error) {
+func (s *Service) answerFetch(ctx context.Context, p peer.ID, req *pb.FetchRequest) (*pb.FetchResponse, error) {
 	n := len(req.Hashes) / reconcile.HashSize
 	if len(req.Scope) != 8 || len(req.Hashes)%reconcile.HashSize != 0 || n == 0 {
 		return nil, errors.Join(ErrBadRequest, errors.New("malformed fetch request"))
@@ -88,6 +88,9 @@ func (s *Service) answerFetch(ctx context.Context, req *pb.FetchRequest) (*pb.Fe
 	scope, ok := s.store.ScopeByID([8]byte(req.Scope))
 	if !ok {
 		return &pb.FetchResponse{Error: wireError(ErrUnsupportedScope)}, nil
+	}
+	if !s.cfg.allowed(p, scope) {
+		return &pb.FetchResponse{Error: wireError(ErrRefused)}, nil
 	}
 	hashes := make([]reconcile.Hash, n)
 	for i := range hashes {

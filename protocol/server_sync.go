@@ -119,6 +119,10 @@ func (s *Service) serveSync(ctx context.Context, p peer.ID, c *conn) ([]*serverS
 			sc.err = ErrUnsupportedScope
 			continue
 		}
+		if !s.cfg.allowed(p, scope) {
+			sc.err = ErrRefused
+			continue
+		}
 		set, ok := s.store.Set(scope)
 		if !ok {
 			sc.err = ErrUnsupportedScope

@@ -177,3 +177,26 @@ func TestValidatorVetoes(t *testing.T) {
 	require.Equal(t, 1, strikes)
 	require.False(t, refused)
 }
+
+// TestAuthorizerRefusesScope: a scope the server keeps for other peers
+// only is refused, alone; the pull back is refused too.
+func TestAuthorizerRefusesScope(t *testing.T) {
+	var allowed peer.ID
+	b := newNode(t, []reconcile.Scope{chat, files}, protocol.WithAuthorizer(func(p peer.ID, sc reconcile.Scope) bool {
+		return sc != files || p == allowed
+	}))
+	a := newNode(t, []reconcile.Scope{chat, files})
+	connect(t, a.h, b.h)
+	b.put(t, msg(chat, t0), msg(files, t0))
+	rep, err := a.svc.Sync(t.Context(), b.h.ID(), chat, files)
+	require.NoError(t, err)
+	require.NoError(t, rep.Scopes[0].Err)
+	require.ErrorIs(t, rep.Scopes[1].Err, protocol.ErrRefused)
+	require.Empty(t, a.store.hashes(files))
+
+	allowed = a.h.ID()
+	rep, err = a.svc.Sync(t.Context(), b.h.ID(), chat, files)
+	require.NoError(t, err)
+	require.NoError(t, rep.Err())
+	require.Len(t, a.store.hashes(files), 1)
+}
