@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -179,4 +180,24 @@ func (s *Service) accept(ctx context.Context, p peer.ID, j *fetchJob, asked []re
 		}
 	}
 	return nil
+}
+
+// Fetch gets the messages with the given hashes of one scope from p,
+// verified as Sync verifies them, and stores the good ones. Hashes
+// already stored are not asked for. It serves announcements of recent
+// messages, which need no reconciliation.
+func (s *Service) Fetch(ctx context.Context, p peer.ID, sc reconcile.Scope, hashes []reconcile.Hash) (ScopeReport, error) {
+	if _, ok := s.store.Set(sc); !ok {
+		return ScopeReport{Scope: sc}, fmt.Errorf("%w: %v", ErrUnknownScope, sc)
+	}
+	if s.strikes.isRefused(p) {
+		return ScopeReport{Scope: sc}, fmt.Errorf("%w: peer %s sent too many bad messages", ErrRefused, p)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.sessionTimeout)
+	defer cancel()
+	j := &fetchJob{scope: sc, hashes: hashes, report: ScopeReport{Scope: sc, Need: len(hashes)}}
+	start := time.Now()
+	err := s.fetch(ctx, p, []*fetchJob{j})
+	j.report.Duration = time.Since(start)
+	return j.report, err
 }

@@ -200,3 +200,18 @@ func TestAuthorizerRefusesScope(t *testing.T) {
 	require.NoError(t, rep.Err())
 	require.Len(t, a.store.hashes(files), 1)
 }
+
+func TestFetchByHash(t *testing.T) {
+	a := newNode(t, []reconcile.Scope{chat})
+	b := newNode(t, []reconcile.Scope{chat})
+	connect(t, a.h, b.h)
+	m1, m2 := msg(chat, t0), msg(chat, t0+1)
+	b.put(t, m1, m2)
+	missing := msg(chat, t0+2)
+	rep, err := a.svc.Fetch(t.Context(), b.h.ID(), chat, []reconcile.Hash{m1.Hash(), missing.Hash()})
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.Received)
+	require.Equal(t, map[reconcile.Hash]bool{m1.Hash(): true}, a.store.hashes(chat))
+	_, err = a.svc.Fetch(t.Context(), b.h.ID(), files, []reconcile.Hash{m1.Hash()})
+	require.ErrorIs(t, err, protocol.ErrUnknownScope)
+}
