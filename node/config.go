@@ -6,10 +6,13 @@ import (
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/storesync/storesync/gossip"
 
 	"github.com/storesync/storesync/protocol"
 	"github.com/storesync/storesync/reconcile"
@@ -30,6 +33,10 @@ type config struct {
 	storeOpts      []StoreOption
 	logger         *slog.Logger
 	registerer     prometheus.Registerer
+	pubsub         *pubsub.PubSub
+	gossipOpts     []gossip.Option
+	groups         []gossip.Group
+	mdnsTag        string
 }
 
 // Option configures New.
@@ -140,6 +147,42 @@ func WithLogger(l *slog.Logger) Option {
 			return errors.New("nil logger")
 		}
 		c.logger = l
+		return nil
+	}
+}
+
+// WithPubSub runs the sync groups over an existing GossipSub instance,
+// which must be on the node's host. Default: the node starts GossipSub on
+// its host (one GossipSub per host: pass yours if the host has one).
+func WithPubSub(ps *pubsub.PubSub) Option {
+	return func(c *config) error {
+		c.pubsub = ps
+		return nil
+	}
+}
+
+// WithGroups joins sync groups at start (see Node.Join).
+func WithGroups(groups ...gossip.Group) Option {
+	return func(c *config) error {
+		c.groups = append(c.groups, groups...)
+		return nil
+	}
+}
+
+// WithGossipOptions passes options to the gossip service (interval,
+// sessions, triggers).
+func WithGossipOptions(opts ...gossip.Option) Option {
+	return func(c *config) error {
+		c.gossipOpts = append(c.gossipOpts, opts...)
+		return nil
+	}
+}
+
+// WithMDNS finds peers on the local network with mDNS under the given
+// service tag and connects to them. Default off.
+func WithMDNS(tag string) Option {
+	return func(c *config) error {
+		c.mdnsTag = tag
 		return nil
 	}
 }

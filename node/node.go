@@ -17,6 +17,7 @@ import (
 	logging "github.com/libp2p/go-libp2p/gologshim"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/storesync/storesync/gossip"
 	"github.com/storesync/storesync/protocol"
 	"github.com/storesync/storesync/reconcile"
 )
@@ -32,10 +33,13 @@ type Node struct {
 	closeDS io.Closer
 	store   *Store
 	sync    *protocol.Service
+	gossip  *gossip.Service
 	log     *slog.Logger
+	closers []func() error
 
-	mu       sync.Mutex // guards lastSync
+	mu       sync.Mutex // guards lastSync and groups
 	lastSync map[reconcile.Scope]SyncRecord
+	groups   map[string]gossip.Group
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -59,7 +63,8 @@ func New(ctx context.Context, opts ...Option) (n *Node, err error) {
 			return nil, err
 		}
 	}
-	n = &Node{lastSync: make(map[reconcile.Scope]SyncRecord), log: log}
+	n = &Node{lastSync: make(map[reconcile.Scope]SyncRecord), groups: make(map[string]gossip.Group), log: log}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if cfg.logger != nil {
 		n.log = cfg.logger
 	}
@@ -83,9 +88,9 @@ func New(ctx context.Context, opts ...Option) (n *Node, err error) {
 	if err := n.openHost(&cfg); err != nil {
 		return nil, err
 	}
-	popts := cfg.protocolOpts
+	popts := append([]protocol.Option{protocol.WithAuthorizer(n.authorize)}, cfg.protocolOpts...)
 	if cfg.logger != nil {
-		popts = append([]protocol.Option{protocol.WithLogger(cfg.logger)}, popts...)
+		popts = append(popts, protocol.WithLogger(cfg.logger))
 	}
 	if cfg.registerer != nil {
 		popts = append(popts, protocol.WithMetricsTracer(protocol.NewMetricsTracer(protocol.WithRegisterer(cfg.registerer))))
@@ -96,7 +101,14 @@ func New(ctx context.Context, opts ...Option) (n *Node, err error) {
 	if n.sync, err = protocol.New(n.host, protocolStore{n.store}, popts...); err != nil {
 		return nil, err
 	}
-	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if err := n.startGossip(ctx, &cfg); err != nil {
+		return nil, err
+	}
+	if cfg.mdnsTag != "" {
+		if err := n.startMDNS(cfg.mdnsTag); err != nil {
+			return nil, fmt.Errorf("node: start mdns: %w", err)
+		}
+	}
 	if cfg.retention > 0 {
 		n.goRetention(cfg.retention, cfg.retentionEvery)
 	}
@@ -157,7 +169,16 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) release() error {
+	if n.cancel != nil {
+		n.cancel() // stops GossipSub, which runs on the node's context
+	}
 	var errs []error
+	for _, c := range n.closers {
+		errs = append(errs, c())
+	}
+	if n.gossip != nil {
+		errs = append(errs, n.gossip.Close())
+	}
 	if n.sync != nil {
 		errs = append(errs, n.sync.Close())
 	}
@@ -191,9 +212,14 @@ func (n *Node) Addrs() []ma.Multiaddr {
 	return addrs
 }
 
-// Put stores messages, as Store.Put does.
+// Put stores messages, as Store.Put does, and, if recent announcements
+// are on, announces the added ones to the groups that keep their scopes.
 func (n *Node) Put(ctx context.Context, msgs ...reconcile.Message) (PutResult, error) {
-	return n.store.Put(ctx, msgs...)
+	res, err := n.store.Put(ctx, msgs...)
+	if n.gossip != nil {
+		n.gossip.NoteAdded(res.Added)
+	}
+	return res, err
 }
 
 // Query pages through a scope, as Store.Query does.

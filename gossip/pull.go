@@ -1,0 +1,284 @@
+package gossip
+
+import (
+	"errors"
+	"slices"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/storesync/storesync/protocol"
+	"github.com/storesync/storesync/reconcile"
+)
+
+// Triggers of sessions, as counted in Counters and metrics.
+const (
+	TriggerAnnouncement = "announcement"
+	TriggerStartup      = "startup"
+	TriggerIdle         = "idle"
+	TriggerDemand       = "demand"
+	TriggerRecent       = "recent"
+)
+
+// job is a session to run when a slot frees: a sync of some scopes with
+// a peer, or a fetch of recent hashes.
+type job struct {
+	group   *groupState
+	peer    peer.ID
+	scopes  []reconcile.Scope
+	fetch   []reconcile.Hash // recent hashes of scopes[0]
+	trigger string
+	// roots the peer announced, recorded as synced on success.
+	announced map[reconcile.Scope]prefix
+	done      chan error
+}
+
+// announce publishes the group's roots and schedules the next
+// announcement; it also runs the idle trigger.
+func (s *Service) announce(g *groupState) {
+	g.announceTimer = s.after(s.jittered(s.cfg.interval), func() { s.announce(g) })
+	data, err := encodeAnnouncement(s.statesOf(g.Scopes), nil)
+	if err == nil {
+		err = g.topic.Publish(s.ctx, data)
+	}
+	if err != nil {
+		s.log.Debug("announcement failed", "group", g.Name, "err", err)
+		return
+	}
+	g.lastAnnounced = s.cfg.now()
+	s.counts.Announcements++
+	s.counts.AnnouncementBytes += int64(len(data))
+	if m := s.cfg.metrics; m != nil {
+		m.AnnouncementPublished(g.Name, len(data))
+	}
+	s.idleCheck(g)
+}
+
+// onAnnouncement records a member's roots and schedules a pull if any
+// differ from ours, and fetches recent messages we lack.
+func (s *Service) onAnnouncement(g *groupState, from peer.ID, data []byte) {
+	if s.groups[g.Name] != g || !g.allows(from) {
+		return
+	}
+	a, err := decodeAnnouncement(data, g.scopes, s.cfg.maxAnnouncement)
+	if err != nil {
+		return // the topic validator lets none through
+	}
+	if m := s.cfg.metrics; m != nil {
+		m.AnnouncementReceived(g.Name)
+	}
+	m := g.members[from]
+	if m == nil {
+		m = &member{states: make(map[reconcile.Scope]remoteState)}
+		g.members[from] = m
+	}
+	m.lastAnnounce = s.cfg.now()
+	for sc, st := range a.states {
+		m.states[sc] = st
+	}
+	if len(a.states) > 0 && len(s.differing(g, from)) > 0 {
+		s.schedulePull(g)
+	}
+	s.onRecent(g, from, a.recent)
+}
+
+// differing returns the scopes whose root p announced differently from
+// ours, leaving out those a session with p already settled: our root and
+// its announced root are still what they were when a session left us
+// equal.
+func (s *Service) differing(g *groupState, p peer.ID) []reconcile.Scope {
+	m, ps := g.members[p], s.peer(p)
+	var out []reconcile.Scope
+	for _, sc := range g.Scopes {
+		theirs, ok := m.states[sc]
+		if !ok || ps.unsupported[sc] {
+			continue
+		}
+		st, ok := s.store.State(sc)
+		if !ok {
+			continue
+		}
+		ours := prefixOf(st.Root)
+		if ours == theirs.root || ps.synced[sc] == [2]prefix{ours, theirs.root} {
+			continue
+		}
+		out = append(out, sc)
+	}
+	return out
+}
+
+// schedulePull fires a pull after a random delay within the spread, so
+// that the members behind do not all ask the same announcer at once and
+// more announcers are known by the time it fires.
+func (s *Service) schedulePull(g *groupState) {
+	if g.pullTimer != nil {
+		return
+	}
+	g.pullTimer = s.after(s.jittered(s.cfg.spread/2), func() {
+		g.pullTimer = nil
+		s.pull(g)
+	})
+}
+
+// pull starts a session with one of the members whose roots differ from
+// ours, chosen at random among those ahead of us (more messages) when
+// there are any, so that load spreads over the announcers.
+func (s *Service) pull(g *groupState) {
+	if s.groups[g.Name] != g {
+		return
+	}
+	var ahead, other []peer.ID
+	for p := range g.members {
+		if !s.available(p) {
+			continue
+		}
+		diff := s.differing(g, p)
+		if len(diff) == 0 {
+			continue
+		}
+		if s.isAhead(g, p, diff) {
+			ahead = append(ahead, p)
+		} else {
+			other = append(other, p)
+		}
+	}
+	pick := ahead
+	if len(pick) == 0 {
+		pick = other
+	}
+	if len(pick) == 0 {
+		return
+	}
+	if s.sessions >= s.cfg.maxSessions {
+		s.schedulePull(g) // try again once a slot may be free
+		return
+	}
+	slices.Sort(pick) // the map's order must not bias the choice
+	p := pick[int(s.cfg.rand()*float64(len(pick)))%len(pick)]
+	scopes := s.differing(g, p)
+	ann := make(map[reconcile.Scope]prefix, len(scopes))
+	for _, sc := range scopes {
+		ann[sc] = g.members[p].states[sc].root
+	}
+	s.run(&job{group: g, peer: p, scopes: scopes, trigger: TriggerAnnouncement, announced: ann})
+	if len(ahead)+len(other) > 1 {
+		s.schedulePull(g) // others differ too; their turn comes
+	}
+}
+
+// isAhead reports whether p announced more messages than we hold in any
+// of the scopes.
+func (s *Service) isAhead(g *groupState, p peer.ID, scopes []reconcile.Scope) bool {
+	for _, sc := range scopes {
+		st, _ := s.store.State(sc)
+		if g.members[p].states[sc].count > st.Count {
+			return true
+		}
+	}
+	return false
+}
+
+// run starts a job now if a slot is free, else queues it.
+func (s *Service) run(j *job) {
+	if s.sessions >= s.cfg.maxSessions || !s.available(j.peer) {
+		s.queue = append(s.queue, j)
+		return
+	}
+	s.start(j)
+}
+
+// start runs a job's session on a goroutine of its own.
+func (s *Service) start(j *job) {
+	s.sessions++
+	s.peer(j.peer).busy = true
+	s.counts.Sessions[j.trigger]++
+	if m := s.cfg.metrics; m != nil {
+		m.SessionStarted(j.group.Name, j.trigger)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		var rep *protocol.Report
+		var err error
+		if j.fetch != nil {
+			var r protocol.ScopeReport
+			r, err = s.syncer.Fetch(s.ctx, j.peer, j.scopes[0], j.fetch)
+			rep = &protocol.Report{Peer: j.peer, Scopes: []protocol.ScopeReport{r}}
+		} else {
+			rep, err = s.syncer.Sync(s.ctx, j.peer, j.scopes...)
+		}
+		s.post(func() { s.finished(j, rep, err) })
+	}()
+}
+
+// finished records a session's outcome, starts queued jobs, and pulls
+// again where roots still differ.
+func (s *Service) finished(j *job, rep *protocol.Report, err error) {
+	s.sessions--
+	ps := s.peer(j.peer)
+	ps.busy = false
+	now := s.cfg.now()
+	m := j.group.members[j.peer]
+	switch {
+	case errors.Is(err, protocol.ErrProtocolNotSupported):
+		ps.notSpeakerUntil = now.Add(s.cfg.notSpeakerFor)
+		s.log.Info("member does not speak the sync protocol; not asking it again for a while", "peer", j.peer)
+	case err != nil:
+		ps.failures++
+		back := s.cfg.backoffBase << min(ps.failures-1, 20)
+		ps.backoffUntil = now.Add(s.jittered(min(back, s.cfg.backoffMax)))
+		s.log.Debug("gossip session failed", "peer", j.peer, "trigger", j.trigger, "err", err)
+	default:
+		ps.failures = 0
+	}
+	if m != nil {
+		m.lastSync = now
+		m.lastErr = ""
+		if err != nil {
+			m.lastErr = err.Error()
+		}
+	}
+	if rep != nil && err == nil {
+		for _, r := range rep.Scopes {
+			j.group.touched[r.Scope] = now
+			if errors.Is(r.Err, protocol.ErrUnsupportedScope) || errors.Is(r.Err, protocol.ErrRefused) {
+				ps.unsupported[r.Scope] = true
+				continue
+			}
+			if theirs, ok := j.announced[r.Scope]; ok && r.Err == nil {
+				if st, ok := s.store.State(r.Scope); ok {
+					ps.synced[r.Scope] = [2]prefix{prefixOf(st.Root), theirs}
+				}
+			}
+		}
+	}
+	if j.done != nil {
+		j.done <- err
+	}
+	s.pump()
+	for _, g := range s.groups {
+		for p := range g.members {
+			if len(s.differing(g, p)) > 0 {
+				s.schedulePull(g)
+				break
+			}
+		}
+	}
+}
+
+// pump starts queued jobs while slots are free.
+func (s *Service) pump() {
+	var keep []*job
+	for _, j := range s.queue {
+		switch {
+		case s.groups[j.group.Name] != j.group:
+			if j.done != nil {
+				j.done <- errClosed
+			}
+		case s.sessions < s.cfg.maxSessions && s.available(j.peer):
+			s.start(j)
+		default:
+			keep = append(keep, j)
+		}
+	}
+	s.queue = keep
+}

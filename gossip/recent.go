@@ -1,0 +1,78 @@
+package gossip
+
+import (
+	"context"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/storesync/storesync/reconcile"
+)
+
+// NoteAdded tells gossip of messages stored locally, from the node's own
+// API (not from sync: those other members already have). With recent
+// announcements on (WithRecent), their hashes go out in a short
+// announcement after a delay, at most WithRecent's number of them, so
+// that members fetch them before the next interval; the rest waits for
+// the roots.
+func (s *Service) NoteAdded(msgs []reconcile.Message) {
+	if s.cfg.recentMax == 0 || len(msgs) == 0 {
+		return
+	}
+	hashes := make([]reconcile.Key, len(msgs))
+	scopes := make([]reconcile.Scope, len(msgs))
+	for i := range msgs {
+		hashes[i], scopes[i] = msgs[i].Key(), msgs[i].Scope()
+	}
+	s.post(func() {
+		for _, g := range s.groups {
+			for i, sc := range scopes {
+				if _, ok := g.scopes[sc.ID()]; !ok || g.recentN >= s.cfg.recentMax {
+					continue
+				}
+				g.recent[sc] = append(g.recent[sc], hashes[i].Hash)
+				g.recentN++
+				if g.recentTimer == nil {
+					g.recentTimer = s.after(s.cfg.recentDelay, func() { s.publishRecent(g) })
+				}
+			}
+		}
+	})
+}
+
+// publishRecent announces the group's recent hashes.
+func (s *Service) publishRecent(g *groupState) {
+	g.recentTimer = nil
+	if s.groups[g.Name] != g || g.recentN == 0 {
+		return
+	}
+	recent := g.recent
+	g.recent, g.recentN = make(map[reconcile.Scope][]reconcile.Hash), 0
+	data, err := encodeAnnouncement(nil, recent)
+	if err == nil {
+		err = g.topic.Publish(s.ctx, data)
+	}
+	if err != nil {
+		s.log.Debug("recent announcement failed", "group", g.Name, "err", err)
+		return
+	}
+	s.counts.Announcements++
+	s.counts.AnnouncementBytes += int64(len(data))
+	if m := s.cfg.metrics; m != nil {
+		m.AnnouncementPublished(g.Name, len(data))
+	}
+}
+
+// onRecent fetches from the announcer the recent messages we lack.
+func (s *Service) onRecent(g *groupState, from peer.ID, recent map[reconcile.Scope][]reconcile.Hash) {
+	for sc, hs := range recent {
+		var lack []reconcile.Hash
+		for _, h := range hs {
+			if has, err := s.store.Has(context.Background(), sc, h); err == nil && !has {
+				lack = append(lack, h)
+			}
+		}
+		if len(lack) > 0 {
+			s.run(&job{group: g, peer: from, scopes: []reconcile.Scope{sc}, fetch: lack, trigger: TriggerRecent})
+		}
+	}
+}
