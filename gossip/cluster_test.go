@@ -32,7 +32,9 @@ func newCluster(t *testing.T, n int, interval time.Duration, groupsOf func(i int
 		require.NoError(t, err)
 	}
 	require.NoError(t, mn.LinkAll())
-	require.NoError(t, mn.ConnectAllButSelf())
+	// Nodes first, connections second: GossipSub opens its streams when a
+	// connection comes up, so hosts connected before GossipSub runs on
+	// both ends would hear each other one way only.
 	for i, h := range mn.Hosts() {
 		gopts := append([]gossip.Option{gossip.WithInterval(interval, 0.3), gossip.WithStartup(3, interval/4)}, opts...)
 		nd, err := node.New(t.Context(), node.WithHost(h), node.WithDatastore(dssync.MutexWrap(ds.NewMapDatastore())),
@@ -41,6 +43,7 @@ func newCluster(t *testing.T, n int, interval time.Duration, groupsOf func(i int
 		t.Cleanup(func() { nd.Close() })
 		c.nodes = append(c.nodes, nd)
 	}
+	require.NoError(t, mn.ConnectAllButSelf())
 	return c
 }
 

@@ -29,16 +29,17 @@ type config struct {
 
 func defaults() config {
 	return config{
-		interval:        30 * time.Second,
-		jitter:          0.3,
-		maxSessions:     2,
-		backoffBase:     5 * time.Second,
-		backoffMax:      10 * time.Minute,
-		notSpeakerFor:   time.Hour,
-		startupPeers:    3,
-		startupDelay:    2 * time.Second,
-		recentMax:       64,
-		recentDelay:     time.Second,
+		interval:      30 * time.Second,
+		jitter:        0.3,
+		maxSessions:   2,
+		backoffBase:   5 * time.Second,
+		backoffMax:    10 * time.Minute,
+		notSpeakerFor: time.Hour,
+		startupPeers:  3,
+		startupDelay:  2 * time.Second,
+		recentMax:     0,
+		recentDelay:   time.Second,
+		// recentMax is 0: recent announcements are off unless asked for.
 		maxAnnouncement: 64 << 10,
 		logger:          log,
 		now:             time.Now,
@@ -77,7 +78,8 @@ func WithMaxSessions(n int) Option {
 }
 
 // WithBackoff sets the backoff after a failed session with a peer: base,
-// doubling per consecutive failure up to max. Default 5 s to 10 min.
+// doubling per consecutive failure up to max. Default a sixth of the
+// interval (5 s at 30 s) up to 20 intervals.
 func WithBackoff(base, max time.Duration) Option {
 	return func(c *config) error {
 		if base <= 0 || max < base {
@@ -113,10 +115,12 @@ func WithIdleSync(d time.Duration) Option {
 	}
 }
 
-// WithRecent announces newly stored messages by hash, at most n hashes
-// an announcement and at most one such announcement per delay, so that
-// members fetch them before the next interval. Default 64 hashes, 1 s;
-// n = 0 turns it off.
+// WithRecent announces messages stored through the node's API by hash,
+// at most n hashes an announcement and at most one such announcement per
+// delay, so that members fetch them before the next interval. Every
+// member that lacks one fetches it, so it costs a session per member and
+// announcement: worth it where messages must spread fast and the relay
+// network does not carry them. Default off; n = 0 turns it off.
 func WithRecent(n int, delay time.Duration) Option {
 	return func(c *config) error {
 		if n < 0 || n > MaxRecent || delay <= 0 {

@@ -40,14 +40,22 @@ func (n psNetwork) Join(topic string, validate func(peer.ID, []byte) error) (Top
 		_ = n.ps.UnregisterTopicValidator(topic)
 		return nil, err
 	}
-	return &psTopic{ps: n.ps, name: topic, t: t, sub: sub}, nil
+	events, err := t.EventHandler()
+	if err != nil {
+		sub.Cancel()
+		_ = t.Close()
+		_ = n.ps.UnregisterTopicValidator(topic)
+		return nil, err
+	}
+	return &psTopic{ps: n.ps, name: topic, t: t, sub: sub, events: events}, nil
 }
 
 type psTopic struct {
-	ps   *pubsub.PubSub
-	name string
-	t    *pubsub.Topic
-	sub  *pubsub.Subscription
+	ps     *pubsub.PubSub
+	name   string
+	t      *pubsub.Topic
+	sub    *pubsub.Subscription
+	events *pubsub.TopicEventHandler
 }
 
 func (t *psTopic) Publish(ctx context.Context, data []byte) error { return t.t.Publish(ctx, data) }
@@ -62,7 +70,20 @@ func (t *psTopic) Next(ctx context.Context) (peer.ID, []byte, error) {
 
 func (t *psTopic) Peers() []peer.ID { return t.t.ListPeers() }
 
+func (t *psTopic) NextJoin(ctx context.Context) (peer.ID, error) {
+	for {
+		ev, err := t.events.NextPeerEvent(ctx)
+		if err != nil {
+			return "", err
+		}
+		if ev.Type == pubsub.PeerJoin {
+			return ev.Peer, nil
+		}
+	}
+}
+
 func (t *psTopic) Close() error {
+	t.events.Cancel()
 	t.sub.Cancel()
 	err := t.t.Close()
 	return errors.Join(err, t.ps.UnregisterTopicValidator(t.name))

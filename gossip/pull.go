@@ -1,8 +1,10 @@
 package gossip
 
 import (
+	"bytes"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -35,7 +37,9 @@ type job struct {
 // announce publishes the group's roots and schedules the next
 // announcement; it also runs the idle trigger.
 func (s *Service) announce(g *groupState) {
-	g.announceTimer = s.after(s.jittered(s.cfg.interval), func() { s.announce(g) })
+	next := s.jittered(s.cfg.interval)
+	g.nextAnnounce = s.cfg.now().Add(next)
+	g.announceTimer = s.after(next, func() { s.announce(g) })
 	data, err := encodeAnnouncement(s.statesOf(g.Scopes), nil)
 	if err == nil {
 		err = g.topic.Publish(s.ctx, data)
@@ -53,6 +57,31 @@ func (s *Service) announce(g *groupState) {
 	s.idleCheck(g)
 }
 
+// announceSoon brings the group's next announcement forward after our
+// roots changed or a peer joined, so that members learn of it within a
+// fraction of an interval. Announcements stay a spread apart, well within
+// the topic validator's rate: a request within a spread of the last
+// announcement is deferred, not dropped.
+func (s *Service) announceSoon(g *groupState) {
+	if s.groups[g.Name] != g || g.soon {
+		return
+	}
+	now := s.cfg.now()
+	at := now.Add(s.jittered(s.cfg.spread / 4))
+	if next := g.lastAnnounced.Add(s.cfg.spread); at.Before(next) {
+		at = next
+	}
+	if !at.Before(g.nextAnnounce) {
+		return // the regular announcement comes first
+	}
+	g.soon = true
+	g.announceTimer.Stop()
+	g.announceTimer = s.after(at.Sub(now), func() {
+		g.soon = false
+		s.announce(g)
+	})
+}
+
 // onAnnouncement records a member's roots and schedules a pull if any
 // differ from ours, and fetches recent messages we lack.
 func (s *Service) onAnnouncement(g *groupState, from peer.ID, data []byte) {
@@ -68,12 +97,21 @@ func (s *Service) onAnnouncement(g *groupState, from peer.ID, data []byte) {
 	}
 	m := g.members[from]
 	if m == nil {
-		m = &member{states: make(map[reconcile.Scope]remoteState)}
+		m = &member{states: make(map[reconcile.Scope]remoteState), behindSince: make(map[reconcile.Scope]time.Time)}
 		g.members[from] = m
 	}
-	m.lastAnnounce = s.cfg.now()
+	now := s.cfg.now()
+	m.lastAnnounce = now
 	for sc, st := range a.states {
 		m.states[sc] = st
+		ours, ok := s.store.State(sc)
+		if ok && prefixOf(ours.Root) != st.root && !ahead(st, ours) {
+			if m.behindSince[sc].IsZero() {
+				m.behindSince[sc] = now
+			}
+		} else {
+			delete(m.behindSince, sc)
+		}
 	}
 	if len(a.states) > 0 && len(s.differing(g, from)) > 0 {
 		s.schedulePull(g)
@@ -81,12 +119,17 @@ func (s *Service) onAnnouncement(g *groupState, from peer.ID, data []byte) {
 	s.onRecent(g, from, a.recent)
 }
 
-// differing returns the scopes whose root p announced differently from
-// ours, leaving out those a session with p already settled: our root and
-// its announced root are still what they were when a session left us
-// equal.
+// differing returns the scopes we should pull from p: its announced root
+// differs from ours, a session has not already settled that pair of
+// roots, and p is ahead of us in the scope (compared with our state now,
+// so an announcement that a later session overtook no longer counts), or
+// has differed without being ahead for two intervals. Sessions go both ways (the server pulls what the client
+// offers), so it is enough that one side of a differing pair asks: the
+// one behind. The two-interval rule covers a server that declines
+// offered messages.
 func (s *Service) differing(g *groupState, p peer.ID) []reconcile.Scope {
 	m, ps := g.members[p], s.peer(p)
+	now := s.cfg.now()
 	var out []reconcile.Scope
 	for _, sc := range g.Scopes {
 		theirs, ok := m.states[sc]
@@ -101,9 +144,26 @@ func (s *Service) differing(g *groupState, p peer.ID) []reconcile.Scope {
 		if ours == theirs.root || ps.synced[sc] == [2]prefix{ours, theirs.root} {
 			continue
 		}
-		out = append(out, sc)
+		since, behind := m.behindSince[sc]
+		if ahead(theirs, st) || (behind && now.Sub(since) >= 2*s.cfg.interval) {
+			out = append(out, sc)
+		}
 	}
 	return out
+}
+
+// ahead reports whether an announced state is ahead of ours: more
+// messages, or as many and a newer one, or, equal in both, a larger root
+// prefix, so that of two differing members exactly one is ahead.
+func ahead(theirs remoteState, ours ScopeState) bool {
+	switch {
+	case theirs.count != ours.Count:
+		return theirs.count > ours.Count
+	case theirs.newest != uint64(max(ours.Newest, 0)):
+		return theirs.newest > uint64(max(ours.Newest, 0))
+	}
+	p := prefixOf(ours.Root)
+	return bytes.Compare(theirs.root[:], p[:]) > 0
 }
 
 // schedulePull fires a pull after a random delay within the spread, so
@@ -113,7 +173,13 @@ func (s *Service) schedulePull(g *groupState) {
 	if g.pullTimer != nil {
 		return
 	}
-	g.pullTimer = s.after(s.jittered(s.cfg.spread/2), func() {
+	// Pulls of a group are a spread apart at least: under churn every
+	// announcement shows someone ahead, and one pull covers many.
+	wait := s.jittered(s.cfg.spread / 2)
+	if next := g.lastPull.Add(s.cfg.spread); s.cfg.now().Add(wait).Before(next) {
+		wait = next.Sub(s.cfg.now())
+	}
+	g.pullTimer = s.after(wait, func() {
 		g.pullTimer = nil
 		s.pull(g)
 	})
@@ -126,24 +192,11 @@ func (s *Service) pull(g *groupState) {
 	if s.groups[g.Name] != g {
 		return
 	}
-	var ahead, other []peer.ID
+	var pick []peer.ID
 	for p := range g.members {
-		if !s.available(p) {
-			continue
+		if s.available(p) && len(s.differing(g, p)) > 0 {
+			pick = append(pick, p)
 		}
-		diff := s.differing(g, p)
-		if len(diff) == 0 {
-			continue
-		}
-		if s.isAhead(g, p, diff) {
-			ahead = append(ahead, p)
-		} else {
-			other = append(other, p)
-		}
-	}
-	pick := ahead
-	if len(pick) == 0 {
-		pick = other
 	}
 	if len(pick) == 0 {
 		return
@@ -159,22 +212,8 @@ func (s *Service) pull(g *groupState) {
 	for _, sc := range scopes {
 		ann[sc] = g.members[p].states[sc].root
 	}
+	g.lastPull = s.cfg.now()
 	s.run(&job{group: g, peer: p, scopes: scopes, trigger: TriggerAnnouncement, announced: ann})
-	if len(ahead)+len(other) > 1 {
-		s.schedulePull(g) // others differ too; their turn comes
-	}
-}
-
-// isAhead reports whether p announced more messages than we hold in any
-// of the scopes.
-func (s *Service) isAhead(g *groupState, p peer.ID, scopes []reconcile.Scope) bool {
-	for _, sc := range scopes {
-		st, _ := s.store.State(sc)
-		if g.members[p].states[sc].count > st.Count {
-			return true
-		}
-	}
-	return false
 }
 
 // run starts a job now if a slot is free, else queues it.
@@ -188,6 +227,10 @@ func (s *Service) run(j *job) {
 
 // start runs a job's session on a goroutine of its own.
 func (s *Service) start(j *job) {
+	now := s.cfg.now()
+	for _, sc := range j.scopes {
+		j.group.touched[sc] = now
+	}
 	s.sessions++
 	s.peer(j.peer).busy = true
 	s.counts.Sessions[j.trigger]++
@@ -223,6 +266,7 @@ func (s *Service) finished(j *job, rep *protocol.Report, err error) {
 		ps.notSpeakerUntil = now.Add(s.cfg.notSpeakerFor)
 		s.log.Info("member does not speak the sync protocol; not asking it again for a while", "peer", j.peer)
 	case err != nil:
+		s.counts.Failed++
 		ps.failures++
 		back := s.cfg.backoffBase << min(ps.failures-1, 20)
 		ps.backoffUntil = now.Add(s.jittered(min(back, s.cfg.backoffMax)))
@@ -239,7 +283,6 @@ func (s *Service) finished(j *job, rep *protocol.Report, err error) {
 	}
 	if rep != nil && err == nil {
 		for _, r := range rep.Scopes {
-			j.group.touched[r.Scope] = now
 			if errors.Is(r.Err, protocol.ErrUnsupportedScope) || errors.Is(r.Err, protocol.ErrRefused) {
 				ps.unsupported[r.Scope] = true
 				continue

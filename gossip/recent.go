@@ -39,6 +39,23 @@ func (s *Service) NoteAdded(msgs []reconcile.Message) {
 	})
 }
 
+// Changed tells gossip that messages arrived in the scopes, from any
+// source (local puts, or sessions on either side). The groups that hold
+// them announce early, so that a change crosses the group in a fraction
+// of an interval rather than one interval per hop.
+func (s *Service) Changed(scopes []reconcile.Scope) {
+	s.post(func() {
+		for _, g := range s.groups {
+			for _, sc := range scopes {
+				if _, ok := g.scopes[sc.ID()]; ok {
+					s.announceSoon(g)
+					break
+				}
+			}
+		}
+	})
+}
+
 // publishRecent announces the group's recent hashes.
 func (s *Service) publishRecent(g *groupState) {
 	g.recentTimer = nil

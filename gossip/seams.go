@@ -43,6 +43,8 @@ type Topic interface {
 	Next(ctx context.Context) (from peer.ID, data []byte, err error)
 	// Peers returns the peers known to be in the topic.
 	Peers() []peer.ID
+	// NextJoin returns the next peer that joins the topic.
+	NextJoin(ctx context.Context) (peer.ID, error)
 	Close() error
 }
 

@@ -54,6 +54,9 @@ func New(self peer.ID, net Network, store Store, syncer Syncer, opts ...Option) 
 	if cfg.spread == 0 {
 		cfg.spread = cfg.interval / 4
 	}
+	if cfg.backoffBase == 0 {
+		cfg.backoffBase, cfg.backoffMax = cfg.interval/6, 20*cfg.interval
+	}
 	if cfg.rand == nil {
 		cfg.rand = rand.Float64
 	}
@@ -171,11 +174,14 @@ func (s *Service) join(g Group) error {
 	rctx, stop := context.WithCancel(s.ctx)
 	gs.stopReader = stop
 	s.groups[g.Name] = gs
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.read(rctx, gs)
+	go s.watchJoins(rctx, gs)
 	// Announce soon after joining, so that members learn of us, then
 	// every interval.
-	gs.announceTimer = s.after(s.jittered(s.cfg.interval/10), func() { s.announce(gs) })
+	first := s.jittered(s.cfg.interval / 10)
+	gs.nextAnnounce = s.cfg.now().Add(first)
+	gs.announceTimer = s.after(first, func() { s.announce(gs) })
 	if s.cfg.startupPeers > 0 {
 		gs.startupTimer = s.after(s.cfg.startupDelay, func() { s.startup(gs, 0) })
 	}
@@ -195,6 +201,22 @@ func (s *Service) read(ctx context.Context, g *groupState) {
 			continue
 		}
 		s.post(func() { s.onAnnouncement(g, from, data) })
+	}
+}
+
+// watchJoins announces early when a peer joins the group's topic: a new
+// member, or a partition healing, learns our roots at once rather than at
+// our next interval.
+func (s *Service) watchJoins(ctx context.Context, g *groupState) {
+	defer s.wg.Done()
+	for {
+		p, err := g.topic.NextJoin(ctx)
+		if err != nil {
+			return
+		}
+		if g.allows(p) {
+			s.post(func() { s.announceSoon(g) })
+		}
 	}
 }
 

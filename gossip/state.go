@@ -22,8 +22,11 @@ type groupState struct {
 	recentTimer   *time.Timer
 	recent        map[reconcile.Scope][]reconcile.Hash
 	recentN       int
-	touched       map[reconcile.Scope]time.Time // last session that covered the scope
+	touched       map[reconcile.Scope]time.Time // start of the last session on the scope
+	lastPull      time.Time
 	lastAnnounced time.Time
+	nextAnnounce  time.Time
+	soon          bool // an early announcement is scheduled
 	stopReader    context.CancelFunc
 }
 
@@ -31,8 +34,11 @@ type groupState struct {
 type member struct {
 	lastAnnounce time.Time
 	states       map[reconcile.Scope]remoteState
-	lastSync     time.Time
-	lastErr      string
+	// behindSince is, per scope, since when the member has announced a
+	// root different from ours without being ahead of us.
+	behindSince map[reconcile.Scope]time.Time
+	lastSync    time.Time
+	lastErr     string
 }
 
 // peerState is what the loop knows of a peer across groups.

@@ -15,8 +15,9 @@ type Counters struct {
 	// forwarding not included).
 	Announcements     int
 	AnnouncementBytes int64
-	// Sessions started, by trigger.
+	// Sessions started, by trigger, and how many of them failed.
 	Sessions map[string]int
+	Failed   int
 }
 
 // GroupStatus describes a joined group.

@@ -34,9 +34,12 @@ type bucket struct {
 }
 
 func newValidator(g Group, maxSize int, interval time.Duration, self peer.ID, now func() time.Time) *validator {
-	// A member announces once an interval and, with recent hashes, about
-	// as often again; a burst of 4 absorbs joins and restarts.
-	return &validator{group: g, scopes: g.scopeIndex(), maxSize: maxSize, every: interval / 4, burst: 4,
+	// An honest member announces once an interval, plus early
+	// announcements at most a quarter interval apart (announceSoon) and
+	// recent hashes: up to five an interval. The allowance, six an
+	// interval with a burst of six, sits above that, so that churn never
+	// makes honest announcements wait.
+	return &validator{group: g, scopes: g.scopeIndex(), maxSize: maxSize, every: interval / 6, burst: 6,
 		now: now, self: self, buckets: make(map[peer.ID]*bucket)}
 }
 

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -35,12 +36,43 @@ func (n *Node) startGossip(ctx context.Context, cfg *config) error {
 		return err
 	}
 	n.gossip = g
+	n.goWatchStore()
 	for _, grp := range cfg.groups {
 		if err := n.Join(ctx, grp); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// goWatchStore tells gossip of every scope that gains messages, whatever
+// the source, so that its groups announce the change early.
+func (n *Node) goWatchStore() {
+	sub := n.store.Subscribe(n.ctx, 4096)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		for {
+			m, ok := <-sub.C()
+			if !ok {
+				return
+			}
+			changed := map[reconcile.Scope]bool{m.Scope(): true}
+			for more := true; more; {
+				select {
+				case m, ok := <-sub.C():
+					if !ok {
+						more = false
+						break
+					}
+					changed[m.Scope()] = true
+				default:
+					more = false
+				}
+			}
+			n.gossip.Changed(slices.Collect(maps.Keys(changed)))
+		}
+	}()
 }
 
 // Join keeps the group's scopes and joins the sync group: the node then
