@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -21,11 +22,12 @@ func prefixOf(f reconcile.Fingerprint) prefix { return prefix(f[:rootPrefix]) }
 type remoteState struct {
 	root   prefix
 	count  uint64
-	newest uint64
+	newest uint64 // Unix seconds
 }
 
 // announcement is a decoded, checked pb.Announcement: states of the
-// group's scopes and recent hashes, by scope.
+// group's scopes (none in an announcement of recent hashes only) and
+// recent hashes, by scope.
 type announcement struct {
 	states map[reconcile.Scope]remoteState
 	recent map[reconcile.Scope][]reconcile.Hash
@@ -36,10 +38,11 @@ const MaxRecent = 256
 
 var errBadAnnouncement = errors.New("bad announcement")
 
-// decodeAnnouncement parses and checks an announcement against its group:
-// every scope one of the group's, each at most once, fields of the right
-// sizes, recent hashes within bounds.
-func decodeAnnouncement(data []byte, scopes map[[8]byte]reconcile.Scope, maxSize int) (*announcement, error) {
+// decodeAnnouncement parses and checks an announcement of group g: the
+// group digest must be g's, and there must be a root, a count and a
+// newest time for every one of g's scopes, or none at all; recent hashes
+// must name g's scopes and stay within bounds.
+func decodeAnnouncement(data []byte, g *def, maxSize int) (*announcement, error) {
 	if len(data) > maxSize {
 		return nil, fmt.Errorf("%w: %d bytes", errBadAnnouncement, len(data))
 	}
@@ -47,26 +50,30 @@ func decodeAnnouncement(data []byte, scopes map[[8]byte]reconcile.Scope, maxSize
 	if err := a.Unmarshal(data); err != nil {
 		return nil, fmt.Errorf("%w: %v", errBadAnnouncement, err)
 	}
-	out := &announcement{states: make(map[reconcile.Scope]remoteState, len(a.Scopes))}
-	for _, st := range a.Scopes {
-		sc, ok := lookup(scopes, st.Scope)
-		if !ok || len(st.Root) != rootPrefix {
-			return nil, fmt.Errorf("%w: scope state not of the group", errBadAnnouncement)
+	if !bytes.Equal(a.Group, g.digest[:]) {
+		return nil, fmt.Errorf("%w: another definition of the group", errBadAnnouncement)
+	}
+	n := len(g.Scopes)
+	out := &announcement{}
+	switch {
+	case len(a.Roots) == 0 && len(a.Counts) == 0 && len(a.Newest) == 0:
+	case len(a.Roots) == n*rootPrefix && len(a.Counts) == n && len(a.Newest) == n:
+		out.states = make(map[reconcile.Scope]remoteState, n)
+		for i, sc := range g.Scopes {
+			out.states[sc] = remoteState{root: prefix(a.Roots[i*rootPrefix:]), count: a.Counts[i], newest: a.Newest[i]}
 		}
-		if _, dup := out.states[sc]; dup {
-			return nil, fmt.Errorf("%w: scope announced twice", errBadAnnouncement)
-		}
-		out.states[sc] = remoteState{root: prefix(st.Root), count: st.Count, newest: st.Newest}
+	default:
+		return nil, fmt.Errorf("%w: scope states do not match the group", errBadAnnouncement)
 	}
 	total := 0
 	for _, r := range a.Recent {
-		sc, ok := lookup(scopes, r.Scope)
-		if !ok || len(r.Hashes)%reconcile.HashSize != 0 {
+		if int(r.Scope) >= n || len(r.Hashes)%reconcile.HashSize != 0 {
 			return nil, fmt.Errorf("%w: recent hashes not of the group", errBadAnnouncement)
 		}
 		if out.recent == nil {
 			out.recent = make(map[reconcile.Scope][]reconcile.Hash)
 		}
+		sc := g.Scopes[r.Scope]
 		for p := r.Hashes; len(p) > 0; p = p[reconcile.HashSize:] {
 			out.recent[sc] = append(out.recent[sc], reconcile.Hash(p[:reconcile.HashSize]))
 			total++
@@ -78,30 +85,50 @@ func decodeAnnouncement(data []byte, scopes map[[8]byte]reconcile.Scope, maxSize
 	return out, nil
 }
 
-func lookup(scopes map[[8]byte]reconcile.Scope, id []byte) (reconcile.Scope, bool) {
-	if len(id) != 8 {
-		return reconcile.Scope{}, false
+// encodeAnnouncement builds an announcement of group g: the local states
+// of all its scopes (or none, when states is nil) and recent hashes.
+func encodeAnnouncement(g *def, states map[reconcile.Scope]ScopeState, recent map[reconcile.Scope][]reconcile.Hash) ([]byte, error) {
+	a := pb.Announcement{Group: g.digest[:]}
+	if states != nil {
+		a.Roots = make([]byte, 0, len(g.Scopes)*rootPrefix)
+		for _, sc := range g.Scopes {
+			st := states[sc]
+			p := prefixOf(st.Root)
+			a.Roots = append(a.Roots, p[:]...)
+			a.Counts = append(a.Counts, st.Count)
+			a.Newest = append(a.Newest, newestSeconds(st.Newest))
+		}
 	}
-	sc, ok := scopes[[8]byte(id)]
-	return sc, ok
-}
-
-// encodeAnnouncement builds an announcement of the given local states and
-// recent hashes.
-func encodeAnnouncement(states map[reconcile.Scope]ScopeState, recent map[reconcile.Scope][]reconcile.Hash) ([]byte, error) {
-	var a pb.Announcement
-	for sc, st := range states {
-		id := sc.ID()
-		p := prefixOf(st.Root)
-		a.Scopes = append(a.Scopes, &pb.ScopeState{Scope: id[:], Root: p[:], Count: st.Count, Newest: uint64(max(st.Newest, 0))})
-	}
-	for sc, hs := range recent {
-		id := sc.ID()
-		r := &pb.RecentHashes{Scope: id[:], Hashes: make([]byte, 0, len(hs)*reconcile.HashSize)}
+	for _, sc := range g.Scopes {
+		hs := recent[sc]
+		if len(hs) == 0 {
+			continue
+		}
+		r := &pb.RecentHashes{Scope: uint32(g.index[sc]), Hashes: make([]byte, 0, len(hs)*reconcile.HashSize)}
 		for _, h := range hs {
 			r.Hashes = append(r.Hashes, h[:]...)
 		}
 		a.Recent = append(a.Recent, r)
 	}
 	return a.Marshal()
+}
+
+// EncodeAnnouncement returns the announcement a member of g with the
+// given scope states publishes: what other implementations, and tests
+// playing a member, need to speak the group's topic.
+func EncodeAnnouncement(g Group, states map[reconcile.Scope]ScopeState) ([]byte, error) {
+	d := define(g)
+	if states == nil {
+		states = map[reconcile.Scope]ScopeState{}
+	}
+	return encodeAnnouncement(&d, states, nil)
+}
+
+// newestSeconds is a newest timestamp as announced: Unix seconds, rounded
+// up so that any message makes it positive.
+func newestSeconds(ns int64) uint64 {
+	if ns <= 0 {
+		return 0
+	}
+	return uint64((ns + 999_999_999) / 1_000_000_000)
 }

@@ -7,6 +7,7 @@ import (
 
 	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"github.com/stretchr/testify/require"
 
@@ -22,7 +23,14 @@ type cluster struct {
 }
 
 // newCluster starts n nodes; groupsOf(i) gives node i's groups.
-func newCluster(t *testing.T, n int, interval time.Duration, groupsOf func(i int) []gossip.Group, opts ...gossip.Option) *cluster {
+func newCluster(t testing.TB, n int, interval time.Duration, groupsOf func(i int) []gossip.Group, opts ...gossip.Option) *cluster {
+	t.Helper()
+	return newClusterWith(t, n, interval, groupsOf, nil, opts...)
+}
+
+// newClusterWith is newCluster with more node options per node.
+func newClusterWith(t testing.TB, n int, interval time.Duration, groupsOf func(i int) []gossip.Group,
+	extra func(i int, id peer.ID) []node.Option, opts ...gossip.Option) *cluster {
 	t.Helper()
 	mn := mocknet.New()
 	t.Cleanup(func() { mn.Close() })
@@ -37,8 +45,12 @@ func newCluster(t *testing.T, n int, interval time.Duration, groupsOf func(i int
 	// both ends would hear each other one way only.
 	for i, h := range mn.Hosts() {
 		gopts := append([]gossip.Option{gossip.WithInterval(interval, 0.3), gossip.WithStartup(3, interval/4)}, opts...)
-		nd, err := node.New(t.Context(), node.WithHost(h), node.WithDatastore(dssync.MutexWrap(ds.NewMapDatastore())),
-			node.WithGroups(groupsOf(i)...), node.WithGossipOptions(gopts...))
+		nopts := []node.Option{node.WithHost(h), node.WithDatastore(dssync.MutexWrap(ds.NewMapDatastore())),
+			node.WithGroups(groupsOf(i)...), node.WithGossipOptions(gopts...)}
+		if extra != nil {
+			nopts = append(nopts, extra(i, h.ID())...)
+		}
+		nd, err := node.New(t.Context(), nopts...)
 		require.NoError(t, err)
 		t.Cleanup(func() { nd.Close() })
 		c.nodes = append(c.nodes, nd)
@@ -167,7 +179,7 @@ func TestInSyncCostsOnlyAnnouncements(t *testing.T) {
 	}
 }
 
-func counters(t *testing.T, c *cluster) []gossip.Counters {
+func counters(t testing.TB, c *cluster) []gossip.Counters {
 	var out []gossip.Counters
 	for _, n := range c.nodes {
 		cs, err := n.Gossip().Counters(t.Context())

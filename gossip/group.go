@@ -1,8 +1,12 @@
 package gossip
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -60,11 +64,33 @@ func (g Group) validate() error {
 	return nil
 }
 
-// scopeIndex maps the group's scope IDs to its scopes.
-func (g Group) scopeIndex() map[[8]byte]reconcile.Scope {
-	out := make(map[[8]byte]reconcile.Scope, len(g.Scopes))
-	for _, sc := range g.Scopes {
-		out[sc.ID()] = sc
+// def is a group ready for the wire: its scopes sorted by ID, their
+// positions, and the digest that names the definition.
+type def struct {
+	Group
+	digest [8]byte
+	index  map[reconcile.Scope]int
+}
+
+// define sorts a group's scopes (dropping duplicates) and computes its
+// digest: SHA-256 over the length-prefixed name and the sorted scope IDs.
+func define(g Group) def {
+	scopes := slices.Clone(g.Scopes)
+	slices.SortFunc(scopes, func(a, b reconcile.Scope) int {
+		ia, ib := a.ID(), b.ID()
+		return bytes.Compare(ia[:], ib[:])
+	})
+	scopes = slices.Compact(scopes)
+	g.Scopes = scopes
+	d := sha256.New()
+	d.Write(binary.AppendUvarint(nil, uint64(len(g.Name))))
+	d.Write([]byte(g.Name))
+	out := def{Group: g, index: make(map[reconcile.Scope]int, len(scopes))}
+	for i, sc := range scopes {
+		id := sc.ID()
+		d.Write(id[:])
+		out.index[sc] = i
 	}
+	copy(out.digest[:], d.Sum(nil))
 	return out
 }

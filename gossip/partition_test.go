@@ -13,7 +13,7 @@ import (
 
 // partition cuts the cluster into parts: no link and no connection
 // between nodes of different parts.
-func (c *cluster) partition(t *testing.T, part []int) {
+func (c *cluster) partition(t testing.TB, part []int) {
 	t.Helper()
 	hs := c.mn.Hosts()
 	for i := range hs {
@@ -27,7 +27,7 @@ func (c *cluster) partition(t *testing.T, part []int) {
 }
 
 // heal links and connects every pair again.
-func (c *cluster) heal(t *testing.T) {
+func (c *cluster) heal(t testing.TB) {
 	t.Helper()
 	require.NoError(t, c.mn.LinkAll())
 	require.NoError(t, c.mn.ConnectAllButSelf())

@@ -40,7 +40,7 @@ func (s *Service) announce(g *groupState) {
 	next := s.jittered(s.cfg.interval)
 	g.nextAnnounce = s.cfg.now().Add(next)
 	g.announceTimer = s.after(next, func() { s.announce(g) })
-	data, err := encodeAnnouncement(s.statesOf(g.Scopes), nil)
+	data, err := encodeAnnouncement(&g.def, s.statesOf(g.Scopes), nil)
 	if err == nil {
 		err = g.topic.Publish(s.ctx, data)
 	}
@@ -88,7 +88,7 @@ func (s *Service) onAnnouncement(g *groupState, from peer.ID, data []byte) {
 	if s.groups[g.Name] != g || !g.allows(from) {
 		return
 	}
-	a, err := decodeAnnouncement(data, g.scopes, s.cfg.maxAnnouncement)
+	a, err := decodeAnnouncement(data, &g.def, s.cfg.maxAnnouncement)
 	if err != nil {
 		return // the topic validator lets none through
 	}
@@ -159,8 +159,8 @@ func ahead(theirs remoteState, ours ScopeState) bool {
 	switch {
 	case theirs.count != ours.Count:
 		return theirs.count > ours.Count
-	case theirs.newest != uint64(max(ours.Newest, 0)):
-		return theirs.newest > uint64(max(ours.Newest, 0))
+	case theirs.newest != newestSeconds(ours.Newest):
+		return theirs.newest > newestSeconds(ours.Newest)
 	}
 	p := prefixOf(ours.Root)
 	return bytes.Compare(theirs.root[:], p[:]) > 0

@@ -26,7 +26,7 @@ func (s *Service) NoteAdded(msgs []reconcile.Message) {
 	s.post(func() {
 		for _, g := range s.groups {
 			for i, sc := range scopes {
-				if _, ok := g.scopes[sc.ID()]; !ok || g.recentN >= s.cfg.recentMax {
+				if _, ok := g.index[sc]; !ok || g.recentN >= s.cfg.recentMax {
 					continue
 				}
 				g.recent[sc] = append(g.recent[sc], hashes[i].Hash)
@@ -47,7 +47,7 @@ func (s *Service) Changed(scopes []reconcile.Scope) {
 	s.post(func() {
 		for _, g := range s.groups {
 			for _, sc := range scopes {
-				if _, ok := g.scopes[sc.ID()]; ok {
+				if _, ok := g.index[sc]; ok {
 					s.announceSoon(g)
 					break
 				}
@@ -64,7 +64,7 @@ func (s *Service) publishRecent(g *groupState) {
 	}
 	recent := g.recent
 	g.recent, g.recentN = make(map[reconcile.Scope][]reconcile.Hash), 0
-	data, err := encodeAnnouncement(nil, recent)
+	data, err := encodeAnnouncement(&g.def, nil, recent)
 	if err == nil {
 		err = g.topic.Publish(s.ctx, data)
 	}

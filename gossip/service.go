@@ -165,12 +165,13 @@ func (s *Service) join(g Group) error {
 	if _, ok := s.groups[g.Name]; ok {
 		return fmt.Errorf("gossip: already in group %q", g.Name)
 	}
-	v := newValidator(g, s.cfg.maxAnnouncement, s.cfg.interval, s.self, s.cfg.now)
+	d := define(g)
+	v := newValidator(&d, s.cfg.maxAnnouncement, s.cfg.interval, s.self, s.cfg.now)
 	t, err := s.net.Join(g.Topic(), v.validate)
 	if err != nil {
 		return fmt.Errorf("gossip: join %s: %w", g.Topic(), err)
 	}
-	gs := newGroupState(g, t, s.cfg.now())
+	gs := newGroupState(d, t, s.cfg.now())
 	rctx, stop := context.WithCancel(s.ctx)
 	gs.stopReader = stop
 	s.groups[g.Name] = gs

@@ -11,8 +11,7 @@ import (
 
 // groupState is the loop's record of a joined group.
 type groupState struct {
-	Group
-	scopes        map[[8]byte]reconcile.Scope
+	def
 	topic         Topic
 	joined        time.Time
 	members       map[peer.ID]*member
@@ -54,8 +53,8 @@ type peerState struct {
 	unsupported map[reconcile.Scope]bool
 }
 
-func newGroupState(g Group, t Topic, now time.Time) *groupState {
-	return &groupState{Group: g, scopes: g.scopeIndex(), topic: t, joined: now,
+func newGroupState(g def, t Topic, now time.Time) *groupState {
+	return &groupState{def: g, topic: t, joined: now,
 		members: make(map[peer.ID]*member), recent: make(map[reconcile.Scope][]reconcile.Hash),
 		touched: make(map[reconcile.Scope]time.Time)}
 }

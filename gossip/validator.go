@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-
-	"github.com/storesync/storesync/reconcile"
 )
 
 // validator checks announcements of one group before GossipSub delivers
@@ -15,8 +13,7 @@ import (
 // a rate per author. It runs on pubsub's validation goroutines, so its
 // small rate map has a mutex of its own.
 type validator struct {
-	group   Group
-	scopes  map[[8]byte]reconcile.Scope
+	group   *def
 	maxSize int
 	every   time.Duration // an author may announce this often on average
 	burst   float64
@@ -33,13 +30,13 @@ type bucket struct {
 	at     time.Time
 }
 
-func newValidator(g Group, maxSize int, interval time.Duration, self peer.ID, now func() time.Time) *validator {
+func newValidator(g *def, maxSize int, interval time.Duration, self peer.ID, now func() time.Time) *validator {
 	// An honest member announces once an interval, plus early
 	// announcements at most a quarter interval apart (announceSoon) and
 	// recent hashes: up to five an interval. The allowance, six an
 	// interval with a burst of six, sits above that, so that churn never
 	// makes honest announcements wait.
-	return &validator{group: g, scopes: g.scopeIndex(), maxSize: maxSize, every: interval / 6, burst: 6,
+	return &validator{group: g, maxSize: maxSize, every: interval / 6, burst: 6,
 		now: now, self: self, buckets: make(map[peer.ID]*bucket)}
 }
 
@@ -51,7 +48,7 @@ func (v *validator) validate(from peer.ID, data []byte) error {
 	if from != v.self && !v.take(from) {
 		return errRate
 	}
-	_, err := decodeAnnouncement(data, v.scopes, v.maxSize)
+	_, err := decodeAnnouncement(data, v.group, v.maxSize)
 	return err
 }
 

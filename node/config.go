@@ -36,6 +36,7 @@ type config struct {
 	pubsub         *pubsub.PubSub
 	gossipOpts     []gossip.Option
 	groups         []gossip.Group
+	gossipNet      gossip.Network
 	mdnsTag        string
 }
 
@@ -157,6 +158,16 @@ func WithLogger(l *slog.Logger) Option {
 func WithPubSub(ps *pubsub.PubSub) Option {
 	return func(c *config) error {
 		c.pubsub = ps
+		return nil
+	}
+}
+
+// WithGossipNetwork replaces GossipSub under the sync groups with another
+// gossip.Network: the seam where tests drop or delay announcements.
+// Default GossipSub (see WithPubSub).
+func WithGossipNetwork(net gossip.Network) Option {
+	return func(c *config) error {
+		c.gossipNet = net
 		return nil
 	}
 }

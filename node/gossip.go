@@ -17,12 +17,16 @@ import (
 // startGossip mounts GossipSub (the caller's, or one of the node's own)
 // and the gossip service.
 func (n *Node) startGossip(ctx context.Context, cfg *config) error {
-	ps := cfg.pubsub
-	if ps == nil {
-		var err error
-		if ps, err = pubsub.NewGossipSub(n.ctx, n.host, pubsub.WithPeerExchange(true)); err != nil {
-			return fmt.Errorf("node: start gossipsub: %w", err)
+	net := cfg.gossipNet
+	if net == nil {
+		ps := cfg.pubsub
+		if ps == nil {
+			var err error
+			if ps, err = pubsub.NewGossipSub(n.ctx, n.host, pubsub.WithPeerExchange(true)); err != nil {
+				return fmt.Errorf("node: start gossipsub: %w", err)
+			}
 		}
+		net = gossip.PubSubNetwork(ps)
 	}
 	gopts := cfg.gossipOpts
 	if cfg.logger != nil {
@@ -31,7 +35,7 @@ func (n *Node) startGossip(ctx context.Context, cfg *config) error {
 	if cfg.registerer != nil {
 		gopts = append(gopts, gossip.WithMetricsTracer(gossip.NewMetricsTracer(cfg.registerer)))
 	}
-	g, err := gossip.New(n.host.ID(), gossip.PubSubNetwork(ps), gossipStore{n.store}, gossipSyncer{n}, gopts...)
+	g, err := gossip.New(n.host.ID(), net, gossipStore{n.store}, gossipSyncer{n}, gopts...)
 	if err != nil {
 		return err
 	}

@@ -22,82 +22,11 @@ var _ = math.Inf
 // proto package needs to be updated.
 const _ = proto.GoGoProtoPackageIsVersion3 // please upgrade the proto package
 
-// ScopeState is what a member says of one scope in an announcement.
-type ScopeState struct {
-	// 8-byte scope ID.
-	Scope []byte `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
-	// The first 8 bytes of the scope's root fingerprint.
-	Root  []byte `protobuf:"bytes,2,opt,name=root,proto3" json:"root,omitempty"`
-	Count uint64 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
-	// Newest timestamp in the scope, Unix nanoseconds (0 when empty).
-	Newest uint64 `protobuf:"varint,4,opt,name=newest,proto3" json:"newest,omitempty"`
-}
-
-func (m *ScopeState) Reset()         { *m = ScopeState{} }
-func (m *ScopeState) String() string { return proto.CompactTextString(m) }
-func (*ScopeState) ProtoMessage()    {}
-func (*ScopeState) Descriptor() ([]byte, []int) {
-	return fileDescriptor_878fa4887b90140c, []int{0}
-}
-func (m *ScopeState) XXX_Unmarshal(b []byte) error {
-	return m.Unmarshal(b)
-}
-func (m *ScopeState) XXX_Marshal(b []byte, deterministic bool) ([]byte, error) {
-	if deterministic {
-		return xxx_messageInfo_ScopeState.Marshal(b, m, deterministic)
-	} else {
-		b = b[:cap(b)]
-		n, err := m.MarshalToSizedBuffer(b)
-		if err != nil {
-			return nil, err
-		}
-		return b[:n], nil
-	}
-}
-func (m *ScopeState) XXX_Merge(src proto.Message) {
-	xxx_messageInfo_ScopeState.Merge(m, src)
-}
-func (m *ScopeState) XXX_Size() int {
-	return m.Size()
-}
-func (m *ScopeState) XXX_DiscardUnknown() {
-	xxx_messageInfo_ScopeState.DiscardUnknown(m)
-}
-
-var xxx_messageInfo_ScopeState proto.InternalMessageInfo
-
-func (m *ScopeState) GetScope() []byte {
-	if m != nil {
-		return m.Scope
-	}
-	return nil
-}
-
-func (m *ScopeState) GetRoot() []byte {
-	if m != nil {
-		return m.Root
-	}
-	return nil
-}
-
-func (m *ScopeState) GetCount() uint64 {
-	if m != nil {
-		return m.Count
-	}
-	return 0
-}
-
-func (m *ScopeState) GetNewest() uint64 {
-	if m != nil {
-		return m.Newest
-	}
-	return 0
-}
-
 // RecentHashes lists messages a member stored recently, so that others
 // can fetch them before the next interval.
 type RecentHashes struct {
-	Scope []byte `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
+	// Index of the scope in the group's sorted scope list.
+	Scope uint32 `protobuf:"varint,1,opt,name=scope,proto3" json:"scope,omitempty"`
 	// 32-byte hashes, concatenated.
 	Hashes []byte `protobuf:"bytes,2,opt,name=hashes,proto3" json:"hashes,omitempty"`
 }
@@ -106,7 +35,7 @@ func (m *RecentHashes) Reset()         { *m = RecentHashes{} }
 func (m *RecentHashes) String() string { return proto.CompactTextString(m) }
 func (*RecentHashes) ProtoMessage()    {}
 func (*RecentHashes) Descriptor() ([]byte, []int) {
-	return fileDescriptor_878fa4887b90140c, []int{1}
+	return fileDescriptor_878fa4887b90140c, []int{0}
 }
 func (m *RecentHashes) XXX_Unmarshal(b []byte) error {
 	return m.Unmarshal(b)
@@ -135,11 +64,11 @@ func (m *RecentHashes) XXX_DiscardUnknown() {
 
 var xxx_messageInfo_RecentHashes proto.InternalMessageInfo
 
-func (m *RecentHashes) GetScope() []byte {
+func (m *RecentHashes) GetScope() uint32 {
 	if m != nil {
 		return m.Scope
 	}
-	return nil
+	return 0
 }
 
 func (m *RecentHashes) GetHashes() []byte {
@@ -150,18 +79,29 @@ func (m *RecentHashes) GetHashes() []byte {
 }
 
 // Announcement is what a member of a sync group publishes on the group's
-// GossipSub topic: the state of its scopes (the IHAVE), and, optionally,
-// hashes of messages it stored since its last announcement.
+// GossipSub topic: the state of every scope of the group (the IHAVE), or,
+// optionally, hashes of messages it stored lately. Scopes go in the
+// group's order (sorted by scope ID), which the group digest pins down.
 type Announcement struct {
-	Scopes []*ScopeState   `protobuf:"bytes,1,rep,name=scopes,proto3" json:"scopes,omitempty"`
-	Recent []*RecentHashes `protobuf:"bytes,2,rep,name=recent,proto3" json:"recent,omitempty"`
+	// The first 8 bytes of SHA-256 over the group's name and sorted scope
+	// IDs: members of differently defined groups of one name ignore each
+	// other.
+	Group []byte `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// Per scope, the first 8 bytes of its root fingerprint, concatenated.
+	// Empty in an announcement of recent hashes only.
+	Roots []byte `protobuf:"bytes,2,opt,name=roots,proto3" json:"roots,omitempty"`
+	// Per scope, its message count.
+	Counts []uint64 `protobuf:"varint,3,rep,packed,name=counts,proto3" json:"counts,omitempty"`
+	// Per scope, its newest timestamp in Unix seconds (0 when empty).
+	Newest []uint64        `protobuf:"varint,4,rep,packed,name=newest,proto3" json:"newest,omitempty"`
+	Recent []*RecentHashes `protobuf:"bytes,5,rep,name=recent,proto3" json:"recent,omitempty"`
 }
 
 func (m *Announcement) Reset()         { *m = Announcement{} }
 func (m *Announcement) String() string { return proto.CompactTextString(m) }
 func (*Announcement) ProtoMessage()    {}
 func (*Announcement) Descriptor() ([]byte, []int) {
-	return fileDescriptor_878fa4887b90140c, []int{2}
+	return fileDescriptor_878fa4887b90140c, []int{1}
 }
 func (m *Announcement) XXX_Unmarshal(b []byte) error {
 	return m.Unmarshal(b)
@@ -190,9 +130,30 @@ func (m *Announcement) XXX_DiscardUnknown() {
 
 var xxx_messageInfo_Announcement proto.InternalMessageInfo
 
-func (m *Announcement) GetScopes() []*ScopeState {
+func (m *Announcement) GetGroup() []byte {
 	if m != nil {
-		return m.Scopes
+		return m.Group
+	}
+	return nil
+}
+
+func (m *Announcement) GetRoots() []byte {
+	if m != nil {
+		return m.Roots
+	}
+	return nil
+}
+
+func (m *Announcement) GetCounts() []uint64 {
+	if m != nil {
+		return m.Counts
+	}
+	return nil
+}
+
+func (m *Announcement) GetNewest() []uint64 {
+	if m != nil {
+		return m.Newest
 	}
 	return nil
 }
@@ -205,7 +166,6 @@ func (m *Announcement) GetRecent() []*RecentHashes {
 }
 
 func init() {
-	proto.RegisterType((*ScopeState)(nil), "storesync.pb.ScopeState")
 	proto.RegisterType((*RecentHashes)(nil), "storesync.pb.RecentHashes")
 	proto.RegisterType((*Announcement)(nil), "storesync.pb.Announcement")
 }
@@ -213,71 +173,23 @@ func init() {
 func init() { proto.RegisterFile("gossip.proto", fileDescriptor_878fa4887b90140c) }
 
 var fileDescriptor_878fa4887b90140c = []byte{
-	// 258 bytes of a gzipped FileDescriptorProto
-	0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0xff, 0x74, 0x90, 0x31, 0x4f, 0xc3, 0x30,
-	0x10, 0x85, 0xeb, 0x36, 0x64, 0x38, 0x32, 0x59, 0xa8, 0xb2, 0x18, 0xac, 0x90, 0x29, 0x53, 0x40,
-	0x65, 0x84, 0x05, 0x26, 0xe6, 0x74, 0x63, 0x6b, 0xcc, 0xa9, 0xe9, 0x50, 0x9f, 0x15, 0x5f, 0x84,
-	0xf8, 0x17, 0xfc, 0x2c, 0xc6, 0x8e, 0x8c, 0x28, 0xf9, 0x23, 0xa8, 0xae, 0x05, 0x61, 0x60, 0xbb,
-	0xef, 0xfc, 0x9e, 0x9f, 0x9f, 0x21, 0xdb, 0x92, 0xf7, 0x3b, 0x57, 0xb9, 0x8e, 0x98, 0x64, 0xe6,
-	0x99, 0x3a, 0xf4, 0x6f, 0xd6, 0x54, 0xae, 0x29, 0x5e, 0x00, 0xd6, 0x86, 0x1c, 0xae, 0x79, 0xc3,
-	0x28, 0x2f, 0xe0, 0xcc, 0x1f, 0x49, 0x89, 0x5c, 0x94, 0x59, 0x7d, 0x02, 0x29, 0x21, 0xe9, 0x88,
-	0x58, 0xcd, 0xc3, 0x32, 0xcc, 0x47, 0xa5, 0xa1, 0xde, 0xb2, 0x5a, 0xe4, 0xa2, 0x4c, 0xea, 0x13,
-	0xc8, 0x25, 0xa4, 0x16, 0x5f, 0xd1, 0xb3, 0x4a, 0xc2, 0x3a, 0x52, 0x71, 0x0f, 0x59, 0x8d, 0x06,
-	0x2d, 0x3f, 0x6d, 0x7c, 0x8b, 0xfe, 0x9f, 0x9c, 0x25, 0xa4, 0x6d, 0x38, 0x8f, 0x49, 0x91, 0x0a,
-	0x86, 0xec, 0xc1, 0x5a, 0xea, 0xad, 0xc1, 0x3d, 0x5a, 0x96, 0x37, 0x90, 0x06, 0x83, 0x57, 0x22,
-	0x5f, 0x94, 0xe7, 0x2b, 0x55, 0x4d, 0x2b, 0x55, 0xbf, 0x7d, 0xea, 0xa8, 0x93, 0x2b, 0x48, 0xbb,
-	0x90, 0xaf, 0xe6, 0xc1, 0x71, 0xf9, 0xd7, 0x31, 0x7d, 0x5b, 0x1d, 0x95, 0x8f, 0x77, 0x1f, 0x83,
-	0x16, 0x87, 0x41, 0x8b, 0xaf, 0x41, 0x8b, 0xf7, 0x51, 0xcf, 0x0e, 0xa3, 0x9e, 0x7d, 0x8e, 0x7a,
-	0xf6, 0x7c, 0xb5, 0xdd, 0x71, 0xdb, 0x37, 0x95, 0xa1, 0xfd, 0xf5, 0xcf, 0x3d, 0x93, 0xc9, 0x35,
-	0x4d, 0x1a, 0xfe, 0xfa, 0xf6, 0x3b, 0x00, 0x00, 0xff, 0xff, 0x96, 0x7d, 0x84, 0xd2, 0x7b, 0x01,
-	0x00, 0x00,
-}
-
-func (m *ScopeState) Marshal() (dAtA []byte, err error) {
-	size := m.Size()
-	dAtA = make([]byte, size)
-	n, err := m.MarshalToSizedBuffer(dAtA[:size])
-	if err != nil {
-		return nil, err
-	}
-	return dAtA[:n], nil
-}
-
-func (m *ScopeState) MarshalTo(dAtA []byte) (int, error) {
-	size := m.Size()
-	return m.MarshalToSizedBuffer(dAtA[:size])
-}
-
-func (m *ScopeState) MarshalToSizedBuffer(dAtA []byte) (int, error) {
-	i := len(dAtA)
-	_ = i
-	var l int
-	_ = l
-	if m.Newest != 0 {
-		i = encodeVarintGossip(dAtA, i, uint64(m.Newest))
-		i--
-		dAtA[i] = 0x20
-	}
-	if m.Count != 0 {
-		i = encodeVarintGossip(dAtA, i, uint64(m.Count))
-		i--
-		dAtA[i] = 0x18
-	}
-	if len(m.Root) > 0 {
-		i -= len(m.Root)
-		copy(dAtA[i:], m.Root)
-		i = encodeVarintGossip(dAtA, i, uint64(len(m.Root)))
-		i--
-		dAtA[i] = 0x12
-	}
-	if len(m.Scope) > 0 {
-		i -= len(m.Scope)
-		copy(dAtA[i:], m.Scope)
-		i = encodeVarintGossip(dAtA, i, uint64(len(m.Scope)))
-		i--
-		dAtA[i] = 0xa
-	}
-	return len(dAtA) - i, nil
+	// 244 bytes of a gzipped FileDescriptorProto
+	0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0xff, 0x4c, 0x90, 0x31, 0x4e, 0xc4, 0x30,
+	0x10, 0x45, 0x63, 0xb2, 0x9b, 0xc2, 0x98, 0x26, 0x42, 0xc8, 0xa2, 0xb0, 0xc2, 0x56, 0xa9, 0x8c,
+	0xb4, 0x94, 0xd0, 0x40, 0x45, 0xed, 0x92, 0x8e, 0x58, 0xa3, 0x64, 0x8b, 0xf5, 0x58, 0x1e, 0x47,
+	0x88, 0x5b, 0x70, 0x02, 0xce, 0x43, 0xb9, 0x25, 0x25, 0x4a, 0x2e, 0x82, 0x12, 0x07, 0x94, 0xce,
+	0xef, 0x7b, 0xfe, 0xd7, 0xfc, 0xe1, 0xa2, 0x45, 0xa2, 0x83, 0xd7, 0x3e, 0x60, 0xc4, 0x52, 0x50,
+	0xc4, 0x00, 0xf4, 0xee, 0xac, 0xf6, 0xcd, 0xee, 0x81, 0x0b, 0x03, 0x16, 0x5c, 0x7c, 0x7e, 0xa5,
+	0x0e, 0xa8, 0xbc, 0xe4, 0x5b, 0xb2, 0xe8, 0x41, 0xb2, 0x8a, 0xd5, 0x17, 0x26, 0x41, 0x79, 0xc5,
+	0x8b, 0x6e, 0xfe, 0x97, 0x67, 0x15, 0xab, 0x85, 0x59, 0x68, 0xf7, 0xc9, 0xb8, 0x78, 0x74, 0x0e,
+	0x7b, 0x67, 0xe1, 0x08, 0x2e, 0x4e, 0xf6, 0x36, 0x60, 0xef, 0x67, 0xbb, 0x30, 0x09, 0x26, 0x35,
+	0x20, 0xc6, 0x3f, 0x77, 0x82, 0x29, 0xd4, 0x62, 0xef, 0x22, 0xc9, 0xbc, 0xca, 0xeb, 0x8d, 0x59,
+	0x68, 0xd2, 0x1d, 0xbc, 0x01, 0x45, 0xb9, 0x49, 0x7a, 0xa2, 0x72, 0xcf, 0x8b, 0x30, 0xaf, 0x2a,
+	0xb7, 0x55, 0x5e, 0x9f, 0xef, 0xaf, 0xf5, 0xba, 0x89, 0x5e, 0xd7, 0x30, 0xcb, 0xe4, 0xd3, 0xfd,
+	0xd7, 0xa0, 0xd8, 0x69, 0x50, 0xec, 0x67, 0x50, 0xec, 0x63, 0x54, 0xd9, 0x69, 0x54, 0xd9, 0xf7,
+	0xa8, 0xb2, 0x97, 0x9b, 0xf6, 0x10, 0xbb, 0xbe, 0xd1, 0x16, 0x8f, 0xb7, 0xff, 0x39, 0xab, 0x97,
+	0x6f, 0x9a, 0x62, 0x3e, 0xd8, 0xdd, 0x6f, 0x00, 0x00, 0x00, 0xff, 0xff, 0x0c, 0x62, 0x68, 0xf1,
+	0x40, 0x01, 0x00, 0x00,
 }
 
 func (m *RecentHashes) Marshal() (dAtA []byte, err error) {
@@ -307,12 +219,10 @@ func (m *RecentHashes) MarshalToSizedBuffer(dAtA []byte) (int, error) {
 		i--
 		dAtA[i] = 0x12
 	}
-	if len(m.Scope) > 0 {
-		i -= len(m.Scope)
-		copy(dAtA[i:], m.Scope)
-		i = encodeVarintGossip(dAtA, i, uint64(len(m.Scope)))
+	if m.Scope != 0 {
+		i = encodeVarintGossip(dAtA, i, uint64(m.Scope))
 		i--
-		dAtA[i] = 0xa
+		dAtA[i] = 0x8
 	}
 	return len(dAtA) - i, nil
 }
@@ -348,22 +258,58 @@ func (m *Announcement) MarshalToSizedBuffer(dAtA []byte) (int, error) {
 				i = encodeVarintGossip(dAtA, i, uint64(size))
 			}
 			i--
-			dAtA[i] = 0x12
+			dAtA[i] = 0x2a
 		}
 	}
-	if len(m.Scopes) > 0 {
-		for iNdEx := len(m.Scopes) - 1; iNdEx >= 0; iNdEx-- {
-			{
-				size, err := m.Scopes[iNdEx].MarshalToSizedBuffer(dAtA[:i])
-				if err != nil {
-					return 0, err
-				}
-				i -= size
-				i = encodeVarintGossip(dAtA, i, uint64(size))
+	if len(m.Newest) > 0 {
+		dAtA2 := make([]byte, len(m.Newest)*10)
+		var j1 int
+		for _, num := range m.Newest {
+			for num >= 1<<7 {
+				dAtA2[j1] = uint8(uint64(num)&0x7f | 0x80)
+				num >>= 7
+				j1++
 			}
-			i--
-			dAtA[i] = 0xa
+			dAtA2[j1] = uint8(num)
+			j1++
 		}
+		i -= j1
+		copy(dAtA[i:], dAtA2[:j1])
+		i = encodeVarintGossip(dAtA, i, uint64(j1))
+		i--
+		dAtA[i] = 0x22
+	}
+	if len(m.Counts) > 0 {
+		dAtA4 := make([]byte, len(m.Counts)*10)
+		var j3 int
+		for _, num := range m.Counts {
+			for num >= 1<<7 {
+				dAtA4[j3] = uint8(uint64(num)&0x7f | 0x80)
+				num >>= 7
+				j3++
+			}
+			dAtA4[j3] = uint8(num)
+			j3++
+		}
+		i -= j3
+		copy(dAtA[i:], dAtA4[:j3])
+		i = encodeVarintGossip(dAtA, i, uint64(j3))
+		i--
+		dAtA[i] = 0x1a
+	}
+	if len(m.Roots) > 0 {
+		i -= len(m.Roots)
+		copy(dAtA[i:], m.Roots)
+		i = encodeVarintGossip(dAtA, i, uint64(len(m.Roots)))
+		i--
+		dAtA[i] = 0x12
+	}
+	if len(m.Group) > 0 {
+		i -= len(m.Group)
+		copy(dAtA[i:], m.Group)
+		i = encodeVarintGossip(dAtA, i, uint64(len(m.Group)))
+		i--
+		dAtA[i] = 0xa
 	}
 	return len(dAtA) - i, nil
 }
@@ -379,38 +325,14 @@ func encodeVarintGossip(dAtA []byte, offset int, v uint64) int {
 	dAtA[offset] = uint8(v)
 	return base
 }
-func (m *ScopeState) Size() (n int) {
-	if m == nil {
-		return 0
-	}
-	var l int
-	_ = l
-	l = len(m.Scope)
-	if l > 0 {
-		n += 1 + l + sovGossip(uint64(l))
-	}
-	l = len(m.Root)
-	if l > 0 {
-		n += 1 + l + sovGossip(uint64(l))
-	}
-	if m.Count != 0 {
-		n += 1 + sovGossip(uint64(m.Count))
-	}
-	if m.Newest != 0 {
-		n += 1 + sovGossip(uint64(m.Newest))
-	}
-	return n
-}
-
 func (m *RecentHashes) Size() (n int) {
 	if m == nil {
 		return 0
 	}
 	var l int
 	_ = l
-	l = len(m.Scope)
-	if l > 0 {
-		n += 1 + l + sovGossip(uint64(l))
+	if m.Scope != 0 {
+		n += 1 + sovGossip(uint64(m.Scope))
 	}
 	l = len(m.Hashes)
 	if l > 0 {
@@ -425,11 +347,27 @@ func (m *Announcement) Size() (n int) {
 	}
 	var l int
 	_ = l
-	if len(m.Scopes) > 0 {
-		for _, e := range m.Scopes {
-			l = e.Size()
-			n += 1 + l + sovGossip(uint64(l))
+	l = len(m.Group)
+	if l > 0 {
+		n += 1 + l + sovGossip(uint64(l))
+	}
+	l = len(m.Roots)
+	if l > 0 {
+		n += 1 + l + sovGossip(uint64(l))
+	}
+	if len(m.Counts) > 0 {
+		l = 0
+		for _, e := range m.Counts {
+			l += sovGossip(uint64(e))
 		}
+		n += 1 + sovGossip(uint64(l)) + l
+	}
+	if len(m.Newest) > 0 {
+		l = 0
+		for _, e := range m.Newest {
+			l += sovGossip(uint64(e))
+		}
+		n += 1 + sovGossip(uint64(l)) + l
 	}
 	if len(m.Recent) > 0 {
 		for _, e := range m.Recent {
@@ -445,162 +383,6 @@ func sovGossip(x uint64) (n int) {
 }
 func sozGossip(x uint64) (n int) {
 	return sovGossip(uint64((x << 1) ^ uint64((int64(x) >> 63))))
-}
-func (m *ScopeState) Unmarshal(dAtA []byte) error {
-	l := len(dAtA)
-	iNdEx := 0
-	for iNdEx < l {
-		preIndex := iNdEx
-		var wire uint64
-		for shift := uint(0); ; shift += 7 {
-			if shift >= 64 {
-				return ErrIntOverflowGossip
-			}
-			if iNdEx >= l {
-				return io.ErrUnexpectedEOF
-			}
-			b := dAtA[iNdEx]
-			iNdEx++
-			wire |= uint64(b&0x7F) << shift
-			if b < 0x80 {
-				break
-			}
-		}
-		fieldNum := int32(wire >> 3)
-		wireType := int(wire & 0x7)
-		if wireType == 4 {
-			return fmt.Errorf("proto: ScopeState: wiretype end group for non-group")
-		}
-		if fieldNum <= 0 {
-			return fmt.Errorf("proto: ScopeState: illegal tag %d (wire type %d)", fieldNum, wire)
-		}
-		switch fieldNum {
-		case 1:
-			if wireType != 2 {
-				return fmt.Errorf("proto: wrong wireType = %d for field Scope", wireType)
-			}
-			var byteLen int
-			for shift := uint(0); ; shift += 7 {
-				if shift >= 64 {
-					return ErrIntOverflowGossip
-				}
-				if iNdEx >= l {
-					return io.ErrUnexpectedEOF
-				}
-				b := dAtA[iNdEx]
-				iNdEx++
-				byteLen |= int(b&0x7F) << shift
-				if b < 0x80 {
-					break
-				}
-			}
-			if byteLen < 0 {
-				return ErrInvalidLengthGossip
-			}
-			postIndex := iNdEx + byteLen
-			if postIndex < 0 {
-				return ErrInvalidLengthGossip
-			}
-			if postIndex > l {
-				return io.ErrUnexpectedEOF
-			}
-			m.Scope = append(m.Scope[:0], dAtA[iNdEx:postIndex]...)
-			if m.Scope == nil {
-				m.Scope = []byte{}
-			}
-			iNdEx = postIndex
-		case 2:
-			if wireType != 2 {
-				return fmt.Errorf("proto: wrong wireType = %d for field Root", wireType)
-			}
-			var byteLen int
-			for shift := uint(0); ; shift += 7 {
-				if shift >= 64 {
-					return ErrIntOverflowGossip
-				}
-				if iNdEx >= l {
-					return io.ErrUnexpectedEOF
-				}
-				b := dAtA[iNdEx]
-				iNdEx++
-				byteLen |= int(b&0x7F) << shift
-				if b < 0x80 {
-					break
-				}
-			}
-			if byteLen < 0 {
-				return ErrInvalidLengthGossip
-			}
-			postIndex := iNdEx + byteLen
-			if postIndex < 0 {
-				return ErrInvalidLengthGossip
-			}
-			if postIndex > l {
-				return io.ErrUnexpectedEOF
-			}
-			m.Root = append(m.Root[:0], dAtA[iNdEx:postIndex]...)
-			if m.Root == nil {
-				m.Root = []byte{}
-			}
-			iNdEx = postIndex
-		case 3:
-			if wireType != 0 {
-				return fmt.Errorf("proto: wrong wireType = %d for field Count", wireType)
-			}
-			m.Count = 0
-			for shift := uint(0); ; shift += 7 {
-				if shift >= 64 {
-					return ErrIntOverflowGossip
-				}
-				if iNdEx >= l {
-					return io.ErrUnexpectedEOF
-				}
-				b := dAtA[iNdEx]
-				iNdEx++
-				m.Count |= uint64(b&0x7F) << shift
-				if b < 0x80 {
-					break
-				}
-			}
-		case 4:
-			if wireType != 0 {
-				return fmt.Errorf("proto: wrong wireType = %d for field Newest", wireType)
-			}
-			m.Newest = 0
-			for shift := uint(0); ; shift += 7 {
-				if shift >= 64 {
-					return ErrIntOverflowGossip
-				}
-				if iNdEx >= l {
-					return io.ErrUnexpectedEOF
-				}
-				b := dAtA[iNdEx]
-				iNdEx++
-				m.Newest |= uint64(b&0x7F) << shift
-				if b < 0x80 {
-					break
-				}
-			}
-		default:
-			iNdEx = preIndex
-			skippy, err := skipGossip(dAtA[iNdEx:])
-			if err != nil {
-				return err
-			}
-			if (skippy < 0) || (iNdEx+skippy) < 0 {
-				return ErrInvalidLengthGossip
-			}
-			if (iNdEx + skippy) > l {
-				return io.ErrUnexpectedEOF
-			}
-			iNdEx += skippy
-		}
-	}
-
-	if iNdEx > l {
-		return io.ErrUnexpectedEOF
-	}
-	return nil
 }
 func (m *RecentHashes) Unmarshal(dAtA []byte) error {
 	l := len(dAtA)
@@ -632,10 +414,10 @@ func (m *RecentHashes) Unmarshal(dAtA []byte) error {
 		}
 		switch fieldNum {
 		case 1:
-			if wireType != 2 {
+			if wireType != 0 {
 				return fmt.Errorf("proto: wrong wireType = %d for field Scope", wireType)
 			}
-			var byteLen int
+			m.Scope = 0
 			for shift := uint(0); ; shift += 7 {
 				if shift >= 64 {
 					return ErrIntOverflowGossip
@@ -645,26 +427,11 @@ func (m *RecentHashes) Unmarshal(dAtA []byte) error {
 				}
 				b := dAtA[iNdEx]
 				iNdEx++
-				byteLen |= int(b&0x7F) << shift
+				m.Scope |= uint32(b&0x7F) << shift
 				if b < 0x80 {
 					break
 				}
 			}
-			if byteLen < 0 {
-				return ErrInvalidLengthGossip
-			}
-			postIndex := iNdEx + byteLen
-			if postIndex < 0 {
-				return ErrInvalidLengthGossip
-			}
-			if postIndex > l {
-				return io.ErrUnexpectedEOF
-			}
-			m.Scope = append(m.Scope[:0], dAtA[iNdEx:postIndex]...)
-			if m.Scope == nil {
-				m.Scope = []byte{}
-			}
-			iNdEx = postIndex
 		case 2:
 			if wireType != 2 {
 				return fmt.Errorf("proto: wrong wireType = %d for field Hashes", wireType)
@@ -751,9 +518,9 @@ func (m *Announcement) Unmarshal(dAtA []byte) error {
 		switch fieldNum {
 		case 1:
 			if wireType != 2 {
-				return fmt.Errorf("proto: wrong wireType = %d for field Scopes", wireType)
+				return fmt.Errorf("proto: wrong wireType = %d for field Group", wireType)
 			}
-			var msglen int
+			var byteLen int
 			for shift := uint(0); ; shift += 7 {
 				if shift >= 64 {
 					return ErrIntOverflowGossip
@@ -763,27 +530,213 @@ func (m *Announcement) Unmarshal(dAtA []byte) error {
 				}
 				b := dAtA[iNdEx]
 				iNdEx++
-				msglen |= int(b&0x7F) << shift
+				byteLen |= int(b&0x7F) << shift
 				if b < 0x80 {
 					break
 				}
 			}
-			if msglen < 0 {
+			if byteLen < 0 {
 				return ErrInvalidLengthGossip
 			}
-			postIndex := iNdEx + msglen
+			postIndex := iNdEx + byteLen
 			if postIndex < 0 {
 				return ErrInvalidLengthGossip
 			}
 			if postIndex > l {
 				return io.ErrUnexpectedEOF
 			}
-			m.Scopes = append(m.Scopes, &ScopeState{})
-			if err := m.Scopes[len(m.Scopes)-1].Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
-				return err
+			m.Group = append(m.Group[:0], dAtA[iNdEx:postIndex]...)
+			if m.Group == nil {
+				m.Group = []byte{}
 			}
 			iNdEx = postIndex
 		case 2:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Roots", wireType)
+			}
+			var byteLen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowGossip
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				byteLen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if byteLen < 0 {
+				return ErrInvalidLengthGossip
+			}
+			postIndex := iNdEx + byteLen
+			if postIndex < 0 {
+				return ErrInvalidLengthGossip
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.Roots = append(m.Roots[:0], dAtA[iNdEx:postIndex]...)
+			if m.Roots == nil {
+				m.Roots = []byte{}
+			}
+			iNdEx = postIndex
+		case 3:
+			if wireType == 0 {
+				var v uint64
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return ErrIntOverflowGossip
+					}
+					if iNdEx >= l {
+						return io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					v |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+				m.Counts = append(m.Counts, v)
+			} else if wireType == 2 {
+				var packedLen int
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return ErrIntOverflowGossip
+					}
+					if iNdEx >= l {
+						return io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					packedLen |= int(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+				if packedLen < 0 {
+					return ErrInvalidLengthGossip
+				}
+				postIndex := iNdEx + packedLen
+				if postIndex < 0 {
+					return ErrInvalidLengthGossip
+				}
+				if postIndex > l {
+					return io.ErrUnexpectedEOF
+				}
+				var elementCount int
+				var count int
+				for _, integer := range dAtA[iNdEx:postIndex] {
+					if integer < 128 {
+						count++
+					}
+				}
+				elementCount = count
+				if elementCount != 0 && len(m.Counts) == 0 {
+					m.Counts = make([]uint64, 0, elementCount)
+				}
+				for iNdEx < postIndex {
+					var v uint64
+					for shift := uint(0); ; shift += 7 {
+						if shift >= 64 {
+							return ErrIntOverflowGossip
+						}
+						if iNdEx >= l {
+							return io.ErrUnexpectedEOF
+						}
+						b := dAtA[iNdEx]
+						iNdEx++
+						v |= uint64(b&0x7F) << shift
+						if b < 0x80 {
+							break
+						}
+					}
+					m.Counts = append(m.Counts, v)
+				}
+			} else {
+				return fmt.Errorf("proto: wrong wireType = %d for field Counts", wireType)
+			}
+		case 4:
+			if wireType == 0 {
+				var v uint64
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return ErrIntOverflowGossip
+					}
+					if iNdEx >= l {
+						return io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					v |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+				m.Newest = append(m.Newest, v)
+			} else if wireType == 2 {
+				var packedLen int
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return ErrIntOverflowGossip
+					}
+					if iNdEx >= l {
+						return io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					packedLen |= int(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+				if packedLen < 0 {
+					return ErrInvalidLengthGossip
+				}
+				postIndex := iNdEx + packedLen
+				if postIndex < 0 {
+					return ErrInvalidLengthGossip
+				}
+				if postIndex > l {
+					return io.ErrUnexpectedEOF
+				}
+				var elementCount int
+				var count int
+				for _, integer := range dAtA[iNdEx:postIndex] {
+					if integer < 128 {
+						count++
+					}
+				}
+				elementCount = count
+				if elementCount != 0 && len(m.Newest) == 0 {
+					m.Newest = make([]uint64, 0, elementCount)
+				}
+				for iNdEx < postIndex {
+					var v uint64
+					for shift := uint(0); ; shift += 7 {
+						if shift >= 64 {
+							return ErrIntOverflowGossip
+						}
+						if iNdEx >= l {
+							return io.ErrUnexpectedEOF
+						}
+						b := dAtA[iNdEx]
+						iNdEx++
+						v |= uint64(b&0x7F) << shift
+						if b < 0x80 {
+							break
+						}
+					}
+					m.Newest = append(m.Newest, v)
+				}
+			} else {
+				return fmt.Errorf("proto: wrong wireType = %d for field Newest", wireType)
+			}
+		case 5:
 			if wireType != 2 {
 				return fmt.Errorf("proto: wrong wireType = %d for field Recent", wireType)
 			}
