@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -270,6 +271,20 @@ func (s *Service) transfer(ctx context.Context, p peer.ID, c *conn, cs []*client
 	if err := errors.Join(fetchErr, reportErr); err != nil {
 		_ = c.s.Reset()
 		return err
+	}
+	return closeAfterPeer(c)
+}
+
+// closeAfterPeer waits for the server to close its side, which it does
+// after giving back its session slot, then closes ours: a client's next
+// session never finds this one still counted against it.
+func closeAfterPeer(c *conn) error {
+	_ = c.s.CloseWrite()
+	_ = c.s.SetReadDeadline(c.until())
+	_, err := io.Copy(io.Discard, io.LimitReader(c.s, 1<<10))
+	if err != nil {
+		_ = c.s.Reset()
+		return nil // the session's work is done; only its end was untidy
 	}
 	return c.s.Close()
 }

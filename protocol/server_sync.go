@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/gogo/protobuf/proto"
@@ -47,7 +48,11 @@ func (s *Service) handleSync(st network.Stream) {
 		s.refuse(c, err)
 		return
 	}
-	defer s.sessions.release(p)
+	// The slot goes back before the stream closes: a client waits for
+	// the close, so its next session never finds this one still counted.
+	var once sync.Once
+	release := func() { once.Do(func() { s.sessions.release(p) }) }
+	defer release()
 	ctx, cancel := context.WithDeadline(s.ctx, deadline)
 	defer cancel()
 	defer resetOnCancel(ctx, st)()
@@ -62,6 +67,7 @@ func (s *Service) handleSync(st network.Stream) {
 	if m := s.cfg.metrics; m != nil {
 		m.SessionFinished("server", outcome(err), time.Since(start))
 	}
+	release()
 	if err != nil {
 		s.logFailure("sync session", p, err)
 		s.refuse(c, err)

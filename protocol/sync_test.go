@@ -215,3 +215,18 @@ func TestFetchByHash(t *testing.T) {
 	_, err = a.svc.Fetch(t.Context(), b.h.ID(), files, []reconcile.Hash{m1.Hash()})
 	require.ErrorIs(t, err, protocol.ErrUnknownScope)
 }
+
+// TestBackToBackSessions: a client's sessions one after another never
+// count against each other at the server.
+func TestBackToBackSessions(t *testing.T) {
+	a := newNode(t, []reconcile.Scope{chat}, protocol.WithSessionLimits(1, 4))
+	b := newNode(t, []reconcile.Scope{chat}, protocol.WithSessionLimits(1, 4))
+	connect(t, a.h, b.h)
+	for i := range 20 {
+		if i%5 == 0 {
+			b.put(t, msg(chat, t0+int64(i)))
+		}
+		_, err := a.svc.Sync(t.Context(), b.h.ID(), chat)
+		require.NoError(t, err, "session %d", i)
+	}
+}
