@@ -246,7 +246,10 @@ func (s *Service) transfer(ctx context.Context, p peer.ID, c *conn, cs []*client
 		sc.report.Need, sc.report.Have = len(d.Need), len(d.Have)
 		offered = offered || len(d.Have) > 0
 		if len(d.Need) > 0 {
-			jobs = append(jobs, &fetchJob{index: i, scope: sc.report.Scope, hashes: d.Need})
+			// The job's bytes start from the reconciliation's, so that
+			// progress reports the scope's bytes so far.
+			jobs = append(jobs, &fetchJob{index: i, scope: sc.report.Scope, hashes: d.Need,
+				report: ScopeReport{Bytes: sc.report.Bytes}})
 		}
 	}
 	var wg sync.WaitGroup
@@ -266,7 +269,7 @@ func (s *Service) transfer(ctx context.Context, p peer.ID, c *conn, cs []*client
 	for _, j := range jobs {
 		r := &cs[j.index].report
 		r.Received, r.Rejected = j.report.Received, j.report.Rejected
-		r.Bytes += j.report.Bytes
+		r.Bytes = j.report.Bytes
 	}
 	if err := errors.Join(fetchErr, reportErr); err != nil {
 		_ = c.s.Reset()

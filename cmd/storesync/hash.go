@@ -1,9 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
-	"io"
 
 	"github.com/storesync/storesync/reconcile"
 )
@@ -11,8 +11,8 @@ import (
 // runHash prints the Waku deterministic message hash (RFC 14) of the
 // message given by flags, as 64 hex digits alone on one line: a debugging
 // aid for checking interoperability with Waku nodes.
-func runHash(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("hash", stderr)
+func runHash(_ context.Context, args []string, s stdio) error {
+	fs := newFlags("hash", s.err)
 	pubsub := fs.String("pubsub-topic", "", "pubsub topic")
 	content := fs.String("content-topic", "", "content topic")
 	payloadHex := fs.String("payload-hex", "", "payload as hex")
@@ -30,6 +30,6 @@ func runHash(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--meta-hex: %w", err)
 	}
 	h := reconcile.MessageHash(*pubsub, *content, payload, meta, *ts)
-	_, err = fmt.Fprintln(stdout, h)
+	_, err = fmt.Fprintln(s.out, h)
 	return err
 }

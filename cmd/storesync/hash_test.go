@@ -11,7 +11,7 @@ import (
 func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var o, e bytes.Buffer
-	code = dispatch(args, &o, &e)
+	code = dispatch(t.Context(), args, stdio{in: strings.NewReader(""), out: &o, err: &e})
 	return o.String(), e.String(), code
 }
 

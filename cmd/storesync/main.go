@@ -2,48 +2,78 @@
 //
 // Usage:
 //
-//	storesync hash --pubsub-topic T --content-topic C --payload-hex HEX --meta-hex HEX --timestamp NS
+//	storesync run    --data DIR [--listen MA ...] [--peer MA ...] [--content-topic C ...]
+//	storesync put    --data DIR --content-topic C [--payload TEXT]
+//	storesync query  --data DIR --content-topic C [--from T] [--to T] [--all]
+//	storesync status --data DIR
+//	storesync sync   --data DIR PEER
+//	storesync hash   --pubsub-topic T --content-topic C --payload-hex HEX --meta-hex HEX --timestamp NS
 //
-// Run `storesync help` for every command.
+// run starts a node that keeps its store, identity and control socket in
+// DIR; put, query, status and sync talk to that node through the socket
+// (see controlServer for the API). Run `storesync help` for every command
+// and `storesync <command> -h` for its flags.
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 )
+
+// stdio is where a command reads its input and writes its output.
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
 
 // command is one subcommand of the CLI.
 type command struct {
 	name    string
 	summary string
-	run     func(args []string, stdout, stderr io.Writer) error
+	run     func(ctx context.Context, args []string, s stdio) error
 }
 
 func commands() []command {
 	return []command{
+		{"run", "start a store node", runNode},
+		{"put", "store messages in a running node", runPut},
+		{"query", "list a running node's messages", runQuery},
+		{"status", "show a running node's scopes", runStatus},
+		{"sync", "sync a running node with a peer now", runSync},
 		{"hash", "print the Waku deterministic hash of a message", runHash},
 	}
 }
 
 func main() {
-	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal the default handling comes back, so a second
+	// Ctrl-C ends a shutdown that hangs.
+	context.AfterFunc(ctx, stop)
+	code := dispatch(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr})
+	stop()
+	os.Exit(code)
 }
 
 // dispatch runs the subcommand named by args[0] and returns the exit code.
-func dispatch(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(stderr)
-		if len(args) == 0 {
-			return 2
-		}
+func dispatch(ctx context.Context, args []string, s stdio) int {
+	if len(args) == 0 {
+		usage(s.err)
+		return 2
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		// Asked for, the help is the output.
+		usage(s.out)
 		return 0
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
-			err := c.run(args[1:], stdout, stderr)
+			err := c.run(ctx, args[1:], s)
 			switch {
 			case err == nil:
 				return 0
@@ -51,18 +81,27 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 				return 0
 			case errors.Is(err, errUsage):
 				return 2
+			case errors.Is(err, errReported):
+				return 1
 			}
-			fmt.Fprintf(stderr, "storesync %s: %v\n", c.name, err)
+			fmt.Fprintf(s.err, "storesync %s: %v\n", c.name, err)
 			return 1
 		}
 	}
-	fmt.Fprintf(stderr, "storesync: unknown command %q\n", args[0])
-	usage(stderr)
+	fmt.Fprintf(s.err, "storesync: unknown command %q\n", args[0])
+	usage(s.err)
 	return 2
 }
 
-// errUsage reports bad flags; the flag package has printed the details.
-var errUsage = errors.New("usage")
+var (
+	// errUsage reports bad flags; the flag package or the command has
+	// printed the details.
+	errUsage = errors.New("usage")
+	// errReported is a failure the command has already explained in its
+	// output (a rejected message, a scope that failed to sync): only the
+	// exit code is left to set.
+	errReported = errors.New("failure reported")
+)
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: storesync <command> [flags]\n\ncommands:")
@@ -92,4 +131,12 @@ func parse(fs *flag.FlagSet, args []string) error {
 		return errUsage
 	}
 	return nil
+}
+
+// usageError prints a usage problem the flag package cannot see, the way
+// it prints its own, and returns errUsage.
+func usageError(fs *flag.FlagSet, format string, args ...any) error {
+	fmt.Fprintf(fs.Output(), format+"\n", args...)
+	fs.Usage()
+	return errUsage
 }

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/storesync/storesync/node"
+	"github.com/storesync/storesync/protocol"
+	"github.com/storesync/storesync/reconcile"
+)
+
+// controlServer serves the control API of a running node: HTTP/1.1 with
+// JSON bodies over the Unix socket DIR/control.sock, which only the
+// node's user may open (the socket is mode 0600). Every path starts with
+// /v1; a change that breaks clients gets a new prefix. Content topics are
+// scopes under the node's pubsub topic (run --pubsub-topic).
+//
+//	POST /v1/put
+//	  {"content_topic": C, "payloads": ["text", ...], "timestamp": NS}
+//	  Stores one message per payload. Timestamp 0 means now; payload i
+//	  gets timestamp + i, so the messages keep their order.
+//	  -> {"added": [{"hash": HEX, "timestamp": NS}], "duplicates": N,
+//	      "rejected": [{"index": I, "error": "..."}]}
+//
+//	GET /v1/query?content_topic=C&from=NS&to=NS&after=CURSOR&limit=N
+//	  One page of a scope's messages with from <= timestamp < to (to 0 or
+//	  absent: no bound), in timestamp order, after the cursor (absent: from
+//	  the start), at most limit (default 100, at most 10,000).
+//	  -> {"messages": [{"hash", "timestamp", "payload", "payload_hex"}],
+//	      "next": CURSOR, "more": BOOL}
+//	  A cursor is the hex of a key's 40 bytes (reconcile.Key.Bytes); next
+//	  is "" when more is false.
+//
+//	GET /v1/status
+//	  -> {"peer_id": ID, "addrs": [MULTIADDR],
+//	      "scopes": [{"pubsub_topic", "content_topic", "count",
+//	                  "root": HEX (16 bytes), "newest": NS,
+//	                  "last_sync": {"peer", "at", "received", "sent"} or null}]}
+//
+//	POST /v1/sync
+//	  {"peer": MULTIADDR or PEER ID, "content_topics": [C, ...]}
+//	  Syncs the given scopes (none: every kept scope) with the peer now,
+//	  connecting first if peer is a multiaddr. The answer is a stream of
+//	  JSON lines (application/x-ndjson), each flushed when written:
+//	  {"progress": {"content_topic", "done", "total", "bytes"}} while
+//	  messages arrive, then one last line, {"report": {"peer",
+//	  "duration_ms", "scopes": [{"pubsub_topic", "content_topic", "need",
+//	  "have", "received", "rejected", "sent", "bytes", "round_trips",
+//	  "duration_ms", "error"}]}} or {"error": "..."}.
+//
+// A request that fails before any answer gets {"error": "..."} with
+// status 400 for bad input, 404 for a content topic the node does not
+// keep, 405 for a wrong method, and 500 otherwise.
+type controlServer struct {
+	node   *node.Node
+	pubsub string
+	// stopping ends when the node shuts down: a sync in progress stops
+	// then, rather than holding the shutdown up until its timeout.
+	stopping context.Context
+}
+
+// handler returns the routes of the API.
+func (c *controlServer) handler() http.Handler {
+	routes := []struct {
+		method, path string
+		h            http.HandlerFunc
+	}{
+		{http.MethodPost, "/put", c.handlePut},
+		{http.MethodGet, "/query", c.handleQuery},
+		{http.MethodGet, "/status", c.handleStatus},
+		{http.MethodPost, "/sync", c.handleSync},
+	}
+	mux := http.NewServeMux()
+	allowed := make(map[string]string)
+	for _, rt := range routes {
+		mux.HandleFunc(rt.method+" "+apiVersion+rt.path, rt.h)
+		allowed[apiVersion+rt.path] = rt.method
+	}
+	// The catch-all keeps every answer JSON, the mux's own 404 and 405
+	// included.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if m, ok := allowed[r.URL.Path]; ok {
+			w.Header().Set("Allow", m)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Errorf("%s %s: use %s", r.Method, r.URL.Path, m))
+			return
+		}
+		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s", r.URL.Path))
+	})
+	return mux
+}
+
+// errBadInput marks an error caused by the request itself (status 400).
+var errBadInput = errors.New("bad request")
+
+func badInput(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errBadInput, fmt.Sprintf(format, args...))
+}
+
+// scope returns the kept scope of a content topic under the node's
+// pubsub topic, or an error that maps to 404.
+func (c *controlServer) scope(contentTopic string) (reconcile.Scope, error) {
+	if contentTopic == "" {
+		return reconcile.Scope{}, badInput("content_topic is required")
+	}
+	sc := reconcile.Scope{PubsubTopic: c.pubsub, ContentTopic: contentTopic}
+	if _, ok := c.node.Store().Stats(sc); !ok {
+		var kept []string
+		for _, k := range c.node.Store().Scopes() {
+			if k.PubsubTopic == c.pubsub {
+				kept = append(kept, k.ContentTopic)
+			}
+		}
+		return sc, fmt.Errorf("%w: content topic %q (this node keeps %s)", node.ErrUnknownScope, contentTopic, strings.Join(kept, ", "))
+	}
+	return sc, nil
+}
+
+// statusOf maps an error to the HTTP status that describes it.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, errBadInput), errors.Is(err, node.ErrBadQuery):
+		return http.StatusBadRequest
+	case errors.Is(err, node.ErrUnknownScope), errors.Is(err, protocol.ErrUnknownScope):
+		return http.StatusNotFound
+	}
+	return http.StatusInternalServerError
+}
+
+// decodeBody reads a JSON request body of at most limit bytes into v.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badInput("body: %v", err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	// The client may be gone; nobody is left to tell.
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, errorBody{Error: err.Error()})
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"golang.org/x/term"
+)
+
+// runSync makes a running node sync with a peer now, shows the progress
+// on standard error, and prints the report: a line per scope, or with
+// --json the report object. A failed sync, or a failed scope, makes the
+// exit status 1.
+func runSync(ctx context.Context, args []string, s stdio) error {
+	fs := newFlags("sync", s.err)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: storesync sync [flags] PEER\n\nPEER is a multiaddr ending in /p2p/<peer ID>, or the ID of a peer the node knows.")
+		fs.PrintDefaults()
+	}
+	dir := fs.String("data", defaultDataDir, "data folder of the running node")
+	var cts stringList
+	fs.Var(&cts, "content-topic", "content topic to sync (repeatable; default every kept one)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError(fs, "want exactly one PEER, got %d arguments", len(pos))
+	}
+	c, err := newControlClient(*dir)
+	if err != nil {
+		return err
+	}
+	resp, err := c.send(ctx, http.MethodPost, "/sync", syncRequest{Peer: pos[0], ContentTopics: cts})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	rep, err := readSyncStream(resp.Body, newProgressView(s.err, isTerminal(s.err), time.Now))
+	if err != nil {
+		// Hanging up stops the sync on the node too.
+		return interrupted(ctx, err)
+	}
+	if *asJSON {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(s.out, "%s\n", b); err != nil {
+			return err
+		}
+	} else if err := printReport(s.out, rep); err != nil {
+		return err
+	}
+	for _, sc := range rep.Scopes {
+		if sc.Error != "" {
+			if *asJSON {
+				fmt.Fprintf(s.err, "storesync sync: %s: %s\n", sc.ContentTopic, sc.Error)
+			}
+			return errReported
+		}
+	}
+	return nil
+}
+
+// readSyncStream shows the progress lines of a sync answer and returns
+// its report, or the error it ended with.
+func readSyncStream(r io.Reader, view *progressView) (*syncReport, error) {
+	dec := json.NewDecoder(r)
+	defer view.finish()
+	for {
+		var line syncLine
+		if err := dec.Decode(&line); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, errors.New("the node ended the sync without a report")
+			}
+			return nil, fmt.Errorf("reading the node's answer: %w", err)
+		}
+		switch {
+		case line.Progress != nil:
+			view.update(*line.Progress)
+		case line.Report != nil:
+			return line.Report, nil
+		case line.Error != "":
+			return nil, errors.New(line.Error)
+		}
+	}
+}
+
+// printReport prints a line per scope of a sync report.
+func printReport(w io.Writer, rep *syncReport) error {
+	for _, sc := range rep.Scopes {
+		var err error
+		if sc.Error != "" {
+			_, err = fmt.Fprintf(w, "%s: error: %s\n", sc.ContentTopic, sc.Error)
+		} else {
+			_, err = fmt.Fprintf(w, "%s: received %d, sent %d, need %d, have %d, rejected %d, %d round trips, %d bytes, %s\n",
+				sc.ContentTopic, sc.Received, sc.Sent, sc.Need, sc.Have, sc.Rejected, sc.RoundTrips, sc.Bytes, formatMillis(sc.DurationMS))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// formatMillis prints a duration given in milliseconds to a precision a
+// person reads: microseconds below a second, milliseconds above.
+func formatMillis(ms float64) string {
+	d := time.Duration(ms * float64(time.Millisecond))
+	if d < time.Second {
+		return d.Round(time.Microsecond).String()
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// isTerminal reports whether w is a terminal, where a progress bar can be
+// redrawn in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
