@@ -58,6 +58,36 @@ type statusResponse struct {
 	PeerID string        `json:"peer_id"`
 	Addrs  []string      `json:"addrs"`
 	Scopes []scopeStatus `json:"scopes"`
+	Groups []groupStatus `json:"groups"`
+}
+
+// groupStatus is a joined sync group: its members, when each last
+// announced and when we last synced with each.
+type groupStatus struct {
+	Name          string         `json:"name"`
+	Private       bool           `json:"private"`
+	ContentTopics []string       `json:"content_topics"`
+	LastAnnounced *time.Time     `json:"last_announced"`
+	Members       []memberStatus `json:"members"`
+}
+
+type memberStatus struct {
+	Peer             string     `json:"peer"`
+	LastAnnouncement *time.Time `json:"last_announcement"`
+	LastSync         *time.Time `json:"last_sync"`
+	LastError        string     `json:"last_error,omitempty"`
+	InSync           bool       `json:"in_sync"`
+}
+
+// groupSyncRequest asks the node to sync a group with a few members now.
+type groupSyncRequest struct {
+	Group string `json:"group"`
+}
+
+// groupSyncResponse names the members synced with.
+type groupSyncResponse struct {
+	Group string   `json:"group"`
+	Peers []string `json:"peers"`
 }
 
 type scopeStatus struct {

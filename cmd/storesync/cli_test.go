@@ -126,11 +126,15 @@ type nodeProc struct {
 }
 
 // startNode runs a node on dir listening on 127.0.0.1 and waits until it
-// is ready. The node is killed at the end of the test if it still runs.
-func startNode(t *testing.T, bin, dir string) *nodeProc {
+// is ready; args replace the default --content-topic flag. The node is
+// killed at the end of the test if it still runs.
+func startNode(t *testing.T, bin, dir string, args ...string) *nodeProc {
 	t.Helper()
 	p := &nodeProc{dir: dir, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "run", "--data", dir, "--listen", "/ip4/127.0.0.1/tcp/0", "--content-topic", cliTopic)
+	if len(args) == 0 {
+		args = []string{"--content-topic", cliTopic}
+	}
+	p.cmd = exec.Command(bin, append([]string{"run", "--data", dir, "--listen", "/ip4/127.0.0.1/tcp/0"}, args...)...)
 	p.cmd.Env = commandEnv()
 	p.cmd.Stderr = &p.stderr
 	stdout, err := p.cmd.StdoutPipe()
@@ -307,4 +311,39 @@ func TestHelpListsCommands(t *testing.T) {
 	for _, c := range []string{"run", "put", "query", "status", "sync", "hash"} {
 		require.Regexp(t, `(?m)^  `+c+` +\S`, out.String())
 	}
+}
+
+// TestCLIGroupSyncsByGossip: two nodes in a sync group converge without a
+// sync command, status shows the group and its member, and a group sync
+// on demand names the member it synced with.
+func TestCLIGroupSyncsByGossip(t *testing.T) {
+	bin := storesyncBinary(t)
+	group := []string{"--group", "demo", "--content-topic", cliTopic, "--gossip-interval", "500ms"}
+	a := startNode(t, bin, t.TempDir(), group...)
+	b := startNode(t, bin, t.TempDir(), append(group, "--peer", a.addrs[0])...)
+	_, errOut, code := cli(t, bin, "", "put", "--data", a.dir, "--content-topic", cliTopic, "--payload", "by gossip")
+	require.Equal(t, 0, code, errOut)
+	require.Eventually(t, func() bool {
+		out, _, code := cli(t, bin, "", "query", "--data", b.dir, "--content-topic", cliTopic)
+		return code == 0 && strings.Contains(out, "by gossip")
+	}, 15*time.Second, 100*time.Millisecond)
+
+	st := status(t, bin, b.dir)
+	require.Len(t, st.Groups, 1)
+	require.Equal(t, "demo", st.Groups[0].Name)
+	require.Equal(t, []string{cliTopic}, st.Groups[0].ContentTopics)
+	var members []string
+	for _, m := range st.Groups[0].Members {
+		members = append(members, m.Peer)
+	}
+	require.Contains(t, members, a.peerID)
+
+	out, errOut, code := cli(t, bin, "", "sync", "--data", b.dir, "--group", "demo")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "group demo: synced with "+a.peerID)
+	readable, _, code := cli(t, bin, "", "status", "--data", b.dir)
+	require.Equal(t, 0, code)
+	require.Contains(t, readable, "group demo ("+cliTopic+")")
+	a.stop(t)
+	b.stop(t)
 }

@@ -73,6 +73,7 @@ func (c *controlServer) handler() http.Handler {
 		{http.MethodGet, "/query", c.handleQuery},
 		{http.MethodGet, "/status", c.handleStatus},
 		{http.MethodPost, "/sync", c.handleSync},
+		{http.MethodPost, "/sync-group", c.handleGroupSync},
 	}
 	mux := http.NewServeMux()
 	allowed := make(map[string]string)

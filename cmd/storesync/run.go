@@ -14,9 +14,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/storesync/storesync/gossip"
 	"github.com/storesync/storesync/node"
 	"github.com/storesync/storesync/protocol"
-	"github.com/storesync/storesync/reconcile"
 )
 
 const (
@@ -26,19 +26,23 @@ const (
 	// shutdownTimeout bounds how long a stopping node waits for requests
 	// on its control socket and metrics endpoint to finish.
 	shutdownTimeout = 5 * time.Second
+	// mdnsTag is the mDNS service name demo nodes find each other by.
+	mdnsTag = "storesync"
 )
 
 // runFlags are the settings of `storesync run`.
 type runFlags struct {
-	dataDir       string
-	listen        stringList
-	peers         stringList
-	pubsubTopic   string
-	contentTopics stringList
-	metricsAddr   string
-	retention     time.Duration
-	window        time.Duration
-	settle        time.Duration
+	dataDir     string
+	listen      stringList
+	peers       stringList
+	pubsubTopic string
+	topics      topicsAndGroups
+	interval    time.Duration
+	mdns        bool
+	metricsAddr string
+	retention   time.Duration
+	window      time.Duration
+	settle      time.Duration
 }
 
 // runNode starts a store node and serves it until ctx ends (SIGINT or
@@ -50,7 +54,11 @@ func runNode(ctx context.Context, args []string, s stdio) error {
 	fs.Var(&f.listen, "listen", "libp2p listen multiaddr (repeatable; default /ip4/0.0.0.0/tcp/0)")
 	fs.Var(&f.peers, "peer", "peer to connect to and sync with at start, a multiaddr ending in /p2p/<peer ID> (repeatable)")
 	fs.StringVar(&f.pubsubTopic, "pubsub-topic", defaultPubsubTopic, "pubsub topic of the kept scopes")
-	fs.Var(&f.contentTopics, "content-topic", "content topic to keep, one scope each (repeatable; default "+defaultContentTopic+")")
+	fs.Var(topicFlag{&f.topics}, "content-topic", "content topic to keep, one scope each; after a --group, one of the group's (repeatable; default "+defaultContentTopic+")")
+	fs.Var(groupFlagValue{&f.topics}, "group", "join the sync group NAME with the --content-topic flags that follow (repeatable)")
+	fs.Var(allowFlag{&f.topics}, "allow", "make the last --group private and let this peer ID in (repeatable)")
+	fs.DurationVar(&f.interval, "gossip-interval", 30*time.Second, "how often members of a group announce their roots")
+	fs.BoolVar(&f.mdns, "mdns", false, "find peers on the local network with mDNS")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://HOST:PORT/metrics")
 	fs.DurationVar(&f.retention, "retention", 0, "delete messages older than this (0: keep everything)")
 	fs.DurationVar(&f.window, "window", 0, "sync only messages newer than this (0: all)")
@@ -71,17 +79,22 @@ func (f *runFlags) options(fs *flag.FlagSet) ([]node.Option, error) {
 	switch {
 	case f.pubsubTopic == "":
 		return nil, usageError(fs, "--pubsub-topic must not be empty")
-	case f.retention < 0 || f.window < 0 || f.settle < 0:
+	case f.retention < 0 || f.window < 0 || f.settle < 0 || f.interval <= 0:
 		return nil, usageError(fs, "durations must not be negative")
 	case f.window > 0 && f.settle >= f.window:
 		return nil, usageError(fs, "--settle (%v) must be shorter than --window (%v)", f.settle, f.window)
 	}
-	if len(f.contentTopics) == 0 {
-		f.contentTopics = stringList{defaultContentTopic}
+	if len(f.topics.plain) == 0 && len(f.topics.groups) == 0 {
+		f.topics.plain = []string{defaultContentTopic}
 	}
-	var opts []node.Option
-	for _, ct := range f.contentTopics {
-		opts = append(opts, node.WithScopes(reconcile.Scope{PubsubTopic: f.pubsubTopic, ContentTopic: ct}))
+	scopes, groups, err := f.topics.build(f.pubsubTopic)
+	if err != nil {
+		return nil, usageError(fs, "%v", err)
+	}
+	opts := []node.Option{node.WithScopes(scopes...), node.WithGroups(groups...),
+		node.WithGossipOptions(gossip.WithInterval(f.interval, 0.3))}
+	if f.mdns {
+		opts = append(opts, node.WithMDNS(mdnsTag))
 	}
 	for _, p := range f.peers {
 		ai, err := peer.AddrInfoFromString(p)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -58,7 +59,37 @@ func printStatus(w io.Writer, st *statusResponse) error {
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", sc.ContentTopic, sc.Count, root, formatTime(sc.Newest), last, sc.PubsubTopic)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, g := range st.Groups {
+		kind := "group"
+		if g.Private {
+			kind = "private group"
+		}
+		fmt.Fprintf(w, "\n%s %s (%s), last announced %s\n", kind, g.Name, strings.Join(g.ContentTopics, ", "), when(g.LastAnnounced))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  MEMBER\tLAST ANNOUNCEMENT\tLAST SYNC\tIN SYNC")
+		for _, m := range g.Members {
+			sync := when(m.LastSync)
+			if m.LastError != "" {
+				sync += " (failed: " + m.LastError + ")"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%t\n", m.Peer, when(m.LastAnnouncement), sync, m.InSync)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// when formats an optional time for a table.
+func when(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 // shortPeer abbreviates a peer ID for a table: its start and its end are

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/term"
@@ -27,9 +28,16 @@ func runSync(ctx context.Context, args []string, s stdio) error {
 	var cts stringList
 	fs.Var(&cts, "content-topic", "content topic to sync (repeatable; default every kept one)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	group := fs.String("group", "", "sync the joined group NAME with a few of its members instead of one PEER")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
+	}
+	if *group != "" {
+		if len(pos) != 0 || len(cts) != 0 {
+			return usageError(fs, "--group takes no PEER and no --content-topic")
+		}
+		return syncGroup(ctx, *dir, *group, *asJSON, s)
 	}
 	if len(pos) != 1 {
 		return usageError(fs, "want exactly one PEER, got %d arguments", len(pos))
@@ -126,4 +134,27 @@ func formatMillis(ms float64) string {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// syncGroup asks the node to sync a joined group with a few members now
+// and prints whom it synced with.
+func syncGroup(ctx context.Context, dir, group string, asJSON bool, s stdio) error {
+	c, err := newControlClient(dir)
+	if err != nil {
+		return err
+	}
+	var out groupSyncResponse
+	if err := c.call(ctx, http.MethodPost, "/sync-group", groupSyncRequest{Group: group}, &out); err != nil {
+		return interrupted(ctx, err)
+	}
+	if asJSON {
+		b, err := json.MarshalIndent(out, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(s.out, "%s\n", b)
+		return err
+	}
+	_, err = fmt.Fprintf(s.out, "group %s: synced with %s\n", out.Group, strings.Join(out.Peers, ", "))
+	return err
 }
