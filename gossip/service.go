@@ -147,17 +147,24 @@ func (s *Service) Join(ctx context.Context, g Group) error {
 func (s *Service) Leave(ctx context.Context, name string) error {
 	var err error
 	if cerr := s.call(ctx, func() {
-		g, ok := s.groups[name]
-		if !ok {
-			err = fmt.Errorf("gossip: not in group %q", name)
-			return
+		var g *groupState
+		if g, err = s.group(name); err == nil {
+			g.stop()
+			delete(s.groups, name)
 		}
-		g.stop()
-		delete(s.groups, name)
 	}); cerr != nil {
 		return cerr
 	}
 	return err
+}
+
+// group returns a joined group; it runs on the loop.
+func (s *Service) group(name string) (*groupState, error) {
+	g, ok := s.groups[name]
+	if !ok {
+		return nil, fmt.Errorf("gossip: not in group %q", name)
+	}
+	return g, nil
 }
 
 // join runs on the loop.

@@ -104,9 +104,8 @@ func (s *Service) SyncGroup(ctx context.Context, name string, n int) ([]peer.ID,
 	var jobs []*job
 	var err error
 	if cerr := s.call(ctx, func() {
-		g, ok := s.groups[name]
-		if !ok {
-			err = fmt.Errorf("gossip: not in group %q", name)
+		var g *groupState
+		if g, err = s.group(name); err != nil {
 			return
 		}
 		chosen = s.choose(s.members(g), n)

@@ -17,19 +17,12 @@ import (
 // closes it: resource scope, limits and logging; serveFetch holds the
 // logic.
 func (s *Service) handleFetch(st network.Stream) {
-	done, ok := s.track()
+	end, ok := s.open(st, 2*s.cfg.maxBatchBytes+64<<10, "fetch")
 	if !ok {
-		_ = st.Reset()
 		return
 	}
-	defer done()
+	defer end()
 	p := st.Conn().RemotePeer()
-	mem := 2*s.cfg.maxBatchBytes + 64<<10
-	if err := setupStream(st, mem); err != nil {
-		s.log.Debug("fetch stream setup failed", "peer", p, "err", err)
-		return
-	}
-	defer st.Scope().ReleaseMemory(mem)
 	deadline := time.Now().Add(s.cfg.sessionTimeout)
 	c := newConn(st, s.cfg.maxBatchMessages*reconcile.HashSize+1024, s.cfg.ioTimeout, deadline)
 	fail := func(err error) { refuseWith(c, err, &pb.FetchResponse{Error: wireError(err)}) }

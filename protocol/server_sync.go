@@ -28,20 +28,13 @@ type serverScope struct {
 // handleSync runs the server side of a session: resource scope, limits,
 // logging and metrics, and the stream's fate; serveSync holds the logic.
 func (s *Service) handleSync(st network.Stream) {
-	done, ok := s.track()
+	end, ok := s.open(st, 2*s.cfg.params.FrameSize+64<<10, "sync")
 	if !ok {
-		_ = st.Reset()
 		return
 	}
-	defer done()
+	defer end()
 	p := st.Conn().RemotePeer()
 	start := time.Now()
-	mem := 2*s.cfg.params.FrameSize + 64<<10
-	if err := setupStream(st, mem); err != nil {
-		s.log.Debug("sync stream setup failed", "peer", p, "err", err)
-		return
-	}
-	defer st.Scope().ReleaseMemory(mem)
 	deadline := start.Add(s.cfg.sessionTimeout)
 	c := newConn(st, s.cfg.params.FrameSize+1024, s.cfg.ioTimeout, deadline)
 	if err := s.admit(p, s.sessions); err != nil {
@@ -74,6 +67,27 @@ func (s *Service) handleSync(st network.Stream) {
 		return
 	}
 	_ = st.Close()
+}
+
+// open begins an inbound stream: it registers the handler with the
+// service (so Close waits for it), attaches the stream to the service's
+// resource scope and reserves mem for what it buffers. On failure the
+// stream is reset and ok is false; otherwise end undoes all of it.
+func (s *Service) open(st network.Stream, mem int, what string) (end func(), ok bool) {
+	done, ok := s.track()
+	if !ok {
+		_ = st.Reset()
+		return nil, false
+	}
+	if err := setupStream(st, mem); err != nil {
+		s.log.Debug(what+" stream setup failed", "peer", st.Conn().RemotePeer(), "err", err)
+		done()
+		return nil, false
+	}
+	return func() {
+		st.Scope().ReleaseMemory(mem)
+		done()
+	}, true
 }
 
 // setupStream attaches a stream to the service and reserves memory for
