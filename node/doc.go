@@ -1,11 +1,20 @@
-// Package node assembles a store node. So far it holds the node's message
-// store: Store keeps the messages of the scopes a node keeps, each scope
-// with its prolly tree (reconcile.Tree), in one go-datastore. It never
-// speaks the wire; the protocol and gossip layers reach the store through
-// its methods.
+// Package node assembles a ready store node: a libp2p host (its own, or
+// the caller's), a message store in a go-datastore (LevelDB in a folder by
+// default, or the caller's ds.Batching), the sync protocol mounted on the
+// host, and sync groups over GossipSub. It never speaks the wire itself.
 //
-// Constructors: OpenStore opens a Store over a ds.Batching the caller
-// owns; OpenLevelDB opens the default datastore on disk.
+// Constructors: New starts a Node (see its options: WithHost,
+// WithDatastore, WithDataDir, WithScopes, WithGroups, WithPeers,
+// WithRetention, WithMetrics, WithLogger, ...); OpenStore opens the
+// message store alone over a ds.Batching the caller owns; OpenLevelDB
+// opens the default datastore on disk; LoadOrCreateIdentity keeps a
+// node's key in a file.
+//
+// The node's API is small: Put, Query (a scope and a time range, paged),
+// Subscribe (every new message, whatever its source), SyncNow (one peer),
+// Status (per scope: count, root, newest, last sync), and Join, Leave,
+// SyncGroup and Groups for sync groups. Logs go to the "storesync/node"
+// subsystem logger (GOLOG_LOG_LEVEL) unless WithLogger gives another.
 //
 // # Consistency
 //

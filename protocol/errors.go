@@ -52,6 +52,7 @@ type RemoteError struct {
 	Detail string
 }
 
+// Error returns the sentinel's text and the peer's detail.
 func (e *RemoteError) Error() string {
 	if e.Detail == "" {
 		return fmt.Sprintf("peer: %v", e.Unwrap())
