@@ -249,7 +249,7 @@ func (x *Txn) runs(ctx context.Context, h int, edits []edit) ([]run, error) {
 		j := i + 1
 		// Every following edit up to n's last key falls in n too; the
 		// rightmost node takes everything after it.
-		for j < len(edits) && (!n.last().Less(edits[j].key) || a.open || x.isLastAt(n, h)) {
+		for j < len(edits) && (!n.last().Less(edits[j].key) || x.isRightmost(n)) {
 			j++
 		}
 		if cur != nil && curAddr == a {
@@ -279,9 +279,10 @@ func (x *Txn) runs(ctx context.Context, h int, edits []edit) ([]run, error) {
 	return out, nil
 }
 
-// isLastAt reports whether n is the rightmost node of its height in the
-// old tree (it may still be closed by a boundary key).
-func (x *Txn) isLastAt(n *node, h int) bool {
+// isRightmost reports whether n is the rightmost node of its height in
+// the old tree (an open node always is; a closed one may be too). Its
+// last key is then the tree's last key.
+func (x *Txn) isRightmost(n *node) bool {
 	r := x.t.root
 	return r != nil && n.last() == r.last()
 }
