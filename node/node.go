@@ -56,37 +56,47 @@ type SyncRecord struct {
 
 // New builds and starts a node. Whatever New opened is closed again if
 // it fails.
-func New(ctx context.Context, opts ...Option) (n *Node, err error) {
+func New(ctx context.Context, opts ...Option) (*Node, error) {
 	var cfg config
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, err
 		}
 	}
-	n = &Node{lastSync: make(map[reconcile.Scope]SyncRecord), groups: make(map[string]gossip.Group), log: log}
+	n := &Node{lastSync: make(map[reconcile.Scope]SyncRecord), groups: make(map[string]gossip.Group), log: log}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if cfg.logger != nil {
 		n.log = cfg.logger
 	}
-	defer func() {
-		if err != nil {
-			n.release()
+	if err := n.start(ctx, &cfg); err != nil {
+		// Whatever start opened is closed again; the error is the one
+		// the caller needs, so a failure to close is only logged.
+		if cerr := n.Close(); cerr != nil {
+			n.log.Debug("closing after a failed start", "err", cerr)
 		}
-	}()
-	d, err := n.openDatastore(&cfg)
-	if err != nil {
 		return nil, err
 	}
+	n.log.Info("store node started", "peer", n.host.ID(), "scopes", len(n.store.Scopes()))
+	return n, nil
+}
+
+// start opens and starts what the configuration asks for, in order; New
+// releases it all again if start fails.
+func (n *Node) start(ctx context.Context, cfg *config) error {
+	d, err := n.openDatastore(cfg)
+	if err != nil {
+		return err
+	}
 	if n.store, err = OpenStore(ctx, d, cfg.storeOpts...); err != nil {
-		return nil, err
+		return err
 	}
 	for _, sc := range cfg.scopes {
 		if err := n.store.AddScope(ctx, sc); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if err := n.openHost(&cfg); err != nil {
-		return nil, err
+	if err := n.openHost(cfg); err != nil {
+		return err
 	}
 	popts := append([]protocol.Option{protocol.WithAuthorizer(n.authorize)}, cfg.protocolOpts...)
 	if cfg.logger != nil {
@@ -95,18 +105,18 @@ func New(ctx context.Context, opts ...Option) (n *Node, err error) {
 	if cfg.registerer != nil {
 		popts = append(popts, protocol.WithMetricsTracer(protocol.NewMetricsTracer(protocol.WithRegisterer(cfg.registerer))))
 		if err := cfg.registerer.Register(newStoreCollector(n.store)); err != nil {
-			return nil, fmt.Errorf("register metrics: %w", err)
+			return fmt.Errorf("register metrics: %w", err)
 		}
 	}
 	if n.sync, err = protocol.New(n.host, protocolStore{n.store}, popts...); err != nil {
-		return nil, err
+		return err
 	}
-	if err := n.startGossip(ctx, &cfg); err != nil {
-		return nil, err
+	if err := n.startGossip(ctx, cfg); err != nil {
+		return err
 	}
 	if cfg.mdnsTag != "" {
 		if err := n.startMDNS(cfg.mdnsTag); err != nil {
-			return nil, fmt.Errorf("node: start mdns: %w", err)
+			return fmt.Errorf("node: start mdns: %w", err)
 		}
 	}
 	if cfg.retention > 0 {
@@ -115,8 +125,7 @@ func New(ctx context.Context, opts ...Option) (n *Node, err error) {
 	if len(cfg.peers) > 0 {
 		n.goBootstrap(cfg.peers)
 	}
-	n.log.Info("store node started", "peer", n.host.ID(), "scopes", len(n.store.Scopes()))
-	return n, nil
+	return nil
 }
 
 func (n *Node) openDatastore(cfg *config) (ds.Batching, error) {
