@@ -135,8 +135,10 @@ func TestTreeMatchesModel(t *testing.T) {
 			ins = append(ins, m[r.IntN(len(m))])
 		}
 		del = append(del, randKey(r, span))
-		_, _, err := tr.Apply(t.Context(), ins, del)
-		require.NoError(t, err)
+		added, removed := applyTxn(t, tr, ins, del)
+		wantAdded, wantRemoved := changesOf(m, ins, del)
+		require.Equal(t, wantAdded, added, "AddedKeys")
+		require.Equal(t, wantRemoved, removed, "RemovedKeys")
 		m = applyModel(m, ins, del)
 		checkAgainst(t, r, tr, m, span)
 		if round%20 == 19 {
@@ -148,6 +150,51 @@ func TestTreeMatchesModel(t *testing.T) {
 			checkAgainst(t, r, tr, m, span)
 		}
 	}
+}
+
+// applyTxn applies deletes, then inserts, through a Txn of their own and
+// returns the keys it reports added and removed.
+func applyTxn(t *testing.T, tr *reconcile.Tree, ins, del []reconcile.Key) (added, removed model) {
+	t.Helper()
+	x := tr.Begin()
+	for _, k := range del {
+		x.Delete(k)
+	}
+	for _, k := range ins {
+		x.Insert(k)
+	}
+	b := ds.NewMapDatastore()
+	require.NoError(t, x.Write(t.Context(), b))
+	added, removed = append(model(nil), x.AddedKeys()...), append(model(nil), x.RemovedKeys()...)
+	x.Discard()
+	_, _, err := tr.Apply(t.Context(), ins, del)
+	require.NoError(t, err)
+	return added, removed
+}
+
+// changesOf returns, from the model, the keys an Apply of ins and del
+// adds and removes, each sorted: an insert wins over a delete of the same
+// key.
+func changesOf(m model, ins, del []reconcile.Key) (added, removed model) {
+	present := make(map[reconcile.Key]bool, len(m))
+	for _, k := range m {
+		present[k] = true
+	}
+	inserted := make(map[reconcile.Key]bool)
+	for _, k := range ins {
+		if !present[k] && !inserted[k] {
+			added = append(added, k)
+		}
+		inserted[k] = true
+	}
+	seen := make(map[reconcile.Key]bool)
+	for _, k := range del {
+		if present[k] && !inserted[k] && !seen[k] {
+			removed = append(removed, k)
+		}
+		seen[k] = true
+	}
+	return added.sorted(), removed.sorted()
 }
 
 // applyModel deletes, then inserts, as Tree.Apply does.

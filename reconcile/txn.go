@@ -32,8 +32,8 @@ type Txn struct {
 	root    *node
 	puts    map[nodeAddr]*node
 	dels    map[nodeAddr]struct{}
-	added   int
-	removed int
+	added   []Key // new keys, in key order
+	removed []Key // deleted keys that were present, in key order
 	ended   bool
 }
 
@@ -51,10 +51,19 @@ func (x *Txn) Insert(k Key) { x.ops[k] = true }
 func (x *Txn) Delete(k Key) { x.ops[k] = false }
 
 // Added returns how many staged inserts were new keys; valid after Write.
-func (x *Txn) Added() int { return x.added }
+func (x *Txn) Added() int { return len(x.added) }
 
 // Removed returns how many staged deletes hit a key; valid after Write.
-func (x *Txn) Removed() int { return x.removed }
+func (x *Txn) Removed() int { return len(x.removed) }
+
+// AddedKeys returns the staged inserts that were new keys, in key order:
+// the tree is the store's duplicate check, so a caller writes the records
+// of exactly these keys. Valid after Write; the slice is the Txn's.
+func (x *Txn) AddedKeys() []Key { return x.added }
+
+// RemovedKeys returns the staged deletes that hit a key, in key order.
+// Valid after Write; the slice is the Txn's.
+func (x *Txn) RemovedKeys() []Key { return x.removed }
 
 // edit is a change to the sequence of entries at one height: an upsert of
 // e, or the deletion of the entry with key.
@@ -136,7 +145,9 @@ func (x *Txn) rebuild(ctx context.Context, edits []edit) error {
 				}
 			}
 			if h == 0 {
-				x.added = len(elems)
+				for _, e := range elems {
+					x.added = append(x.added, e.key)
+				}
 			}
 			for _, c := range chunk(elems, h) {
 				x.puts[addrFor(h, c.last())] = c
@@ -341,7 +352,7 @@ func (x *Txn) apply(r run, h int) ([]entry, bool) {
 					out = append(out, ed.e)
 					changed = true
 					if h == 0 {
-						x.added++
+						x.added = append(x.added, ed.key)
 					}
 				}
 				ei++
@@ -353,7 +364,7 @@ func (x *Txn) apply(r run, h int) ([]entry, bool) {
 				case ed.del:
 					changed = true
 					if h == 0 {
-						x.removed++
+						x.removed = append(x.removed, ed.key)
 					}
 					continue
 				case ed.e.agg != e.agg:
@@ -370,7 +381,7 @@ func (x *Txn) apply(r run, h int) ([]entry, bool) {
 			out = append(out, ed.e)
 			changed = true
 			if h == 0 {
-				x.added++
+				x.added = append(x.added, ed.key)
 			}
 		}
 	}
@@ -478,5 +489,5 @@ func (t *Tree) Apply(ctx context.Context, inserts, deletes []Key) (added, remove
 		return 0, 0, err
 	}
 	x.Commit()
-	return x.added, x.removed, nil
+	return len(x.added), len(x.removed), nil
 }
