@@ -18,25 +18,40 @@
 //
 // # Consistency
 //
-// A message, its tree entry and its scope's count and sum commit in one
-// datastore batch, so a crash never leaves the tree disagreeing with the
-// messages. OpenStore proves it: each tree's root aggregate must equal the
+// A message, its tree entry, its hash index entry and its scope's count
+// and sum commit in one datastore batch, so a crash never leaves the tree
+// disagreeing with the messages. All writes take one path (Store.commit):
+// a Put of messages of many scopes commits them together, and the tree
+// decides which messages are new, so storing costs no read per message.
+// OpenStore proves the result: each tree's root aggregate must equal the
 // count and sum recorded for its scope (and, with WithVerifyOnOpen, every
-// tree invariant and every stored message must agree too). A disagreement
-// is reported as ErrCorrupt and never repaired silently.
+// tree invariant, every stored message and every index entry must agree
+// too). A disagreement is reported as ErrCorrupt and never repaired
+// silently.
 //
-// # Datastore layout
+// A datastore batch must apply atomically: go-datastore does not promise
+// it, but LevelDB's batches (OpenLevelDB) are atomic, and so must be the
+// Batching a caller passes to WithDatastore.
+//
+// # Datastore layout (format 2)
 //
 // Everything the store writes lives under /storesync:
 //
+//	/storesync/format                         "2"
 //	/storesync/scope/<scope ID hex>           the scope record: format byte,
 //	                                          pubsub and content topic
 //	                                          (uvarint length, bytes), count
 //	                                          (8 bytes big-endian), sum (32
 //	                                          bytes, reconcile.Sum.Bytes)
-//	/storesync/msg/<scope ID hex>/<hash hex>  a message: pb.Message bytes
+//	/storesync/m/<scope ID hex>/<key hex>     a message: pb.Message bytes
+//	/storesync/h/<scope ID hex>/<hash hex>    its hash index entry: the
+//	                                          timestamp, 8 bytes big-endian
 //	/storesync/tree/<scope ID hex>/...        the scope's tree (reconcile.Open)
 //
 // The scope ID is reconcile.Scope.ID, the hash the Waku deterministic
-// message hash, both in lower-case hex.
+// message hash, the key reconcile.Key.Bytes (timestamp, then hash), all
+// in lower-case hex. Message records sort like keys, so a scope's
+// messages read in key order sequentially (a Query, a catch-up stream, an
+// export). Format 1 kept messages under /storesync/msg/<scope ID
+// hex>/<hash hex>; OpenStore upgrades such a store in place.
 package node

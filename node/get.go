@@ -36,24 +36,45 @@ func (s *Store) Has(ctx context.Context, sc reconcile.Scope, h reconcile.Hash) (
 		return false, err
 	}
 	defer s.calls.Done()
-	return s.d.Has(ctx, msgKey(st.idHex, h))
+	return s.d.Has(ctx, st.keys.hash(h))
 }
 
-// load reads and checks one message; it returns nil if it is absent.
+// load finds a message by hash through the hash index and reads it; it
+// returns nil if it is absent.
 func (s *Store) load(ctx context.Context, st *scopeState, h reconcile.Hash) (*reconcile.Message, error) {
-	b, err := s.d.Get(ctx, msgKey(st.idHex, h))
+	b, err := s.d.Get(ctx, st.keys.hash(h))
 	if errors.Is(err, ds.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get message %s: %w", h, err)
 	}
+	ts, err := decodeTS(b)
+	if err != nil {
+		return nil, err
+	}
+	k := reconcile.Key{TS: ts, Hash: h}
+	b, err = s.d.Get(ctx, st.keys.msg(k))
+	if errors.Is(err, ds.ErrNotFound) {
+		// Index and message commit together: one without the other is
+		// damage, not a race.
+		return nil, fmt.Errorf("%w: message %s is indexed but not stored", ErrCorrupt, h)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get message %s: %w", h, err)
+	}
+	return decodeStored(st, k, b)
+}
+
+// decodeStored decodes a stored message and checks that it is the one
+// its record's key names, in the scope it is stored under.
+func decodeStored(st *scopeState, k reconcile.Key, b []byte) (*reconcile.Message, error) {
 	m := new(reconcile.Message)
 	if err := reconcile.UnmarshalMessage(b, m); err != nil {
-		return nil, fmt.Errorf("%w: message %s: %w", ErrCorrupt, h, err)
+		return nil, fmt.Errorf("%w: message %s: %w", ErrCorrupt, k.Hash, err)
 	}
-	if m.Hash() != h || m.Scope() != st.scope {
-		return nil, fmt.Errorf("%w: message stored as %s in scope %s does not match it", ErrCorrupt, h, st.scope)
+	if m.Key() != k || m.Scope() != st.scope {
+		return nil, fmt.Errorf("%w: message stored as %s in scope %s does not match it", ErrCorrupt, k.Hash, st.scope)
 	}
 	return m, nil
 }

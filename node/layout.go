@@ -1,7 +1,9 @@
 package node
 
 import (
+	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 
 	ds "github.com/ipfs/go-datastore"
 
@@ -11,10 +13,20 @@ import (
 // The datastore keys of the store; the package doc describes the layout.
 var (
 	rootKey   = ds.NewKey("/storesync")
+	formatKey = rootKey.ChildString("format")
 	scopesKey = rootKey.ChildString("scope")
-	msgsKey   = rootKey.ChildString("msg")
+	msgsKey   = rootKey.ChildString("m")
+	hashesKey = rootKey.ChildString("h")
 	treesKey  = rootKey.ChildString("tree")
+	// legacyMsgsKey held the messages of format 1, by hash alone.
+	legacyMsgsKey = rootKey.ChildString("msg")
 )
+
+// storeFormat is the layout version this code writes, kept at formatKey.
+// Format 1 (no format record) kept messages by hash; format 2 keeps them
+// by key, so that a scope reads in key order sequentially, with an index
+// by hash beside them.
+const storeFormat = 2
 
 // scopeIDHex returns the scope ID as it appears in datastore keys.
 func scopeIDHex(id [8]byte) string { return hex.EncodeToString(id[:]) }
@@ -22,13 +34,74 @@ func scopeIDHex(id [8]byte) string { return hex.EncodeToString(id[:]) }
 // scopeRecordKey returns the key of a scope's record.
 func scopeRecordKey(idHex string) ds.Key { return scopesKey.ChildString(idHex) }
 
-// scopeMsgsKey returns the key under which a scope's messages live.
-func scopeMsgsKey(idHex string) ds.Key { return msgsKey.ChildString(idHex) }
-
-// msgKey returns the key of one message.
-func msgKey(idHex string, h reconcile.Hash) ds.Key {
-	return scopeMsgsKey(idHex).ChildString(h.String())
-}
-
 // treeKey returns the prefix of a scope's tree.
 func treeKey(idHex string) ds.Key { return treesKey.ChildString(idHex) }
+
+// keyHexLen is the length of a key in a record name: 80 hex digits.
+const keyHexLen = 2 * reconcile.KeySize
+
+// scopeKeys builds the datastore keys of one scope's records. Keys are
+// built as strings from precomputed prefixes, without ds.Key's cleaning,
+// which a store writing a million records a minute cannot afford; the
+// prefixes are clean and hex digits need none.
+type scopeKeys struct {
+	msgs   string // "/storesync/m/<scope ID hex>/"
+	hashes string // "/storesync/h/<scope ID hex>/"
+}
+
+func newScopeKeys(idHex string) scopeKeys {
+	return scopeKeys{
+		msgs:   msgsKey.ChildString(idHex).String() + "/",
+		hashes: hashesKey.ChildString(idHex).String() + "/",
+	}
+}
+
+// msg returns the key of the message with key k: its timestamp and hash
+// in hex, so that records sort like keys.
+func (s scopeKeys) msg(k reconcile.Key) ds.Key {
+	var ts [8]byte
+	binary.BigEndian.PutUint64(ts[:], k.TS)
+	var b [keyHexLen]byte
+	hex.Encode(b[:16], ts[:])
+	hex.Encode(b[16:], k.Hash[:])
+	return ds.RawKey(s.msgs + string(b[:]))
+}
+
+// hash returns the index record of a message hash, whose value is the
+// message's timestamp (8 bytes big-endian).
+func (s scopeKeys) hash(h reconcile.Hash) ds.Key {
+	var b [2 * reconcile.HashSize]byte
+	hex.Encode(b[:], h[:])
+	return ds.RawKey(s.hashes + string(b[:]))
+}
+
+// msgRange returns the record keys that bound the messages with keys in
+// [lo, hi).
+func (s scopeKeys) msgRange(lo, hi reconcile.Key) (start, limit ds.Key) {
+	return s.msg(lo), s.msg(hi)
+}
+
+// parseMsgKey returns the key of a message record from its datastore key,
+// which must lie under the scope's message prefix.
+func (s scopeKeys) parseMsgKey(dk []byte) (reconcile.Key, error) {
+	name := dk[len(s.msgs):]
+	if len(dk) != len(s.msgs)+keyHexLen || string(dk[:len(s.msgs)]) != s.msgs {
+		return reconcile.Key{}, fmt.Errorf("%w: stray message record %q", ErrCorrupt, dk)
+	}
+	var raw [reconcile.KeySize]byte
+	if _, err := hex.Decode(raw[:], name); err != nil || hex.EncodeToString(raw[:]) != string(name) {
+		return reconcile.Key{}, fmt.Errorf("%w: stray message record %q", ErrCorrupt, dk)
+	}
+	return reconcile.KeyFromBytes(raw[:])
+}
+
+// encodeTS is the value of a hash index record.
+func encodeTS(ts uint64) []byte { return binary.BigEndian.AppendUint64(nil, ts) }
+
+// decodeTS reads the value of a hash index record.
+func decodeTS(b []byte) (uint64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("%w: hash index record of %d bytes", ErrCorrupt, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}

@@ -77,7 +77,7 @@ func prove(ctx context.Context, d ds.Datastore, st *scopeState, want reconcile.A
 		return fmt.Errorf("%w: scope %s: tree holds %d messages, record says %d (or the sums differ)",
 			ErrCorrupt, st.scope, got.Count, want.Count)
 	}
-	got, err = sumStoredMessages(ctx, d, st.idHex)
+	got, err = sumStoredMessages(ctx, d, st)
 	if err != nil {
 		return fmt.Errorf("scope %s: %w", st.scope, err)
 	}
@@ -89,11 +89,11 @@ func prove(ctx context.Context, d ds.Datastore, st *scopeState, want reconcile.A
 }
 
 // sumStoredMessages returns the count and sum of the messages stored for
-// a scope, read from their keys alone.
-func sumStoredMessages(ctx context.Context, d ds.Datastore, idHex string) (reconcile.Aggregate, error) {
+// a scope, read from their record keys alone, and checks that each has
+// its entry in the hash index.
+func sumStoredMessages(ctx context.Context, d ds.Datastore, st *scopeState) (reconcile.Aggregate, error) {
 	var agg reconcile.Aggregate
-	prefix := scopeMsgsKey(idHex)
-	res, err := d.Query(ctx, dsq.Query{Prefix: prefix.String(), KeysOnly: true})
+	res, err := d.Query(ctx, dsq.Query{Prefix: st.keys.msgs, KeysOnly: true})
 	if err != nil {
 		return agg, fmt.Errorf("list messages: %w", err)
 	}
@@ -104,16 +104,50 @@ func sumStoredMessages(ctx context.Context, d ds.Datastore, idHex string) (recon
 		}
 		r, ok := res.NextSync()
 		if !ok {
-			return agg, nil
+			break
 		}
 		if r.Error != nil {
 			return agg, fmt.Errorf("list messages: %w", r.Error)
 		}
-		k := ds.RawKey(r.Key)
-		h, err := reconcile.ParseHash(k.BaseNamespace())
-		if err != nil || h.String() != k.BaseNamespace() || !k.Parent().Equal(prefix) {
-			return agg, fmt.Errorf("%w: stray key %s", ErrCorrupt, k)
+		k, err := st.keys.parseMsgKey([]byte(r.Key))
+		if err != nil {
+			return agg, err
 		}
-		agg = agg.AddHash(&h)
+		b, err := d.Get(ctx, st.keys.hash(k.Hash))
+		if err != nil {
+			return agg, fmt.Errorf("%w: message %s has no hash index entry: %w", ErrCorrupt, k.Hash, err)
+		}
+		if ts, err := decodeTS(b); err != nil || ts != k.TS {
+			return agg, fmt.Errorf("%w: the hash index misplaces message %s", ErrCorrupt, k.Hash)
+		}
+		agg = agg.AddHash(&k.Hash)
+	}
+	idx, err := countRecords(ctx, d, st.keys.hashes)
+	if err != nil {
+		return agg, err
+	}
+	if idx != agg.Count {
+		return agg, fmt.Errorf("%w: %d hash index entries for %d messages", ErrCorrupt, idx, agg.Count)
+	}
+	return agg, nil
+}
+
+// countRecords counts the records under a prefix.
+func countRecords(ctx context.Context, d ds.Datastore, prefix string) (uint64, error) {
+	res, err := d.Query(ctx, dsq.Query{Prefix: prefix, KeysOnly: true})
+	if err != nil {
+		return 0, err
+	}
+	defer res.Close()
+	var n uint64
+	for {
+		r, ok := res.NextSync()
+		if !ok {
+			return n, ctx.Err()
+		}
+		if r.Error != nil {
+			return 0, r.Error
+		}
+		n++
 	}
 }

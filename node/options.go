@@ -10,13 +10,36 @@ import (
 
 // storeConfig holds the options of OpenStore.
 type storeConfig struct {
-	verify   bool
-	now      func() time.Time
-	treeOpts []reconcile.Option
+	verify         bool
+	now            func() time.Time
+	treeOpts       []reconcile.Option
+	maxMessageSize int
 }
 
 func defaultStoreConfig() storeConfig {
-	return storeConfig{now: time.Now}
+	return storeConfig{now: time.Now, maxMessageSize: reconcile.DefaultMaxMessageSize}
+}
+
+// MaxMessageSizeLimit is the largest maximum message size a store
+// accepts: every message it can store must fit one transfer batch, whose
+// default limit is 1 MiB, with room for the batch's framing.
+const MaxMessageSizeLimit = 1<<20 - 64<<10
+
+// WithMaxMessageSize bounds the messages the store accepts, by their
+// reconcile.Message.Size; larger ones are rejected with
+// ErrInvalidMessage wrapping reconcile.ErrMessageTooLarge. Default
+// reconcile.DefaultMaxMessageSize (150 KiB, as Waku relays use); at most
+// MaxMessageSizeLimit, so that anything stored can be transferred. A node
+// (New, WithStoreOptions) gives its protocol the same bound, so that it
+// refuses larger messages from peers too.
+func WithMaxMessageSize(n int) StoreOption {
+	return func(c *storeConfig) error {
+		if n < 1 || n > MaxMessageSizeLimit {
+			return fmt.Errorf("WithMaxMessageSize: %d bytes, want 1 to %d", n, MaxMessageSizeLimit)
+		}
+		c.maxMessageSize = n
+		return nil
+	}
 }
 
 // StoreOption configures OpenStore.

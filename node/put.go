@@ -19,72 +19,61 @@ type PutResult struct {
 	Rejected []Rejection
 }
 
-// Rejection is a message Put refused: Err wraps ErrInvalidMessage or
-// ErrUnknownScope.
+// Rejection is a message Put refused: Err wraps ErrInvalidMessage (with
+// the reason, such as reconcile.ErrMessageTooLarge) or ErrUnknownScope.
 type Rejection struct {
 	Index int
 	Err   error
 }
 
+// putChunk bounds the messages of one commit, so that a Put of any size
+// holds a bounded batch in memory.
+const putChunk = 4096
+
 // Put validates and stores messages. Messages of scopes not kept are
 // rejected (reported per message with ErrUnknownScope), invalid ones
-// (reconcile.Message.Validate) rejected with ErrInvalidMessage, and
-// duplicates skipped; neither fails the call. The messages of one scope
-// commit in one batch with their tree entries and the scope's updated
-// count and sum; each scope's batch commits separately, in the order the
-// scopes first appear in msgs. Subscribers see the added messages after
-// their batch has committed.
+// (reconcile.Message.Validate) and ones larger than the store's maximum
+// message size (WithMaxMessageSize) rejected with ErrInvalidMessage, and
+// duplicates skipped; neither fails the call. The messages commit with
+// their tree entries and their scopes' counts and sums in one batch,
+// whatever scopes they belong to, up to 4,096 messages a batch; a larger
+// call commits in several, in input order. Subscribers see the added
+// messages after their batch has committed.
 //
 // The error is for a failure of the datastore or of ctx; the result then
 // still lists what the batches committed before the failure added.
 func (s *Store) Put(ctx context.Context, msgs ...reconcile.Message) (PutResult, error) {
+	return s.put(ctx, msgs, nil)
+}
+
+// put is Put, with extra records written in the last batch: the batch
+// that makes the call's last message durable also makes them durable.
+func (s *Store) put(ctx context.Context, msgs []reconcile.Message, extra writeFunc) (PutResult, error) {
 	var res PutResult
 	if err := s.enter(); err != nil {
 		return res, err
 	}
 	defer s.calls.Done()
-
-	type group struct {
-		st  *scopeState
-		idx []int
-	}
-	var groups []*group
-	byScope := make(map[*scopeState]*group)
-	for i := range msgs {
-		if err := msgs[i].Validate(); err != nil {
-			res.Rejected = append(res.Rejected, Rejection{Index: i, Err: fmt.Errorf("%w: %w", ErrInvalidMessage, err)})
-			continue
-		}
-		st, ok := s.state(msgs[i].Scope())
-		if !ok {
-			res.Rejected = append(res.Rejected, Rejection{Index: i, Err: fmt.Errorf("%w: %s", ErrUnknownScope, msgs[i].Scope())})
-			continue
-		}
-		g := byScope[st]
-		if g == nil {
-			g = &group{st: st}
-			byScope[st] = g
-			groups = append(groups, g)
-		}
-		g.idx = append(g.idx, i)
-	}
-
 	var added []int
 	var err error
-	for _, g := range groups {
+	for from := 0; ; from += putChunk {
+		to := min(from+putChunk, len(msgs))
+		last := to == len(msgs)
+		var ex writeFunc
+		if last {
+			ex = extra
+		}
 		if err = ctx.Err(); err != nil {
 			break
 		}
 		var idx []int
-		var dups int
-		idx, dups, err = s.putScope(ctx, g.st, msgs, g.idx)
-		res.Duplicates += dups
-		if err != nil {
-			err = fmt.Errorf("put into scope %s: %w", g.st.scope, err)
+		if idx, err = s.putChunk(ctx, msgs, from, to, &res, ex); err != nil {
 			break
 		}
 		added = append(added, idx...)
-		s.subs.publish(msgs, idx)
+		if last {
+			break
+		}
 	}
 	slices.Sort(added)
 	for _, i := range added {
@@ -93,77 +82,56 @@ func (s *Store) Put(ctx context.Context, msgs ...reconcile.Message) (PutResult, 
 	return res, err
 }
 
-// putScope stores the messages msgs[idx] of one scope in one batch and
-// returns the indices of those it added and how many were duplicates.
-func (s *Store) putScope(ctx context.Context, st *scopeState, msgs []reconcile.Message, idx []int) ([]int, int, error) {
-	b, err := s.d.Batch(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	x := st.tree.Begin()
-	committed := false
-	defer func() {
-		if !committed {
-			x.Discard()
-		}
-	}()
-
-	// The duplicate checks run under the Txn, which excludes every other
-	// writer of the scope, so no message can be added twice.
-	prev := st.snap.Load()
-	next := *prev
-	var added []int
-	dups := 0
-	seen := make(map[reconcile.Hash]struct{}, len(idx))
-	for _, i := range idx {
+// putChunk validates msgs[from:to], commits the valid ones of kept scopes
+// in one batch and returns the indices it added.
+func (s *Store) putChunk(ctx context.Context, msgs []reconcile.Message, from, to int, res *PutResult, extra writeFunc) ([]int, error) {
+	var chs []*change
+	byScope := make(map[*scopeState]*change)
+	valid := 0
+	for i := from; i < to; i++ {
 		m := &msgs[i]
-		k := m.Key()
-		if _, ok := seen[k.Hash]; ok {
-			dups++
+		if err := s.check(m); err != nil {
+			res.Rejected = append(res.Rejected, Rejection{Index: i, Err: err})
 			continue
 		}
-		seen[k.Hash] = struct{}{}
-		key := msgKey(st.idHex, k.Hash)
-		has, err := s.d.Has(ctx, key)
-		if err != nil {
-			return nil, dups, err
-		}
-		if has {
-			dups++
+		st, ok := s.state(m.Scope())
+		if !ok {
+			res.Rejected = append(res.Rejected, Rejection{Index: i, Err: fmt.Errorf("%w: %s", ErrUnknownScope, m.Scope())})
 			continue
 		}
-		data, err := m.ToPB().Marshal()
-		if err != nil {
-			return nil, dups, err
+		ch := byScope[st]
+		if ch == nil {
+			ch = &change{st: st}
+			byScope[st] = ch
+			chs = append(chs, ch)
 		}
-		if err := b.Put(ctx, key, data); err != nil {
-			return nil, dups, err
-		}
-		x.Insert(k)
-		next.agg = next.agg.AddHash(&k.Hash)
-		next.newest = max(next.newest, m.Timestamp)
-		added = append(added, i)
+		ch.add = append(ch.add, i)
+		ch.keys = append(ch.keys, m.Key())
+		valid++
 	}
-	if len(added) == 0 {
-		return nil, dups, nil
+	if len(chs) == 0 && extra == nil {
+		return nil, nil
 	}
-	if err := b.Put(ctx, scopeRecordKey(st.idHex), (&scopeRecord{scope: st.scope, agg: next.agg}).encode()); err != nil {
-		return nil, dups, err
+	if err := s.commit(ctx, msgs, chs, extra); err != nil {
+		return nil, err
 	}
-	if err := x.Write(ctx, b); err != nil {
-		return nil, dups, err
+	var added []int
+	for _, ch := range chs {
+		added = append(added, ch.added...)
 	}
-	if x.Added() != len(added) {
-		// The tree already held a key whose message is missing: the
-		// record would no longer match the tree, so nothing is written.
-		return nil, dups, fmt.Errorf("%w: tree took %d of %d new messages", ErrCorrupt, x.Added(), len(added))
+	res.Duplicates += valid - len(added)
+	slices.Sort(added)
+	s.subs.publish(msgs, added)
+	return added, nil
+}
+
+// check validates a message for storing: its fields and its size.
+func (s *Store) check(m *reconcile.Message) error {
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
-	if err := b.Commit(ctx); err != nil {
-		return nil, dups, err
+	if err := m.CheckSize(s.cfg.maxMessageSize); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
-	next.lastAdded = s.cfg.now()
-	st.snap.Store(&next)
-	committed = true
-	x.Commit()
-	return added, dups, nil
+	return nil
 }

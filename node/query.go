@@ -76,7 +76,7 @@ func (s *Store) Query(ctx context.Context, q Query) (Page, error) {
 
 	var p Page
 	var last reconcile.Key
-	err = st.tree.Iterate(ctx, lo, hi, func(k reconcile.Key) error {
+	err = s.readRange(ctx, st, lo, hi, func(k reconcile.Key, raw []byte) error {
 		if cursor && k == q.After {
 			return nil // the cursor itself belongs to the previous page
 		}
@@ -84,9 +84,9 @@ func (s *Store) Query(ctx context.Context, q Query) (Page, error) {
 			p.More = true
 			return errPageFull
 		}
-		m, err := s.load(ctx, st, k.Hash)
-		if err != nil || m == nil {
-			return err // nil: deleted since the tree was read
+		m, err := decodeStored(st, k, raw)
+		if err != nil {
+			return err
 		}
 		p.Messages = append(p.Messages, *m)
 		last = k

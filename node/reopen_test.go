@@ -19,6 +19,20 @@ func recordKey(sc reconcile.Scope) ds.Key {
 	return ds.NewKey("/storesync/scope/" + hex.EncodeToString(id[:]))
 }
 
+// msgRecordKey is where the package doc says a message's record lives.
+func msgRecordKey(m reconcile.Message) ds.Key {
+	id := m.Scope().ID()
+	k := m.Key()
+	return ds.NewKey("/storesync/m/" + hex.EncodeToString(id[:]) + "/" + hex.EncodeToString(k.Bytes()))
+}
+
+// hashRecordKey is where the package doc says a message's hash index
+// entry lives.
+func hashRecordKey(m reconcile.Message) ds.Key {
+	id := m.Scope().ID()
+	return ds.NewKey("/storesync/h/" + hex.EncodeToString(id[:]) + "/" + m.Key().Hash.String())
+}
+
 // fillLevel writes a LevelDB store in dir with messages in two scopes and
 // returns the messages and the stats it had when closed.
 func fillLevel(t *testing.T, dir string) ([]reconcile.Message, map[reconcile.Scope]node.ScopeStats) {
@@ -117,7 +131,16 @@ func TestOpenDetectsDamage(t *testing.T) {
 			require.NoError(t, d.Delete(t.Context(), ds.NewKey("/storesync/tree/"+idHex+"/meta")))
 		}, true},
 		{"message lost", func(t *testing.T, d ds.Batching) {
-			require.NoError(t, d.Delete(t.Context(), ds.NewKey("/storesync/msg/"+idHex+"/"+msgs[1].Key().Hash.String())))
+			require.NoError(t, d.Delete(t.Context(), msgRecordKey(msgs[1])))
+		}, false},
+		{"hash index entry lost", func(t *testing.T, d ds.Batching) {
+			require.NoError(t, d.Delete(t.Context(), hashRecordKey(msgs[2])))
+		}, false},
+		{"hash index entry misplaced", func(t *testing.T, d ds.Batching) {
+			require.NoError(t, d.Put(t.Context(), hashRecordKey(msgs[2]), []byte{0, 0, 0, 0, 0, 0, 0, 9}))
+		}, false},
+		{"stray index entry", func(t *testing.T, d ds.Batching) {
+			require.NoError(t, d.Put(t.Context(), hashRecordKey(msg(scopeA, 99, 9)), []byte{0, 0, 0, 0, 0, 0, 0, 99}))
 		}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -145,12 +168,10 @@ func TestGetDetectsAlteredMessage(t *testing.T) {
 	m1, m2 := msg(scopeA, 10, 1), msg(scopeA, 20, 2)
 	_, err := s.Put(t.Context(), m1, m2)
 	require.NoError(t, err)
-	id := scopeA.ID()
-	prefix := "/storesync/msg/" + hex.EncodeToString(id[:]) + "/"
 	// m1's record now holds m2's bytes.
-	b, err := d.Get(t.Context(), ds.NewKey(prefix+m2.Key().Hash.String()))
+	b, err := d.Get(t.Context(), msgRecordKey(m2))
 	require.NoError(t, err)
-	require.NoError(t, d.Put(t.Context(), ds.NewKey(prefix+m1.Key().Hash.String()), b))
+	require.NoError(t, d.Put(t.Context(), msgRecordKey(m1), b))
 
 	_, err = s.Get(t.Context(), scopeA, hashesOf([]reconcile.Message{m1}))
 	require.ErrorIs(t, err, node.ErrCorrupt)

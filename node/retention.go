@@ -36,8 +36,10 @@ func (s *Store) DeleteBefore(ctx context.Context, sc reconcile.Scope, ts int64) 
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
-		// Keys are read before the Txn: a Txn holds the tree's write
-		// lock, under which the tree cannot be read.
+		// Keys are read before the commit: a commit holds the tree's
+		// write lock, under which the tree cannot be read. A concurrent
+		// DeleteBefore may remove some of them first; the tree reports
+		// which were still there.
 		keys := make([]reconcile.Key, 0, deleteBatch)
 		err := st.tree.Iterate(ctx, reconcile.Key{}, hi, func(k reconcile.Key) error {
 			keys = append(keys, k)
@@ -52,77 +54,13 @@ func (s *Store) DeleteBefore(ctx context.Context, sc reconcile.Scope, ts int64) 
 		if len(keys) == 0 {
 			return total, nil
 		}
-		n, err := s.deleteKeys(ctx, st, keys)
-		total += n
-		if err != nil {
+		ch := &change{st: st, del: keys}
+		if err := s.commit(ctx, nil, []*change{ch}, nil); err != nil {
 			return total, fmt.Errorf("delete from scope %s: %w", sc, err)
 		}
+		total += ch.removed
 		if len(keys) < deleteBatch {
 			return total, nil
 		}
 	}
-}
-
-// deleteKeys removes the messages with the given keys in one batch and
-// returns how many were still stored.
-func (s *Store) deleteKeys(ctx context.Context, st *scopeState, keys []reconcile.Key) (int, error) {
-	b, err := s.d.Batch(ctx)
-	if err != nil {
-		return 0, err
-	}
-	x := st.tree.Begin()
-	committed := false
-	defer func() {
-		if !committed {
-			x.Discard()
-		}
-	}()
-
-	// A concurrent DeleteBefore may have removed some keys since they
-	// were read; the existence checks under the Txn find out which.
-	next := *st.snap.Load()
-	removed := 0
-	for _, k := range keys {
-		key := msgKey(st.idHex, k.Hash)
-		has, err := s.d.Has(ctx, key)
-		if err != nil {
-			return 0, err
-		}
-		// Deleting from the tree even when the message is gone lets a
-		// tree entry without its message show up as a count mismatch
-		// rather than stay behind for ever.
-		x.Delete(k)
-		if !has {
-			continue
-		}
-		if err := b.Delete(ctx, key); err != nil {
-			return 0, err
-		}
-		next.agg = next.agg.SubHash(&k.Hash)
-		removed++
-	}
-	if err := x.Write(ctx, b); err != nil {
-		return 0, err
-	}
-	if x.Removed() != removed {
-		return 0, fmt.Errorf("%w: tree dropped %d keys for %d stored messages", ErrCorrupt, x.Removed(), removed)
-	}
-	if removed == 0 {
-		return 0, nil // all deleted meanwhile; the Txn wrote nothing
-	}
-	if err := b.Put(ctx, scopeRecordKey(st.idHex), (&scopeRecord{scope: st.scope, agg: next.agg}).encode()); err != nil {
-		return 0, err
-	}
-	if err := b.Commit(ctx); err != nil {
-		return 0, err
-	}
-	// Only keys below the cut go, so the newest key stays unless none
-	// is left.
-	if next.agg.Count == 0 {
-		next.newest = 0
-	}
-	st.snap.Store(&next)
-	committed = true
-	x.Commit()
-	return removed, nil
 }

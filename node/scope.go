@@ -19,6 +19,7 @@ type scopeState struct {
 	scope reconcile.Scope
 	id    [8]byte
 	idHex string
+	keys  scopeKeys
 	tree  *reconcile.Tree
 
 	// snap is replaced, never modified, and only by a writer holding a
@@ -104,6 +105,7 @@ func (s *Store) AddScope(ctx context.Context, sc reconcile.Scope) error {
 func openScope(ctx context.Context, d ds.Datastore, rec scopeRecord, cfg storeConfig) (*scopeState, error) {
 	st := &scopeState{scope: rec.scope, id: rec.scope.ID()}
 	st.idHex = scopeIDHex(st.id)
+	st.keys = newScopeKeys(st.idHex)
 	t, err := reconcile.Open(ctx, d, treeKey(st.idHex), cfg.treeOpts...)
 	if errors.Is(err, reconcile.ErrCorrupt) {
 		return nil, fmt.Errorf("%w: scope %s: %w", ErrCorrupt, st.scope, err)

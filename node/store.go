@@ -58,6 +58,9 @@ func OpenStore(ctx context.Context, d ds.Batching, opts ...StoreOption) (*Store,
 	if _, err := reconcile.Open(ctx, ds.NewNullDatastore(), treesKey, cfg.treeOpts...); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	if err := checkFormat(ctx, d); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	s := &Store{
 		d:      d,
 		cfg:    cfg,

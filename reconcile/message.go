@@ -70,6 +70,31 @@ func (m *Message) Validate() error {
 	return nil
 }
 
+// DefaultMaxMessageSize is the default bound on a message's Size: 150
+// KiB, the limit Waku relays apply.
+const DefaultMaxMessageSize = 150 << 10
+
+// ErrMessageTooLarge is returned for a message whose Size passes a
+// store's or a peer's maximum.
+var ErrMessageTooLarge = errors.New("message too large")
+
+// Size returns the size of the message's wire form (pb.Message): the
+// bytes it takes in a transfer or a snapshot, less framing.
+func (m *Message) Size() int {
+	p := pb.Message{PubsubTopic: m.PubsubTopic, ContentTopic: m.ContentTopic, Payload: m.Payload,
+		Meta: m.Meta, Timestamp: m.Timestamp}
+	return p.Size()
+}
+
+// CheckSize returns an error wrapping ErrMessageTooLarge if the message's
+// Size passes max.
+func (m *Message) CheckSize(max int) error {
+	if n := m.Size(); n > max {
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrMessageTooLarge, n, max)
+	}
+	return nil
+}
+
 // ToPB returns the wire form of the message.
 func (m *Message) ToPB() *pb.Message {
 	return &pb.Message{

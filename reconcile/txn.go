@@ -65,6 +65,24 @@ func (x *Txn) AddedKeys() []Key { return x.added }
 // Valid after Write; the slice is the Txn's.
 func (x *Txn) RemovedKeys() []Key { return x.removed }
 
+// Root returns the aggregate of the tree as the Txn leaves it: what Root
+// of the Tree returns once the Txn commits. Valid after Write.
+func (x *Txn) Root() Aggregate {
+	if x.root == nil {
+		return Aggregate{}
+	}
+	return x.root.aggregate()
+}
+
+// Last returns the largest key of the tree as the Txn leaves it, if any.
+// Valid after Write.
+func (x *Txn) Last() (Key, bool) {
+	if x.root == nil {
+		return Key{}, false
+	}
+	return x.root.last(), true
+}
+
 // edit is a change to the sequence of entries at one height: an upsert of
 // e, or the deletion of the entry with key.
 type edit struct {
