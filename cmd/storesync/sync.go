@@ -25,8 +25,9 @@ func runSync(ctx context.Context, args []string, s stdio) error {
 		fs.PrintDefaults()
 	}
 	dir := fs.String("data", defaultDataDir, "data folder of the running node")
+	ps := pubsubTopicFlag(fs, "pubsub topic of the --content-topic flags (default: the running node's --pubsub-topic); without them, sync every kept scope under it")
 	var cts stringList
-	fs.Var(&cts, "content-topic", "content topic to sync (repeatable; default every kept one)")
+	fs.Var(&cts, "content-topic", "content topic to sync (repeatable; default every kept one, under --pubsub-topic if given)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	group := fs.String("group", "", "sync the joined group NAME with a few of its members instead of one PEER")
 	pos, err := parseInterleaved(fs, args)
@@ -34,8 +35,8 @@ func runSync(ctx context.Context, args []string, s stdio) error {
 		return err
 	}
 	if *group != "" {
-		if len(pos) != 0 || len(cts) != 0 {
-			return usageError(fs, "--group takes no PEER and no --content-topic")
+		if len(pos) != 0 || len(cts) != 0 || *ps != "" {
+			return usageError(fs, "--group takes no PEER, --content-topic or --pubsub-topic")
 		}
 		return syncGroup(ctx, *dir, *group, *asJSON, s)
 	}
@@ -46,7 +47,7 @@ func runSync(ctx context.Context, args []string, s stdio) error {
 	if err != nil {
 		return err
 	}
-	resp, err := c.send(ctx, http.MethodPost, "/sync", syncRequest{Peer: pos[0], ContentTopics: cts})
+	resp, err := c.send(ctx, http.MethodPost, "/sync", syncRequest{Peer: pos[0], PubsubTopic: *ps, ContentTopics: cts})
 	if err != nil {
 		return err
 	}
