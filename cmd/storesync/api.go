@@ -15,6 +15,10 @@ type errorBody struct {
 }
 
 type putRequest struct {
+	// PubsubTopic of the scope, "" for the node's own (run
+	// --pubsub-topic). Omitted when empty, so that a request that does not
+	// name one is the same as before the field existed.
+	PubsubTopic  string   `json:"pubsub_topic,omitempty"`
 	ContentTopic string   `json:"content_topic"`
 	Payloads     []string `json:"payloads"`
 	// Timestamp of the first payload in Unix nanoseconds, 0 for now; the
@@ -112,7 +116,11 @@ type syncRequest struct {
 	// Peer is a full multiaddr (ending in /p2p/ID) or the ID of a peer
 	// the node already knows.
 	Peer string `json:"peer"`
-	// ContentTopics to sync; none means every kept scope.
+	// PubsubTopic of the ContentTopics, "" for the node's own. With no
+	// ContentTopics it selects every kept scope under it.
+	PubsubTopic string `json:"pubsub_topic,omitempty"`
+	// ContentTopics to sync; none means every kept scope under
+	// PubsubTopic, or every kept scope at all if PubsubTopic is "".
 	ContentTopics []string `json:"content_topics,omitempty"`
 }
 
@@ -124,6 +132,7 @@ type syncLine struct {
 }
 
 type syncProgress struct {
+	PubsubTopic  string `json:"pubsub_topic"`
 	ContentTopic string `json:"content_topic"`
 	Done         int    `json:"done"`
 	Total        int    `json:"total"`

@@ -26,6 +26,21 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
+// pubsubTopicFlag defines the --pubsub-topic flag of a client command
+// and returns its value, "" unless given. The node reads "" as its own
+// --pubsub-topic, so the client needs no knowledge of the node's flags.
+func pubsubTopicFlag(fs *flag.FlagSet, usage string) *string {
+	var p string
+	fs.Func("pubsub-topic", usage, func(v string) error {
+		if v == "" {
+			return errors.New("empty pubsub topic")
+		}
+		p = v
+		return nil
+	})
+	return &p
+}
+
 // parseInterleaved parses flags that may come before, between or after
 // positional arguments (the flag package stops at the first positional
 // one), and returns the positional arguments in order. Everything after

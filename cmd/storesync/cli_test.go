@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/storesync/storesync/reconcile"
 )
 
 // The tests in this file drive the built command the way a user does.
@@ -346,4 +348,102 @@ func TestCLIGroupSyncsByGossip(t *testing.T) {
 	require.Contains(t, readable, "group demo ("+cliTopic+")")
 	a.stop(t)
 	b.stop(t)
+}
+
+// TestCLIPubsubTopics: put, query and sync reach a scope kept under a
+// pubsub topic other than the node's with --pubsub-topic, and the node's
+// without it. The nodes keep /a/1/x/proto under two pubsub topics: a
+// first run keeps it under rs/1/0, and the store keeps that scope when
+// the node runs again under rs/1/1.
+func TestCLIPubsubTopics(t *testing.T) {
+	const (
+		old, cur = "/waku/2/rs/1/0", "/waku/2/rs/1/1"
+		ct       = "/a/1/x/proto"
+	)
+	bin := storesyncBinary(t)
+	tmp := t.TempDir()
+	var nodes []*nodeProc
+	for _, name := range []string{"a", "b"} {
+		dir := filepath.Join(tmp, name)
+		startNode(t, bin, dir, "--pubsub-topic", old, "--content-topic", ct).stop(t)
+		nodes = append(nodes, startNode(t, bin, dir, "--pubsub-topic", cur, "--content-topic", ct))
+	}
+	a, b := nodes[0], nodes[1]
+
+	_, errOut, code := cli(t, bin, "", "put", "--data", a.dir, "--pubsub-topic", old, "--content-topic", ct, "--payload", "under rs/1/0")
+	require.Equal(t, 0, code, errOut)
+	_, errOut, code = cli(t, bin, "", "put", "--data", a.dir, "--content-topic", ct, "--payload", "under rs/1/1")
+	require.Equal(t, 0, code, errOut)
+
+	var last []queryMessage
+	query := func(dir string, args ...string) []string {
+		t.Helper()
+		out, errOut, code := cli(t, bin, "", append([]string{"query", "--data", dir, "--json", "--content-topic", ct}, args...)...)
+		require.Equal(t, 0, code, errOut)
+		last = nil
+		payloads := []string{}
+		for l := range strings.Lines(out) {
+			var m queryMessage
+			require.NoError(t, json.Unmarshal([]byte(l), &m), l)
+			last, payloads = append(last, m), append(payloads, m.Payload)
+		}
+		return payloads
+	}
+	require.Equal(t, []string{"under rs/1/0"}, query(a.dir, "--pubsub-topic", old))
+	// The message hash covers the pubsub topic: the put went to rs/1/0.
+	require.Equal(t, reconcile.MessageHash(old, ct, []byte("under rs/1/0"), nil, last[0].Timestamp).String(), last[0].Hash)
+	require.Equal(t, []string{"under rs/1/1"}, query(a.dir), "no --pubsub-topic: the node's")
+
+	readable, errOut, code := cli(t, bin, "", "status", "--data", a.dir)
+	require.Equal(t, 0, code, errOut)
+	require.Regexp(t, `(?m)^/a/1/x/proto +1 .*  /waku/2/rs/1/0$`, readable)
+	require.Regexp(t, `(?m)^/a/1/x/proto +1 .*  /waku/2/rs/1/1$`, readable)
+
+	// An unknown pubsub topic fails with the pubsub topics kept.
+	for _, args := range [][]string{
+		{"put", "--data", a.dir, "--pubsub-topic", "/waku/2/rs/9/9", "--content-topic", ct, "--payload", "x"},
+		{"query", "--data", a.dir, "--pubsub-topic", "/waku/2/rs/9/9", "--content-topic", ct},
+		{"sync", "--data", b.dir, "--pubsub-topic", "/waku/2/rs/9/9", a.addrs[0]},
+	} {
+		out, errOut, code := cli(t, bin, "", args...)
+		require.Equal(t, 1, code, "%v: %s", args, errOut)
+		require.Empty(t, out)
+		require.Equal(t, "storesync "+args[0]+`: scope not kept: no scope kept under pubsub topic "/waku/2/rs/9/9"`+
+			" (this node keeps scopes under /waku/2/rs/1/0, /waku/2/rs/1/1)\n", errOut)
+	}
+	_, errOut, code = cli(t, bin, "", "query", "--data", a.dir, "--pubsub-topic", old, "--content-topic", "/a/1/y/proto")
+	require.Equal(t, 1, code)
+	require.Equal(t, `storesync query: scope not kept: content topic "/a/1/y/proto" under pubsub topic "/waku/2/rs/1/0"`+
+		" (this node keeps /a/1/x/proto under it)\n", errOut)
+
+	out, errOut, code := cli(t, bin, "", "sync", "--data", b.dir, "--pubsub-topic", old, a.addrs[0])
+	require.Equal(t, 0, code, errOut)
+	require.Regexp(t, `^/a/1/x/proto: received 1, sent 0, need 1, have 0, rejected 0, [^\n]*\n$`, out, "the scope under rs/1/0 alone")
+	require.Equal(t, []string{"under rs/1/0"}, query(b.dir, "--pubsub-topic", old))
+	require.Empty(t, query(b.dir), "the node's own scope is not synced")
+
+	// Without flags, sync takes every kept scope, as before; its report
+	// names the pubsub topics, which differ.
+	out, errOut, code = cli(t, bin, "", "sync", "--data", b.dir, a.addrs[0])
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "/a/1/x/proto (/waku/2/rs/1/0): received 0, ")
+	require.Contains(t, out, "/a/1/x/proto (/waku/2/rs/1/1): received 1, ")
+	require.Equal(t, []string{"under rs/1/1"}, query(b.dir))
+
+	a.stop(t)
+	b.stop(t)
+}
+
+func TestPubsubTopicFlagUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"put", "--pubsub-topic", "", "--payload", "x"},
+		{"query", "--pubsub-topic", ""},
+		{"sync", "--pubsub-topic", "", "12D3KooWBM39dKQBY5pmTMrG1rkTkURP6FeKwUdG4Y6t5XCFFJWo"},
+		{"sync", "--group", "demo", "--pubsub-topic", "/waku/2/rs/1/0"},
+	} {
+		var out, errOut bytes.Buffer
+		code := dispatch(t.Context(), append(args, "--data", t.TempDir()), stdio{in: strings.NewReader(""), out: &out, err: &errOut})
+		require.Equal(t, 2, code, "%v: %s", args, errOut.String())
+		require.Contains(t, errOut.String(), "pubsub", args)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/storesync/storesync/node"
@@ -16,20 +17,28 @@ import (
 // controlServer serves the control API of a running node: HTTP/1.1 with
 // JSON bodies over the Unix socket DIR/control.sock, which only the
 // node's user may open (the socket is mode 0600). Every path starts with
-// /v1; a change that breaks clients gets a new prefix. Content topics are
-// scopes under the node's pubsub topic (run --pubsub-topic).
+// /v1; a change that breaks clients gets a new prefix, and fields added
+// within /v1 are optional. A scope is named by a content topic and a
+// pubsub topic; a pubsub topic that is absent or "" means the node's own
+// (run --pubsub-topic), so clients need not know the node's flags, and
+// scopes the node keeps under other pubsub topics (from a run with
+// another --pubsub-topic: scopes persist in the store) are reached by
+// naming theirs.
 //
 //	POST /v1/put
-//	  {"content_topic": C, "payloads": ["text", ...], "timestamp": NS}
-//	  Stores one message per payload. Timestamp 0 means now; payload i
-//	  gets timestamp + i, so the messages keep their order.
+//	  {"pubsub_topic": P, "content_topic": C, "payloads": ["text", ...],
+//	   "timestamp": NS}
+//	  Stores one message per payload in the scope (P, C). Timestamp 0
+//	  means now; payload i gets timestamp + i, so the messages keep their
+//	  order.
 //	  -> {"added": [{"hash": HEX, "timestamp": NS}], "duplicates": N,
 //	      "rejected": [{"index": I, "error": "..."}]}
 //
-//	GET /v1/query?content_topic=C&from=NS&to=NS&after=CURSOR&limit=N
-//	  One page of a scope's messages with from <= timestamp < to (to 0 or
-//	  absent: no bound), in timestamp order, after the cursor (absent: from
-//	  the start), at most limit (default 100, at most 10,000).
+//	GET /v1/query?pubsub_topic=P&content_topic=C&from=NS&to=NS&after=CURSOR&limit=N
+//	  One page of the messages of the scope (P, C) with from <= timestamp
+//	  < to (to 0 or absent: no bound), in timestamp order, after the
+//	  cursor (absent: from the start), at most limit (default 100, at
+//	  most 10,000).
 //	  -> {"messages": [{"hash", "timestamp", "payload", "payload_hex"}],
 //	      "next": CURSOR, "more": BOOL}
 //	  A cursor is the hex of a key's 40 bytes (reconcile.Key.Bytes); next
@@ -39,24 +48,36 @@ import (
 //	  -> {"peer_id": ID, "addrs": [MULTIADDR],
 //	      "scopes": [{"pubsub_topic", "content_topic", "count",
 //	                  "root": HEX (16 bytes), "newest": NS,
-//	                  "last_sync": {"peer", "at", "received", "sent"} or null}]}
+//	                  "last_sync": {"peer", "at", "received", "sent"} or null}],
+//	      "groups": [...]}
 //
 //	POST /v1/sync
-//	  {"peer": MULTIADDR or PEER ID, "content_topics": [C, ...]}
-//	  Syncs the given scopes (none: every kept scope) with the peer now,
-//	  connecting first if peer is a multiaddr. The answer is a stream of
-//	  JSON lines (application/x-ndjson), each flushed when written:
-//	  {"progress": {"content_topic", "done", "total", "bytes"}} while
-//	  messages arrive, then one last line, {"report": {"peer",
-//	  "duration_ms", "scopes": [{"pubsub_topic", "content_topic", "need",
-//	  "have", "received", "rejected", "sent", "bytes", "round_trips",
-//	  "duration_ms", "error"}]}} or {"error": "..."}.
+//	  {"peer": MULTIADDR or PEER ID, "pubsub_topic": P, "content_topics": [C, ...]}
+//	  Syncs scopes with the peer now, connecting first if peer is a
+//	  multiaddr. The scopes are (P, C) for each content topic given; with
+//	  none, every kept scope under P if P is given, else every kept scope
+//	  under any pubsub topic. The answer is a stream of JSON lines
+//	  (application/x-ndjson), each flushed when written:
+//	  {"progress": {"pubsub_topic", "content_topic", "done", "total",
+//	  "bytes"}} while messages arrive, then one last line, {"report":
+//	  {"peer", "duration_ms", "scopes": [{"pubsub_topic", "content_topic",
+//	  "need", "have", "received", "rejected", "sent", "bytes",
+//	  "round_trips", "duration_ms", "error"}]}} or {"error": "..."}.
+//
+//	POST /v1/sync-group
+//	  {"group": NAME}
+//	  Syncs a joined group with a few of its members now.
+//	  -> {"group": NAME, "peers": [ID, ...]}
 //
 // A request that fails before any answer gets {"error": "..."} with
-// status 400 for bad input, 404 for a content topic the node does not
-// keep, 405 for a wrong method, and 500 otherwise.
+// status 400 for bad input, 404 for a scope the node does not keep (the
+// message lists the content topics kept under the pubsub topic asked for
+// or, if there are none, the pubsub topics that have scopes), 405 for a
+// wrong method, and 500 otherwise.
 type controlServer struct {
-	node   *node.Node
+	node *node.Node
+	// pubsub is the node's pubsub topic, the one a request means when it
+	// names none.
 	pubsub string
 	// stopping ends when the node shuts down: a sync in progress stops
 	// then, rather than holding the shutdown up until its timeout.
@@ -101,23 +122,66 @@ func badInput(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errBadInput, fmt.Sprintf(format, args...))
 }
 
-// scope returns the kept scope of a content topic under the node's
-// pubsub topic, or an error that maps to 404.
-func (c *controlServer) scope(contentTopic string) (reconcile.Scope, error) {
+// pubsubTopic returns the pubsub topic a request means: the one it
+// names, or the node's if it names none.
+func (c *controlServer) pubsubTopic(asked string) string {
+	if asked == "" {
+		return c.pubsub
+	}
+	return asked
+}
+
+// scope returns the kept scope of a content topic under a pubsub topic
+// ("" for the node's), or an error that maps to 404.
+func (c *controlServer) scope(pubsubTopic, contentTopic string) (reconcile.Scope, error) {
 	if contentTopic == "" {
 		return reconcile.Scope{}, badInput("content_topic is required")
 	}
-	sc := reconcile.Scope{PubsubTopic: c.pubsub, ContentTopic: contentTopic}
+	sc := reconcile.Scope{PubsubTopic: c.pubsubTopic(pubsubTopic), ContentTopic: contentTopic}
 	if _, ok := c.node.Store().Stats(sc); !ok {
-		var kept []string
-		for _, k := range c.node.Store().Scopes() {
-			if k.PubsubTopic == c.pubsub {
-				kept = append(kept, k.ContentTopic)
-			}
-		}
-		return sc, fmt.Errorf("%w: content topic %q (this node keeps %s)", node.ErrUnknownScope, contentTopic, strings.Join(kept, ", "))
+		return sc, c.unknownScope(sc)
 	}
 	return sc, nil
+}
+
+// scopesUnder returns every kept scope under a pubsub topic, or an error
+// that maps to 404 if there is none.
+func (c *controlServer) scopesUnder(pubsubTopic string) ([]reconcile.Scope, error) {
+	var out []reconcile.Scope
+	for _, sc := range c.node.Store().Scopes() {
+		if sc.PubsubTopic == pubsubTopic {
+			out = append(out, sc)
+		}
+	}
+	if len(out) == 0 {
+		return nil, c.unknownScope(reconcile.Scope{PubsubTopic: pubsubTopic})
+	}
+	return out, nil
+}
+
+// unknownScope explains that the node does not keep sc (a ContentTopic
+// of "" stands for any): it lists the content topics kept under sc's
+// pubsub topic or, if there are none, the pubsub topics that have
+// scopes, which is what a user who mistyped either needs to see.
+func (c *controlServer) unknownScope(sc reconcile.Scope) error {
+	var under, pubsubs []string
+	for _, k := range c.node.Store().Scopes() {
+		if k.PubsubTopic == sc.PubsubTopic {
+			under = append(under, k.ContentTopic)
+		}
+		pubsubs = append(pubsubs, k.PubsubTopic)
+	}
+	slices.Sort(pubsubs)
+	pubsubs = slices.Compact(pubsubs)
+	switch {
+	case len(under) > 0:
+		return fmt.Errorf("%w: content topic %q under pubsub topic %q (this node keeps %s under it)",
+			node.ErrUnknownScope, sc.ContentTopic, sc.PubsubTopic, strings.Join(under, ", "))
+	case len(pubsubs) > 0:
+		return fmt.Errorf("%w: no scope kept under pubsub topic %q (this node keeps scopes under %s)",
+			node.ErrUnknownScope, sc.PubsubTopic, strings.Join(pubsubs, ", "))
+	}
+	return fmt.Errorf("%w: this node keeps no scopes", node.ErrUnknownScope)
 }
 
 // statusOf maps an error to the HTTP status that describes it.

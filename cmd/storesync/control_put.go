@@ -22,7 +22,7 @@ func (c *controlServer) handlePut(w http.ResponseWriter, r *http.Request) {
 		writeError(w, statusOf(err), err)
 		return
 	}
-	sc, err := c.scope(req.ContentTopic)
+	sc, err := c.scope(req.PubsubTopic, req.ContentTopic)
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return

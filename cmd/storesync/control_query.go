@@ -37,7 +37,7 @@ func (c *controlServer) handleQuery(w http.ResponseWriter, r *http.Request) {
 func (c *controlServer) parseQuery(v url.Values) (node.Query, error) {
 	var q node.Query
 	var err error
-	if q.Scope, err = c.scope(v.Get("content_topic")); err != nil {
+	if q.Scope, err = c.scope(v.Get("pubsub_topic"), v.Get("content_topic")); err != nil {
 		return q, err
 	}
 	if q.From, err = intParam(v, "from"); err != nil {

@@ -33,14 +33,10 @@ func (c *controlServer) handleSync(w http.ResponseWriter, r *http.Request) {
 		writeError(w, statusOf(err), err)
 		return
 	}
-	var scopes []reconcile.Scope
-	for _, ct := range req.ContentTopics {
-		sc, err := c.scope(ct)
-		if err != nil {
-			writeError(w, statusOf(err), err)
-			return
-		}
-		scopes = append(scopes, sc)
+	scopes, err := c.syncScopes(&req)
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -62,8 +58,8 @@ func (c *controlServer) handleSync(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		defer close(pumped)
 		pump.run(func(pr protocol.Progress) {
-			out.write(syncLine{Progress: &syncProgress{ContentTopic: pr.Scope.ContentTopic,
-				Done: pr.Done, Total: pr.Total, Bytes: pr.Bytes}})
+			out.write(syncLine{Progress: &syncProgress{PubsubTopic: pr.Scope.PubsubTopic,
+				ContentTopic: pr.Scope.ContentTopic, Done: pr.Done, Total: pr.Total, Bytes: pr.Bytes}})
 		})
 	}()
 	rep, err := c.node.SyncNow(protocol.WithProgress(ctx, pump.note), p, scopes...)
@@ -77,6 +73,28 @@ func (c *controlServer) handleSync(w http.ResponseWriter, r *http.Request) {
 	default:
 		out.write(syncLine{Report: reportJSON(rep)})
 	}
+}
+
+// syncScopes resolves the scopes of a sync request: its content topics
+// under its pubsub topic (the node's if it names none); with no content
+// topics, every kept scope under the pubsub topic it names, or nil, which
+// SyncNow takes for every kept scope, if it names none either.
+func (c *controlServer) syncScopes(req *syncRequest) ([]reconcile.Scope, error) {
+	if len(req.ContentTopics) == 0 {
+		if req.PubsubTopic == "" {
+			return nil, nil
+		}
+		return c.scopesUnder(req.PubsubTopic)
+	}
+	scopes := make([]reconcile.Scope, 0, len(req.ContentTopics))
+	for _, ct := range req.ContentTopics {
+		sc, err := c.scope(req.PubsubTopic, ct)
+		if err != nil {
+			return nil, err
+		}
+		scopes = append(scopes, sc)
+	}
+	return scopes, nil
 }
 
 // connect resolves the peer of a sync request: a multiaddr is dialed, a

@@ -2,17 +2,20 @@
 //
 // Usage:
 //
-//	storesync run    --data DIR [--listen MA ...] [--peer MA ...] [--content-topic C ...]
-//	storesync put    --data DIR --content-topic C [--payload TEXT]
-//	storesync query  --data DIR --content-topic C [--from T] [--to T] [--all]
+//	storesync run    --data DIR [--listen MA ...] [--peer MA ...] [--pubsub-topic P] [--content-topic C ...]
+//	storesync put    --data DIR [--pubsub-topic P] --content-topic C [--payload TEXT]
+//	storesync query  --data DIR [--pubsub-topic P] --content-topic C [--from T] [--to T] [--all]
 //	storesync status --data DIR
-//	storesync sync   --data DIR PEER
+//	storesync sync   --data DIR [--pubsub-topic P] [--content-topic C ...] PEER
 //	storesync hash   --pubsub-topic T --content-topic C --payload-hex HEX --meta-hex HEX --timestamp NS
 //
 // run starts a node that keeps its store, identity and control socket in
 // DIR; put, query, status and sync talk to that node through the socket
-// (see controlServer for the API). Run `storesync help` for every command
-// and `storesync <command> -h` for its flags.
+// (see controlServer for the API). A scope is a pubsub topic and a
+// content topic; put, query and sync take the pubsub topic to be the
+// node's own (its run --pubsub-topic) unless --pubsub-topic names another
+// under which the node keeps scopes. Run `storesync help` for every
+// command and `storesync <command> -h` for its flags.
 package main
 
 import (

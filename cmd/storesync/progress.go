@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/storesync/storesync/reconcile"
 )
 
 const (
@@ -28,7 +30,7 @@ type progressView struct {
 	now      func() time.Time
 	every    time.Duration
 	last     time.Time // of the last output, zero before the first
-	scopes   map[string]syncProgress
+	scopes   map[reconcile.Scope]syncProgress
 	drawn    int // width of the bar on screen, 0 if none
 
 	// The rate counts from the first event: before it the session was
@@ -44,13 +46,13 @@ func newProgressView(w io.Writer, terminal bool, now func() time.Time) *progress
 	if terminal {
 		every = redrawEvery
 	}
-	return &progressView{w: w, terminal: terminal, now: now, every: every, scopes: make(map[string]syncProgress)}
+	return &progressView{w: w, terminal: terminal, now: now, every: every, scopes: make(map[reconcile.Scope]syncProgress)}
 }
 
 // update takes one progress event and shows the sum, unless it showed
 // something too recently.
 func (v *progressView) update(p syncProgress) {
-	v.scopes[p.ContentTopic] = p
+	v.scopes[reconcile.Scope{PubsubTopic: p.PubsubTopic, ContentTopic: p.ContentTopic}] = p
 	t := v.now()
 	if v.first.IsZero() {
 		v.first = t

@@ -84,7 +84,7 @@ func TestProgressViewPadsShorterLines(t *testing.T) {
 	long := out.Len() - 1 // without the \r
 	out.Reset()
 	clk.advance(time.Second)
-	v.scopes = map[string]syncProgress{}
+	clear(v.scopes)
 	v.update(ev("/a", 1, 2))
 	line := strings.TrimPrefix(out.String(), "\r")
 	require.Len(t, line, long, "padded to the width of the previous line")
@@ -106,4 +106,21 @@ func TestProgressViewLogsOncePerSecondWithoutTerminal(t *testing.T) {
 		require.True(t, strings.HasPrefix(l, "progress: 100/1000 messages"), l)
 		require.NotContains(t, l, "\r")
 	}
+}
+
+func TestProgressViewTellsPubsubTopicsApart(t *testing.T) {
+	clk := newFakeClock()
+	var out bytes.Buffer
+	v := newProgressView(&out, false, clk.now)
+	a := ev("/a", 100, 1000)
+	a.PubsubTopic = "/waku/2/rs/1/0"
+	b := ev("/a", 200, 1000)
+	b.PubsubTopic = "/waku/2/rs/1/1"
+	v.update(a)
+	clk.advance(time.Second)
+	v.update(b)
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	require.Len(t, lines, 2)
+	require.True(t, strings.HasPrefix(lines[1], "progress: 300/2000 messages"),
+		"one content topic under two pubsub topics is two scopes: %s", lines[1])
 }

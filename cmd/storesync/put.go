@@ -26,6 +26,7 @@ const (
 func runPut(ctx context.Context, args []string, s stdio) error {
 	fs := newFlags("put", s.err)
 	dir := fs.String("data", defaultDataDir, "data folder of the running node")
+	ps := pubsubTopicFlag(fs, "pubsub topic of the messages (default: the running node's --pubsub-topic)")
 	ct := fs.String("content-topic", defaultContentTopic, "content topic of the messages")
 	var payload *string
 	fs.Func("payload", "the payload of one message (default: one message per line of standard input; empty lines are skipped)", func(v string) error {
@@ -40,7 +41,7 @@ func runPut(ctx context.Context, args []string, s stdio) error {
 	if err != nil {
 		return err
 	}
-	p := &putter{c: c, contentTopic: *ct, s: s, json: *asJSON,
+	p := &putter{c: c, pubsubTopic: *ps, contentTopic: *ct, s: s, json: *asJSON,
 		total: putResponse{Added: []putAdded{}, Rejected: []putRejected{}}}
 	if payload != nil {
 		err = p.send(ctx, []string{*payload}, []int{0})
@@ -55,7 +56,9 @@ func runPut(ctx context.Context, args []string, s stdio) error {
 
 // putter sends payloads and gathers the answers.
 type putter struct {
-	c            *controlClient
+	c *controlClient
+	// pubsubTopic is "" for the node's own.
+	pubsubTopic  string
 	contentTopic string
 	s            stdio
 	json         bool
@@ -99,7 +102,7 @@ func (p *putter) sendLines(ctx context.Context) error {
 // send stores one chunk of payloads, from the given input lines.
 func (p *putter) send(ctx context.Context, payloads []string, lines []int) error {
 	var r putResponse
-	if err := p.c.call(ctx, http.MethodPost, "/put", putRequest{ContentTopic: p.contentTopic, Payloads: payloads}, &r); err != nil {
+	if err := p.c.call(ctx, http.MethodPost, "/put", putRequest{PubsubTopic: p.pubsubTopic, ContentTopic: p.contentTopic, Payloads: payloads}, &r); err != nil {
 		return err
 	}
 	offset := len(p.lines)

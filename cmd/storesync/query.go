@@ -23,6 +23,7 @@ const allPageSize = 1000
 func runQuery(ctx context.Context, args []string, s stdio) error {
 	fs := newFlags("query", s.err)
 	dir := fs.String("data", defaultDataDir, "data folder of the running node")
+	ps := pubsubTopicFlag(fs, "pubsub topic of the scope to list (default: the running node's --pubsub-topic)")
 	ct := fs.String("content-topic", defaultContentTopic, "content topic to list")
 	from := fs.String("from", "", "only messages at or after this time (RFC 3339 or Unix nanoseconds)")
 	to := fs.String("to", "", "only messages before this time (RFC 3339 or Unix nanoseconds)")
@@ -34,6 +35,9 @@ func runQuery(ctx context.Context, args []string, s stdio) error {
 		return err
 	}
 	v := url.Values{"content_topic": {*ct}}
+	if *ps != "" {
+		v.Set("pubsub_topic", *ps)
+	}
 	for name, t := range map[string]string{"from": *from, "to": *to} {
 		if t == "" {
 			continue

@@ -53,7 +53,7 @@ func runNode(ctx context.Context, args []string, s stdio) error {
 	fs.StringVar(&f.dataDir, "data", defaultDataDir, "data folder: store, identity key and control socket")
 	fs.Var(&f.listen, "listen", "libp2p listen multiaddr (repeatable; default /ip4/0.0.0.0/tcp/0)")
 	fs.Var(&f.peers, "peer", "peer to connect to and sync with at start, a multiaddr ending in /p2p/<peer ID> (repeatable)")
-	fs.StringVar(&f.pubsubTopic, "pubsub-topic", defaultPubsubTopic, "pubsub topic of the kept scopes")
+	fs.StringVar(&f.pubsubTopic, "pubsub-topic", defaultPubsubTopic, "pubsub topic of the --content-topic scopes, and the one put, query and sync mean when they name none")
 	fs.Var(topicFlag{&f.topics}, "content-topic", "content topic to keep, one scope each; after a --group, one of the group's (repeatable; default "+defaultContentTopic+")")
 	fs.Var(groupFlagValue{&f.topics}, "group", "join the sync group NAME with the --content-topic flags that follow (repeatable)")
 	fs.Var(allowFlag{&f.topics}, "allow", "make the last --group private and let this peer ID in (repeatable)")

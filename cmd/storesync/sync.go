@@ -25,8 +25,9 @@ func runSync(ctx context.Context, args []string, s stdio) error {
 		fs.PrintDefaults()
 	}
 	dir := fs.String("data", defaultDataDir, "data folder of the running node")
+	ps := pubsubTopicFlag(fs, "pubsub topic of the --content-topic flags (default: the running node's --pubsub-topic); without them, sync every kept scope under it")
 	var cts stringList
-	fs.Var(&cts, "content-topic", "content topic to sync (repeatable; default every kept one)")
+	fs.Var(&cts, "content-topic", "content topic to sync (repeatable; default every kept one, under --pubsub-topic if given)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	group := fs.String("group", "", "sync the joined group NAME with a few of its members instead of one PEER")
 	pos, err := parseInterleaved(fs, args)
@@ -34,8 +35,8 @@ func runSync(ctx context.Context, args []string, s stdio) error {
 		return err
 	}
 	if *group != "" {
-		if len(pos) != 0 || len(cts) != 0 {
-			return usageError(fs, "--group takes no PEER and no --content-topic")
+		if len(pos) != 0 || len(cts) != 0 || *ps != "" {
+			return usageError(fs, "--group takes no PEER, --content-topic or --pubsub-topic")
 		}
 		return syncGroup(ctx, *dir, *group, *asJSON, s)
 	}
@@ -46,7 +47,7 @@ func runSync(ctx context.Context, args []string, s stdio) error {
 	if err != nil {
 		return err
 	}
-	resp, err := c.send(ctx, http.MethodPost, "/sync", syncRequest{Peer: pos[0], ContentTopics: cts})
+	resp, err := c.send(ctx, http.MethodPost, "/sync", syncRequest{Peer: pos[0], PubsubTopic: *ps, ContentTopics: cts})
 	if err != nil {
 		return err
 	}
@@ -67,10 +68,11 @@ func runSync(ctx context.Context, args []string, s stdio) error {
 	} else if err := printReport(s.out, rep); err != nil {
 		return err
 	}
+	label := scopeLabeler(rep)
 	for _, sc := range rep.Scopes {
 		if sc.Error != "" {
 			if *asJSON {
-				fmt.Fprintf(s.err, "storesync sync: %s: %s\n", sc.ContentTopic, sc.Error)
+				fmt.Fprintf(s.err, "storesync sync: %s: %s\n", label(sc), sc.Error)
 			}
 			return errReported
 		}
@@ -104,19 +106,32 @@ func readSyncStream(r io.Reader, view *progressView) (*syncReport, error) {
 
 // printReport prints a line per scope of a sync report.
 func printReport(w io.Writer, rep *syncReport) error {
+	label := scopeLabeler(rep)
 	for _, sc := range rep.Scopes {
 		var err error
 		if sc.Error != "" {
-			_, err = fmt.Fprintf(w, "%s: error: %s\n", sc.ContentTopic, sc.Error)
+			_, err = fmt.Fprintf(w, "%s: error: %s\n", label(sc), sc.Error)
 		} else {
 			_, err = fmt.Fprintf(w, "%s: received %d, sent %d, need %d, have %d, rejected %d, %d round trips, %d bytes, %s\n",
-				sc.ContentTopic, sc.Received, sc.Sent, sc.Need, sc.Have, sc.Rejected, sc.RoundTrips, sc.Bytes, formatMillis(sc.DurationMS))
+				label(sc), sc.Received, sc.Sent, sc.Need, sc.Have, sc.Rejected, sc.RoundTrips, sc.Bytes, formatMillis(sc.DurationMS))
 		}
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// scopeLabeler returns how the lines about a report's scopes name them:
+// by content topic, which is enough while every scope shares one pubsub
+// topic, or as "CONTENT (PUBSUB)" when the report spans several.
+func scopeLabeler(rep *syncReport) func(syncScopeReport) string {
+	for _, sc := range rep.Scopes {
+		if sc.PubsubTopic != rep.Scopes[0].PubsubTopic {
+			return func(sc syncScopeReport) string { return sc.ContentTopic + " (" + sc.PubsubTopic + ")" }
+		}
+	}
+	return func(sc syncScopeReport) string { return sc.ContentTopic }
 }
 
 // formatMillis prints a duration given in milliseconds to a precision a
