@@ -13,16 +13,28 @@ func FuzzDecodeNode(f *testing.F) {
 	k1 := Key{TS: 10, Hash: Hash{1}}
 	k2 := Key{TS: 12, Hash: Hash{2}}
 	f.Add((&node{height: 0, entries: []entry{leafEntry(k1), leafEntry(k2)}}).encode())
-	f.Add((&node{height: 1, entries: []entry{{key: k1, agg: Aggregate{Count: 3}}, {key: k2, agg: Aggregate{Count: 9}}}}).encode())
+	inner := &node{height: 1, entries: []entry{{key: k1, agg: Aggregate{Count: 3}}, {key: k2, agg: Aggregate{Count: 9}}}}
+	f.Add(inner.encode())
+	f.Add(inner.encodeStored(nodeAddr{height: 1, open: true}))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		n, err := decodeNode(data)
+		n, tail, err := decodeNode(data)
 		if err != nil {
 			return
 		}
-		require.NotEmpty(t, n.entries)
-		again, err := decodeNode(n.encode())
+		require.LessOrEqual(t, len(n.entries), maxNodeEntries)
+		format := byte(nodeFull)
+		if tail {
+			format = nodeOpenTail
+			require.Less(t, len(n.entries), maxNodeEntries, "room for the completed entry")
+			require.Positive(t, n.height)
+		} else {
+			require.NotEmpty(t, n.entries)
+		}
+		again, againTail, err := decodeNode(n.encodeAs(format, n.entries))
 		require.NoError(t, err)
-		require.Equal(t, n, again)
+		require.Equal(t, tail, againTail)
+		require.Equal(t, n.entries, again.entries)
+		require.Equal(t, n.height, again.height)
 	})
 }
 

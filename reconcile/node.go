@@ -51,8 +51,19 @@ func (n *node) search(k Key, strict bool) int {
 // isBoundary reports whether key ends its node at the given height.
 func isBoundary(k Key, height int) bool { return level(k) > height }
 
-// nodeFormat is the first byte of every encoded node.
-const nodeFormat = 1
+// The first byte of a stored node says how it is stored.
+const (
+	// nodeFull: the node whole.
+	nodeFull = 1
+	// nodeOpenTail: the rightmost node of a height above 0 whose last
+	// child is the rightmost node of the height below (an open node),
+	// stored without the entry for that child. The entry is the child's
+	// last key and aggregate, which the store completes when it reads the
+	// node. That entry changes with every key added at the right edge of
+	// the tree; leaving it out makes an insert at the edge rewrite the
+	// open leaf alone, not every node of the right spine.
+	nodeOpenTail = 2
+)
 
 // maxNodeEntries bounds a decoded node. Content-defined chunking gives a
 // node 32 entries on average; a run of 4096 keys without a boundary has
@@ -64,20 +75,31 @@ const maxNodeEntries = 1 << 16
 // record, or a failed Verify. Errors of the datastore itself are not.
 var ErrCorrupt = errors.New("corrupt tree")
 
-// encode serialises a node: format, height, entry count, then per entry
-// the timestamp as a delta from the previous one, the hash, and for an
-// internal node the count and the sum.
-func (n *node) encode() []byte {
+// encode serialises a node whole: format, height, entry count, then per
+// entry the timestamp as a delta from the previous one, the hash, and for
+// an internal node the count and the sum.
+func (n *node) encode() []byte { return n.encodeAs(nodeFull, n.entries) }
+
+// encodeStored returns the bytes n is stored as at address a: without its
+// last entry when that entry stands for an open node (see nodeOpenTail).
+func (n *node) encodeStored(a nodeAddr) []byte {
+	if a.open && n.height > 0 && !isBoundary(n.last(), n.height-1) {
+		return n.encodeAs(nodeOpenTail, n.entries[:len(n.entries)-1])
+	}
+	return n.encode()
+}
+
+func (n *node) encodeAs(format byte, entries []entry) []byte {
 	per := 8 + HashSize
 	if n.height > 0 {
 		per += 8 + 32
 	}
-	b := make([]byte, 0, 2+binary.MaxVarintLen64+len(n.entries)*per)
-	b = append(b, nodeFormat, byte(n.height))
-	b = binary.AppendUvarint(b, uint64(len(n.entries)))
+	b := make([]byte, 0, 2+binary.MaxVarintLen64+len(entries)*per)
+	b = append(b, format, byte(n.height))
+	b = binary.AppendUvarint(b, uint64(len(entries)))
 	var prev uint64
-	for i := range n.entries {
-		e := &n.entries[i]
+	for i := range entries {
+		e := &entries[i]
 		b = binary.AppendUvarint(b, e.key.TS-prev)
 		prev = e.key.TS
 		b = append(b, e.key.Hash[:]...)
@@ -89,28 +111,31 @@ func (n *node) encode() []byte {
 	return b
 }
 
-// decodeNode parses the output of encode and checks what the tree relies
-// on: keys strictly increasing, counts positive, no trailing bytes.
-func decodeNode(b []byte) (*node, error) {
-	if len(b) < 2 || b[0] != nodeFormat {
-		return nil, fmt.Errorf("%w: bad header", ErrCorrupt)
+// decodeNode parses the output of encodeStored and checks what the tree
+// relies on: keys strictly increasing, counts positive, no trailing
+// bytes. tail reports a node stored without its last entry
+// (nodeOpenTail), which the caller must complete.
+func decodeNode(b []byte) (n *node, tail bool, err error) {
+	if len(b) < 2 || (b[0] != nodeFull && b[0] != nodeOpenTail) {
+		return nil, false, fmt.Errorf("%w: bad header", ErrCorrupt)
 	}
-	n := &node{height: int(b[1])}
-	if n.height > maxLevel+1 {
-		return nil, fmt.Errorf("%w: height %d", ErrCorrupt, n.height)
+	tail = b[0] == nodeOpenTail
+	n = &node{height: int(b[1])}
+	if n.height > maxLevel+1 || (tail && n.height == 0) {
+		return nil, false, fmt.Errorf("%w: height %d", ErrCorrupt, n.height)
 	}
 	b = b[2:]
 	cnt, k := binary.Uvarint(b)
-	if k <= 0 || cnt == 0 || cnt > maxNodeEntries {
-		return nil, fmt.Errorf("%w: entry count", ErrCorrupt)
+	if k <= 0 || (cnt == 0 && !tail) || cnt > maxNodeEntries || (tail && cnt == maxNodeEntries) {
+		return nil, false, fmt.Errorf("%w: entry count", ErrCorrupt)
 	}
 	b = b[k:]
-	n.entries = make([]entry, 0, cnt)
+	n.entries = make([]entry, 0, cnt+1) // room for a tail's last entry
 	var prev uint64
 	for i := uint64(0); i < cnt; i++ {
 		d, k := binary.Uvarint(b)
 		if k <= 0 || len(b)-k < HashSize || d > MaxTimestamp-prev {
-			return nil, fmt.Errorf("%w: entry %d", ErrCorrupt, i)
+			return nil, false, fmt.Errorf("%w: entry %d", ErrCorrupt, i)
 		}
 		var e entry
 		e.key.TS = prev + d
@@ -122,18 +147,18 @@ func decodeNode(b []byte) (*node, error) {
 		} else {
 			c, k := binary.Uvarint(b)
 			if k <= 0 || c == 0 || len(b)-k < 32 {
-				return nil, fmt.Errorf("%w: entry %d aggregate", ErrCorrupt, i)
+				return nil, false, fmt.Errorf("%w: entry %d aggregate", ErrCorrupt, i)
 			}
 			e.agg = Aggregate{Count: c, Sum: SumFromBytes(b[k:])}
 			b = b[k+32:]
 		}
 		if i > 0 && !n.entries[i-1].key.Less(e.key) {
-			return nil, fmt.Errorf("%w: keys out of order", ErrCorrupt)
+			return nil, false, fmt.Errorf("%w: keys out of order", ErrCorrupt)
 		}
 		n.entries = append(n.entries, e)
 	}
 	if len(b) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(b))
+		return nil, false, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(b))
 	}
-	return n, nil
+	return n, tail, nil
 }

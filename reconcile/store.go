@@ -69,32 +69,55 @@ func (s *nodeStore) key(a nodeAddr) ds.Key {
 // metaKey holds the tree's root locator.
 func (s *nodeStore) metaKey() ds.Key { return s.prefix.ChildString("meta") }
 
-// get returns the node at a, from the cache or the datastore.
+// get returns the node at a, from the cache or the datastore; a node
+// that is not there is ErrCorrupt.
 func (s *nodeStore) get(ctx context.Context, a nodeAddr) (*node, error) {
+	n, ok, err := s.lookup(ctx, a)
+	if err == nil && !ok {
+		err = fmt.Errorf("%w: node %d/%v missing", ErrCorrupt, a.height, a.last)
+	}
+	return n, err
+}
+
+// lookup returns the node at a if there is one. A node stored without its
+// last entry (nodeOpenTail) comes back whole: the entry is completed from
+// the open node of the height below.
+func (s *nodeStore) lookup(ctx context.Context, a nodeAddr) (*node, bool, error) {
 	s.mu.Lock()
 	if el, ok := s.items[a]; ok {
 		s.lru.MoveToFront(el)
 		n := el.Value.(*cached).node
 		s.mu.Unlock()
-		return n, nil
+		return n, true, nil
 	}
 	s.mu.Unlock()
 	b, err := s.d.Get(ctx, s.key(a))
 	if err != nil {
 		if errors.Is(err, ds.ErrNotFound) {
-			return nil, fmt.Errorf("%w: node %d/%v missing", ErrCorrupt, a.height, a.last)
+			return nil, false, nil
 		}
-		return nil, fmt.Errorf("read tree node: %w", err)
+		return nil, false, fmt.Errorf("read tree node: %w", err)
 	}
-	n, err := decodeNode(b)
+	n, tail, err := decodeNode(b)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	if n.height != a.height {
-		return nil, fmt.Errorf("%w: node at height %d claims %d", ErrCorrupt, a.height, n.height)
+	if n.height != a.height || (tail && !a.open) {
+		return nil, false, fmt.Errorf("%w: node at height %d claims %d", ErrCorrupt, a.height, n.height)
+	}
+	if tail {
+		c, err := s.get(ctx, nodeAddr{height: a.height - 1, open: true})
+		if err != nil {
+			return nil, false, err
+		}
+		last := c.last()
+		if isBoundary(last, c.height) || (len(n.entries) > 0 && !n.last().Less(last)) {
+			return nil, false, fmt.Errorf("%w: open node at height %d does not continue its parent", ErrCorrupt, c.height)
+		}
+		n.entries = append(n.entries, entry{key: last, agg: c.aggregate()})
 	}
 	s.add(a, n)
-	return n, nil
+	return n, true, nil
 }
 
 // add installs a node in the cache, evicting the least recently used.

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -121,7 +122,19 @@ func (x *Txn) Write(ctx context.Context, w ds.Write) error {
 		return nil
 	}
 	for a, n := range x.puts {
-		if err := w.Put(ctx, x.t.store.key(a), n.encode()); err != nil {
+		b := n.encodeStored(a)
+		if a.open && a.height > 0 {
+			// An open node stored without its last entry is often stored
+			// as it was: only the open node below it changed.
+			old, ok, err := x.t.store.lookup(ctx, a)
+			if err != nil {
+				return err
+			}
+			if ok && bytes.Equal(old.encodeStored(a), b) {
+				continue
+			}
+		}
+		if err := w.Put(ctx, x.t.store.key(a), b); err != nil {
 			return fmt.Errorf("write tree node: %w", err)
 		}
 	}
@@ -133,8 +146,10 @@ func (x *Txn) Write(ctx context.Context, w ds.Write) error {
 			return fmt.Errorf("delete tree node: %w", err)
 		}
 	}
-	if err := w.Put(ctx, x.t.store.metaKey(), encodeMeta(x.root)); err != nil {
-		return fmt.Errorf("write tree meta: %w", err)
+	if meta := encodeMeta(x.root); x.t.root == nil || !bytes.Equal(meta, encodeMeta(x.t.root)) {
+		if err := w.Put(ctx, x.t.store.metaKey(), meta); err != nil {
+			return fmt.Errorf("write tree meta: %w", err)
+		}
 	}
 	return nil
 }
