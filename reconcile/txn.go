@@ -84,6 +84,20 @@ func (x *Txn) Last() (Key, bool) {
 	return x.root.last(), true
 }
 
+// storedAs reports whether the old tree stores b at the open address a.
+// The old tree's open node of a height, if it has one, is its rightmost
+// node there, which the cached right spine leads to without a read.
+func (x *Txn) storedAs(ctx context.Context, a nodeAddr, b []byte) (bool, error) {
+	if x.t.root == nil || a.height > x.t.root.height {
+		return false, nil
+	}
+	old, err := x.t.locate(ctx, a.height, End, false)
+	if err != nil || addrFor(a.height, old.last()) != a {
+		return false, err
+	}
+	return bytes.Equal(old.encodeStored(a), b), nil
+}
+
 // edit is a change to the sequence of entries at one height: an upsert of
 // e, or the deletion of the entry with key.
 type edit struct {
@@ -126,11 +140,11 @@ func (x *Txn) Write(ctx context.Context, w ds.Write) error {
 		if a.open && a.height > 0 {
 			// An open node stored without its last entry is often stored
 			// as it was: only the open node below it changed.
-			old, ok, err := x.t.store.lookup(ctx, a)
+			same, err := x.storedAs(ctx, a, b)
 			if err != nil {
 				return err
 			}
-			if ok && bytes.Equal(old.encodeStored(a), b) {
+			if same {
 				continue
 			}
 		}
