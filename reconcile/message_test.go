@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/storesync/storesync/pb"
 	"github.com/storesync/storesync/reconcile"
 )
 
@@ -73,4 +74,25 @@ func TestMessageValidate(t *testing.T) {
 	bad = ok
 	bad.ContentTopic = ""
 	require.Error(t, bad.Validate())
+}
+
+func TestOpeningRange(t *testing.T) {
+	set := reconcile.NewSliceSet([]reconcile.Key{{TS: 5, Hash: reconcile.Hash{1}}, {TS: 9, Hash: reconcile.Hash{2}}})
+	for _, r := range [][2]reconcile.Key{
+		{{}, reconcile.End},
+		{reconcile.TimeBound(3), reconcile.TimeBound(1 << 40)},
+		{{TS: 7, Hash: reconcile.Hash{0xab, 0xcd}}, reconcile.End},
+	} {
+		s, err := reconcile.NewSession(set, r[0], r[1], reconcile.DefaultParams())
+		require.NoError(t, err)
+		first, err := s.Start(t.Context())
+		require.NoError(t, err)
+		require.Len(t, first, 1)
+		lo, hi, err := reconcile.OpeningRange(first[0])
+		require.NoError(t, err)
+		require.Equal(t, r[0], lo)
+		require.Equal(t, r[1], hi)
+	}
+	_, _, err := reconcile.OpeningRange(&pb.ReconcileFrame{})
+	require.Error(t, err)
 }
