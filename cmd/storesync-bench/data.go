@@ -8,13 +8,19 @@ import (
 	"github.com/storesync/storesync/reconcile"
 )
 
-// Scope and shape of every generated message.
+// Scope and shape of every generated message. The table uses 160-byte
+// payloads; store ingest uses 256-byte ones, the size its targets are
+// stated at.
 const (
-	pubsubTopic  = "/waku/2/rs/1/0"
-	contentTopic = "/storesync/1/bench/proto"
-	payloadSize  = 160
-	spacing      = 2600 * time.Millisecond
+	pubsubTopic     = "/waku/2/rs/1/0"
+	contentTopic    = "/storesync/1/bench/proto"
+	payloadSize     = 160
+	livePayloadSize = 256
+	spacing         = 2600 * time.Millisecond
 )
+
+// benchScope is the scope of every message when there is one scope.
+var benchScope = reconcile.Scope{PubsubTopic: pubsubTopic, ContentTopic: contentTopic}
 
 // The two ways the catching-up store can fall behind.
 const (
