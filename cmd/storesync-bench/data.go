@@ -9,8 +9,8 @@ import (
 )
 
 // Scope and shape of every generated message. The table uses 160-byte
-// payloads; store ingest uses 256-byte ones, the size its targets are
-// stated at.
+// payloads; store ingest and catch-up use 256-byte ones, the size their
+// targets are stated at.
 const (
 	pubsubTopic     = "/waku/2/rs/1/0"
 	contentTopic    = "/storesync/1/bench/proto"

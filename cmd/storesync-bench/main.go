@@ -1,8 +1,9 @@
 // Command storesync-bench measures storesync against baselines measured
 // in the same run: reconciliation against negentropy on the same sets,
-// and tree ingest and store ingest against raw LevelDB puts. It is a
-// module of its own so that the storesync module does not depend on the
-// baselines.
+// tree ingest and store ingest against raw LevelDB puts, and a catch-up
+// between two processes over libp2p against raw puts and a raw stream
+// copy of the same messages. It is a module of its own so that the
+// storesync module does not depend on the baselines.
 //
 // Usage:
 //
@@ -10,6 +11,7 @@
 //	storesync-bench -n N -d D -mode scattered|recent # one case
 //	storesync-bench -n N -ingest                     # tree ingest only
 //	storesync-bench -n N[,N...] -mode ingest         # store ingest: Store.Put against raw puts
+//	storesync-bench -n N[,N...] -mode catchup        # catch-up of a receiver process
 //
 // See README.md for the flags and the output.
 package main
@@ -21,10 +23,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"time"
 )
 
-// modeIngest is the store ingest mode: Store.Put against raw puts.
-const modeIngest = "ingest"
+// The modes beyond the reconciliation table.
+const (
+	modeIngest  = "ingest"  // store ingest: Store.Put against raw puts
+	modeCatchup = "catchup" // catch-up of a receiver process over libp2p
+)
 
 // options are the parsed command-line flags.
 type options struct {
@@ -39,20 +45,27 @@ type options struct {
 	runs    int
 	single  int
 	calls   int
+	timeout time.Duration
+	kill    int
 	fullRun bool // neither -d nor -mode nor -ingest: the table, then tree ingest
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == childCommand {
+		os.Exit(childMain(os.Args[2:]))
+	}
 	o := options{ns: sizeList{1_000_000}}
-	flag.Var(&o.ns, "n", "messages in the full store; -mode ingest takes a list such as 1000000,2000000")
+	flag.Var(&o.ns, "n", "messages in the full store; -mode ingest and catchup take a list such as 1000000,2000000")
 	flag.IntVar(&o.d, "d", 0, "messages the catching-up store misses (default: 0, 10, 1000 and 10000)")
-	flag.StringVar(&o.mode, "mode", "", "scattered or recent (default: both), or ingest")
+	flag.StringVar(&o.mode, "mode", "", "scattered or recent (default: both), or ingest or catchup")
 	flag.Uint64Var(&o.seed, "seed", 1, "random seed; the same seed gives the same messages and cases")
 	flag.StringVar(&o.dir, "dir", "", "folder in which to create the LevelDB stores (default: the system's temporary folder)")
 	flag.BoolVar(&o.ingest, "ingest", false, "run only the tree ingest measurement")
-	flag.IntVar(&o.runs, "runs", 3, "-mode ingest: runs of each kind, alternating")
+	flag.IntVar(&o.runs, "runs", 3, "-mode ingest and catchup: runs of each kind, alternating")
 	flag.IntVar(&o.single, "single", 50_000, "-mode ingest: one-message Put calls after the bulk load")
 	flag.IntVar(&o.calls, "calls", 200, "-mode ingest: Put calls of 1,000 messages, in one scope and over 1,000 scopes")
+	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "-mode catchup: the longest one child process may run")
+	flag.IntVar(&o.kill, "kill", 0, "-mode catchup: also run a catch-up whose receiver is killed this many times")
 	flag.Parse()
 	flag.Visit(func(f *flag.Flag) {
 		if f.Name == "d" {
@@ -97,6 +110,8 @@ func run(ctx context.Context, o options) error {
 			}
 		}
 		return nil
+	case modeCatchup:
+		return runCatchup(ctx, work, o)
 	}
 	msgs := generate(o.n, o.seed)
 	if o.ingest {
@@ -113,14 +128,18 @@ func run(ctx context.Context, o options) error {
 
 // checkFlags rejects flags that the chosen mode does not take.
 func checkFlags(o options) error {
-	live := o.mode == modeIngest
+	live := o.mode == modeIngest || o.mode == modeCatchup
 	switch {
 	case live && (o.dSet || o.ingest):
 		return fmt.Errorf("-mode %s takes no -d or -ingest", o.mode)
 	case !live && len(o.ns) > 1:
-		return errors.New("a list of sizes needs -mode ingest")
+		return errors.New("a list of sizes needs -mode ingest or catchup")
 	case o.runs < 1 || o.single < 1 || o.calls < 1:
 		return errors.New("-runs, -single and -calls must be at least 1")
+	case o.kill < 0 || (o.kill > 0 && o.mode != modeCatchup):
+		return errors.New("-kill takes a count of at least 0, with -mode catchup")
+	case o.timeout <= 0:
+		return errors.New("-timeout must be positive")
 	}
 	return nil
 }
@@ -139,10 +158,10 @@ func selectCases(o options) ([]benchCase, error) {
 	case "":
 	case modeScattered, modeRecent:
 		modes = []string{o.mode}
-	case modeIngest:
+	case modeIngest, modeCatchup:
 		return nil, nil
 	default:
-		return nil, fmt.Errorf("-mode %q: want %s, %s or %s", o.mode, modeScattered, modeRecent, modeIngest)
+		return nil, fmt.Errorf("-mode %q: want %s, %s, %s or %s", o.mode, modeScattered, modeRecent, modeIngest, modeCatchup)
 	}
 	sizes := []int{0, 10, 1000, 10000}
 	if o.dSet {
