@@ -138,8 +138,9 @@ func encodeRawCopy(seed uint64, n int) (stream []byte, encoded int64, err error)
 }
 
 // sendRawCopy opens a raw stream to p, writes stream (from encodeRawCopy)
-// and closes its side, then waits for p to close, so that p has read
-// everything.
+// and closes its side, then waits for p to close, so that the stream is
+// not torn down before p has read everything. p's own count of what it
+// read is the check that the copy is complete.
 func sendRawCopy(ctx context.Context, h host.Host, p peer.ID, stream []byte) error {
 	s, err := h.NewStream(ctx, p, rawStreamID)
 	if err != nil {

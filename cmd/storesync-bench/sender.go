@@ -104,8 +104,12 @@ func (s *sender) rawStream(ctx context.Context, a childArgs, stream []byte) (chi
 		cancel()
 	}
 	r := <-done
-	if sendErr != nil && r.run.err == nil {
-		r.run.err = fmt.Errorf("send the raw stream: %w", sendErr)
+	// The child's check that it read all n messages decides: once it has,
+	// it exits, and its connection may close before the sender sees its
+	// stream close, which the sender sees as a reset. The sender's error
+	// only explains a child that failed.
+	if sendErr != nil && r.run.err != nil {
+		r.run.err = fmt.Errorf("%w (the sender: %w)", r.run.err, sendErr)
 	}
 	return r.run, r.err
 }
