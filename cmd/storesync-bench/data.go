@@ -8,13 +8,19 @@ import (
 	"github.com/storesync/storesync/reconcile"
 )
 
-// Scope and shape of every generated message.
+// Scope and shape of every generated message. The table uses 160-byte
+// payloads; store ingest and catch-up use 256-byte ones, the size their
+// targets are stated at.
 const (
-	pubsubTopic  = "/waku/2/rs/1/0"
-	contentTopic = "/storesync/1/bench/proto"
-	payloadSize  = 160
-	spacing      = 2600 * time.Millisecond
+	pubsubTopic     = "/waku/2/rs/1/0"
+	contentTopic    = "/storesync/1/bench/proto"
+	payloadSize     = 160
+	livePayloadSize = 256
+	spacing         = 2600 * time.Millisecond
 )
+
+// benchScope is the scope of every message when there is one scope.
+var benchScope = reconcile.Scope{PubsubTopic: pubsubTopic, ContentTopic: contentTopic}
 
 // The two ways the catching-up store can fall behind.
 const (
@@ -22,37 +28,15 @@ const (
 	modeRecent    = "recent"    // the newest d messages missing
 )
 
-// generate returns n messages in strictly increasing timestamp order: one
-// every 2.6 s from 2026-01-01 plus a jitter below 2.6 s, so about 30 days
-// for a million, each with a random payload.
+// generate returns n messages with 160-byte payloads in one scope, in
+// strictly increasing timestamp order (see generator): about 30 days for a
+// million. The table keeps every message, so all payloads share one
+// allocation: a million small ones would only add garbage-collector work
+// to the measurements.
 func generate(n int, seed uint64) []reconcile.Message {
-	r := rand.New(rand.NewPCG(seed, 0x5eed))
-	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
-	// One allocation for every payload: a million small ones would only
-	// add garbage-collector work to the measurements.
-	slab := make([]byte, n*payloadSize)
 	out := make([]reconcile.Message, n)
-	for i := range out {
-		p := slab[i*payloadSize : (i+1)*payloadSize : (i+1)*payloadSize]
-		fillRandom(r, p)
-		out[i] = reconcile.Message{
-			PubsubTopic:  pubsubTopic,
-			ContentTopic: contentTopic,
-			Payload:      p,
-			Timestamp:    base + int64(i)*int64(spacing) + r.Int64N(int64(spacing)),
-		}
-	}
+	newGenerator(seed, payloadSize, 1).fillWith(out, make([]byte, n*payloadSize))
 	return out
-}
-
-// fillRandom fills p from r, eight bytes per draw.
-func fillRandom(r *rand.Rand, p []byte) {
-	for j := 0; j < len(p); j += 8 {
-		v := r.Uint64()
-		for k := 0; k < 8 && j+k < len(p); k++ {
-			p[j+k] = byte(v >> (8 * k))
-		}
-	}
 }
 
 // keysOf returns the tree keys of messages, in the messages' order.

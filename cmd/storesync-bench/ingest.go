@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"slices"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
@@ -137,14 +136,4 @@ func ingestBatchOf(ctx context.Context, db *leveldb.Datastore, t *reconcile.Tree
 	}
 	x.Commit()
 	return nil
-}
-
-// median returns the middle value of xs, which is not empty.
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

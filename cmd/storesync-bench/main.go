@@ -1,15 +1,19 @@
-// Command storesync-bench measures reconciliation against negentropy on
-// the same sets in the same run, and tree ingest against raw LevelDB
-// puts. It is a module of its own so that the storesync module does not
-// depend on the baseline.
+// Command storesync-bench measures storesync against baselines measured
+// in the same run: reconciliation against negentropy on the same sets,
+// tree ingest and store ingest against raw LevelDB puts, and a catch-up
+// between two processes over libp2p against raw puts and a raw stream
+// copy of the same messages. It is a module of its own so that the
+// storesync module does not depend on the baselines.
 //
 // Usage:
 //
-//	storesync-bench                                  # the whole table and ingest, N = 1,000,000
+//	storesync-bench                                  # the whole table and tree ingest, N = 1,000,000
 //	storesync-bench -n N -d D -mode scattered|recent # one case
-//	storesync-bench -n N -ingest                     # ingest only
+//	storesync-bench -n N -ingest                     # tree ingest only
+//	storesync-bench -n N[,N...] -mode ingest         # store ingest: Store.Put against raw puts
+//	storesync-bench -n N[,N...] -mode catchup        # catch-up of a receiver process
 //
-// See README.md for the output fields.
+// See README.md for the flags and the output.
 package main
 
 import (
@@ -19,34 +23,56 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"time"
+)
+
+// The modes beyond the reconciliation table.
+const (
+	modeIngest  = "ingest"  // store ingest: Store.Put against raw puts
+	modeCatchup = "catchup" // catch-up of a receiver process over libp2p
 )
 
 // options are the parsed command-line flags.
 type options struct {
-	n       int
+	ns      sizeList // -n: every size to run
+	n       int      // the size being run
 	d       int
 	dSet    bool
 	mode    string
 	seed    uint64
 	dir     string
 	ingest  bool
-	fullRun bool // neither -d nor -mode nor -ingest: the table, then ingest
+	runs    int
+	single  int
+	calls   int
+	timeout time.Duration
+	kill    int
+	fullRun bool // neither -d nor -mode nor -ingest: the table, then tree ingest
 }
 
 func main() {
-	var o options
-	flag.IntVar(&o.n, "n", 1_000_000, "messages in the full store")
+	if len(os.Args) > 1 && os.Args[1] == childCommand {
+		os.Exit(childMain(os.Args[2:]))
+	}
+	o := options{ns: sizeList{1_000_000}}
+	flag.Var(&o.ns, "n", "messages in the full store; -mode ingest and catchup take a list such as 1000000,2000000")
 	flag.IntVar(&o.d, "d", 0, "messages the catching-up store misses (default: 0, 10, 1000 and 10000)")
-	flag.StringVar(&o.mode, "mode", "", "scattered or recent (default: both)")
+	flag.StringVar(&o.mode, "mode", "", "scattered or recent (default: both), or ingest or catchup")
 	flag.Uint64Var(&o.seed, "seed", 1, "random seed; the same seed gives the same messages and cases")
 	flag.StringVar(&o.dir, "dir", "", "folder in which to create the LevelDB stores (default: the system's temporary folder)")
-	flag.BoolVar(&o.ingest, "ingest", false, "run only the ingest measurement")
+	flag.BoolVar(&o.ingest, "ingest", false, "run only the tree ingest measurement")
+	flag.IntVar(&o.runs, "runs", 3, "-mode ingest and catchup: runs of each kind, alternating")
+	flag.IntVar(&o.single, "single", 50_000, "-mode ingest: one-message Put calls after the bulk load")
+	flag.IntVar(&o.calls, "calls", 200, "-mode ingest: Put calls of 1,000 messages, in one scope and over 1,000 scopes")
+	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "-mode catchup: the longest one child process may run")
+	flag.IntVar(&o.kill, "kill", 0, "-mode catchup: also run a catch-up whose receiver is killed this many times")
 	flag.Parse()
 	flag.Visit(func(f *flag.Flag) {
 		if f.Name == "d" {
 			o.dSet = true
 		}
 	})
+	o.n = o.ns[0]
 	o.fullRun = !o.dSet && o.mode == "" && !o.ingest
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -62,6 +88,9 @@ func main() {
 // for. Its deferred clean-up runs before main exits, so the stores are
 // removed on failure too.
 func run(ctx context.Context, o options) error {
+	if err := checkFlags(o); err != nil {
+		return err
+	}
 	cases, err := selectCases(o)
 	if err != nil {
 		return err
@@ -72,6 +101,18 @@ func run(ctx context.Context, o options) error {
 	}
 	defer os.RemoveAll(work)
 
+	switch o.mode {
+	case modeIngest:
+		for _, n := range o.ns {
+			o.n = n
+			if err := runStoreIngest(ctx, work, o); err != nil {
+				return err
+			}
+		}
+		return nil
+	case modeCatchup:
+		return runCatchup(ctx, work, o)
+	}
 	msgs := generate(o.n, o.seed)
 	if o.ingest {
 		return runIngest(ctx, work, msgs)
@@ -85,12 +126,27 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
+// checkFlags rejects flags that the chosen mode does not take.
+func checkFlags(o options) error {
+	live := o.mode == modeIngest || o.mode == modeCatchup
+	switch {
+	case live && (o.dSet || o.ingest):
+		return fmt.Errorf("-mode %s takes no -d or -ingest", o.mode)
+	case !live && len(o.ns) > 1:
+		return errors.New("a list of sizes needs -mode ingest or catchup")
+	case o.runs < 1 || o.single < 1 || o.calls < 1:
+		return errors.New("-runs, -single and -calls must be at least 1")
+	case o.kill < 0 || (o.kill > 0 && o.mode != modeCatchup):
+		return errors.New("-kill takes a count of at least 0, with -mode catchup")
+	case o.timeout <= 0:
+		return errors.New("-timeout must be positive")
+	}
+	return nil
+}
+
 // selectCases turns the flags into the list of cases: -d and -mode each
 // narrow the table, so both together give one case.
 func selectCases(o options) ([]benchCase, error) {
-	if o.n < 1 {
-		return nil, errors.New("-n must be at least 1")
-	}
 	if o.ingest {
 		if o.dSet || o.mode != "" {
 			return nil, errors.New("-ingest takes no -d or -mode")
@@ -102,8 +158,10 @@ func selectCases(o options) ([]benchCase, error) {
 	case "":
 	case modeScattered, modeRecent:
 		modes = []string{o.mode}
+	case modeIngest, modeCatchup:
+		return nil, nil
 	default:
-		return nil, fmt.Errorf("-mode %q: want %s or %s", o.mode, modeScattered, modeRecent)
+		return nil, fmt.Errorf("-mode %q: want %s, %s, %s or %s", o.mode, modeScattered, modeRecent, modeIngest, modeCatchup)
 	}
 	sizes := []int{0, 10, 1000, 10000}
 	if o.dSet {
