@@ -69,7 +69,7 @@
 //
 //	off  size  field
 //	0    1     kind 'B' (0x42)
-//	1    4     message count n, 1 to MaxBatchMessages
+//	1    4     message count n, 1 to 16384 (MaxBatchMessages)
 //	5    4     raw length: the payload's decompressed size, at most the
 //	           header's batch limit
 //	9    4     payload length L, 1 to raw + raw/256 + 64 (room for
