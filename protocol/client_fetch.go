@@ -94,7 +94,7 @@ func (s *Service) fetchJob(ctx context.Context, p peer.ID, c *conn, j *fetchJob)
 			return err
 		}
 		todo = todo[n:]
-		progressOf(ctx)(Progress{Peer: p, Scope: j.scope, Done: total - len(todo), Total: total, Bytes: j.report.Bytes})
+		progressOf(ctx)(Progress{Kind: ProgressFetch, Peer: p, Scope: j.scope, Done: total - len(todo), Total: total, Bytes: j.report.Bytes})
 	}
 	return nil
 }
