@@ -98,7 +98,8 @@ func (n *Node) start(ctx context.Context, cfg *config) error {
 	if err := n.openHost(cfg); err != nil {
 		return err
 	}
-	popts := append([]protocol.Option{protocol.WithAuthorizer(n.authorize)}, cfg.protocolOpts...)
+	popts := append([]protocol.Option{protocol.WithAuthorizer(n.authorize),
+		protocol.WithMaxMessageSize(n.store.cfg.maxMessageSize)}, cfg.protocolOpts...)
 	if cfg.logger != nil {
 		popts = append(popts, protocol.WithLogger(cfg.logger))
 	}
@@ -262,6 +263,20 @@ func (n *Node) SyncNow(ctx context.Context, p peer.ID, scopes ...reconcile.Scope
 	return rep, err
 }
 
+// CatchUp streams a scope from peers in key order, in parallel when there
+// are several, resumably, then syncs it with one of them
+// (protocol.Service.CatchUp). It is the way in for an empty store: Sync
+// streams an empty scope by itself too, but from one peer.
+func (n *Node) CatchUp(ctx context.Context, sc reconcile.Scope, peers ...peer.ID) (protocol.ScopeReport, error) {
+	rep, err := n.sync.CatchUp(ctx, sc, peers...)
+	if err == nil && rep.Err == nil && len(peers) > 0 {
+		n.mu.Lock()
+		n.lastSync[sc] = SyncRecord{Peer: peers[0], At: time.Now(), Received: rep.Received, Sent: rep.Sent}
+		n.mu.Unlock()
+	}
+	return rep, err
+}
+
 // ScopeStatus is the state of one kept scope.
 type ScopeStatus struct {
 	ScopeStats
@@ -285,12 +300,3 @@ func (n *Node) Status() []ScopeStatus {
 	return out
 }
 
-// protocolStore adapts Store to what the protocol needs.
-type protocolStore struct{ *Store }
-
-var _ protocol.Store = protocolStore{}
-
-func (p protocolStore) Put(ctx context.Context, msgs []reconcile.Message) (int, error) {
-	res, err := p.Store.Put(ctx, msgs...)
-	return len(res.Added), err
-}

@@ -86,7 +86,7 @@ func (s *Service) fetchJob(ctx context.Context, p peer.ID, c *conn, j *fetchJob)
 		if n == 0 || n > len(batch) {
 			return errors.Join(ErrBadRequest, fmt.Errorf("fetch response answers %d of %d hashes", n, len(batch)))
 		}
-		msgs, err := s.unpack(&resp)
+		msgs, err := s.unpack(resp.Batch, resp.Zstd)
 		if err != nil {
 			return err
 		}
@@ -99,19 +99,19 @@ func (s *Service) fetchJob(ctx context.Context, p peer.ID, c *conn, j *fetchJob)
 	return nil
 }
 
-// unpack returns the messages of a response, decompressing within our
-// batch limit.
-func (s *Service) unpack(resp *pb.FetchResponse) ([]*pb.Message, error) {
-	if len(resp.Zstd) == 0 {
-		if resp.Batch == nil {
+// unpack returns the messages of a batch sent plain or zstd-compressed
+// (never both), decompressing within our batch limit.
+func (s *Service) unpack(batch *pb.MessageBatch, z []byte) ([]*pb.Message, error) {
+	if len(z) == 0 {
+		if batch == nil {
 			return nil, nil
 		}
-		return resp.Batch.Messages, nil
+		return batch.Messages, nil
 	}
-	if resp.Batch != nil {
-		return nil, errors.Join(ErrBadRequest, errors.New("fetch response with both a batch and a compressed one"))
+	if batch != nil {
+		return nil, errors.Join(ErrBadRequest, errors.New("a batch both plain and compressed"))
 	}
-	raw, err := decompress(resp.Zstd, s.cfg.maxBatchBytes+64<<10)
+	raw, err := decompress(z, s.cfg.maxBatchBytes+batchOverhead)
 	if err != nil {
 		return nil, errors.Join(ErrTooLarge, err)
 	}
@@ -123,8 +123,7 @@ func (s *Service) unpack(resp *pb.FetchResponse) ([]*pb.Message, error) {
 }
 
 // accept verifies received messages and stores the good ones: each must
-// hash to one of the hashes asked for (once), belong to the job's scope,
-// be a valid message and pass the application's validator. The bad ones
+// hash to one of the hashes asked for (once) and pass check. The bad ones
 // are dropped and counted against the peer; the good ones in the same
 // batch are kept.
 func (s *Service) accept(ctx context.Context, p peer.ID, j *fetchJob, asked []reconcile.Hash, msgs []*pb.Message) error {
@@ -136,25 +135,16 @@ func (s *Service) accept(ctx context.Context, p peer.ID, j *fetchJob, asked []re
 	rejected := make(map[string]int)
 	for _, pm := range msgs {
 		m := reconcile.MessageFromPB(pm)
-		switch h := m.Hash(); {
-		case !want[h]:
-			rejected["hash"]++
+		h := m.Hash()
+		if !want[h] {
+			rejected[rejectHash]++
 			continue
-		case m.Scope() != j.scope:
-			rejected["scope"]++
-			continue
-		case m.Validate() != nil:
-			rejected["invalid"]++
-			continue
-		default:
-			want[h] = false
 		}
-		if v := s.cfg.validator; v != nil {
-			if err := v(ctx, p, &m); err != nil {
-				rejected["vetoed"]++
-				continue
-			}
+		if reason := s.check(ctx, p, j.scope, &m); reason != "" {
+			rejected[reason]++
+			continue
 		}
+		want[h] = false
 		good = append(good, m)
 	}
 	added, err := s.store.Put(ctx, good)
@@ -162,24 +152,12 @@ func (s *Service) accept(ctx context.Context, p peer.ID, j *fetchJob, asked []re
 		return err
 	}
 	j.report.Received += added
-	bad := 0
-	for reason, n := range rejected {
-		bad += n
-		if m := s.cfg.metrics; m != nil {
-			m.MessagesRejected(j.scope.String(), reason, n)
-		}
-	}
 	if m := s.cfg.metrics; m != nil && added > 0 {
 		m.MessagesReceived(j.scope.String(), added)
 	}
-	if bad > 0 {
-		j.report.Rejected += bad
-		s.log.Warn("peer sent bad messages", "peer", p, "scope", j.scope, "count", bad)
-		if s.strikes.add(p, bad) {
-			return fmt.Errorf("%w: peer %s sent too many bad messages", ErrRefused, p)
-		}
-	}
-	return nil
+	bad, err := s.penalize(p, j.scope, rejected)
+	j.report.Rejected += bad
+	return err
 }
 
 // Fetch gets the messages with the given hashes of one scope from p,

@@ -24,29 +24,132 @@ type clientScope struct {
 	open    bool // reconciling
 	pending []*pb.ReconcileFrame
 	start   time.Time
+	// mine is our count in the session's range; theirs the server's, as
+	// its first reply tells it, or -1.
+	mine   uint64
+	theirs int64
+	// mayStream: the scope may leave the session to be streamed (the
+	// store and the options allow it); handover: it did, far behind.
+	mayStream, handover bool
 }
 
-// Sync reconciles the given scopes with peer p in one session, fetches
-// the messages we lack, verified, and lets p pull the ones it lacks. It
-// returns what happened per scope. A scope the peer does not keep fails
-// alone (ErrUnsupportedScope in its report); a peer that does not speak
-// the protocol fails at negotiation with ErrProtocolNotSupported and
-// nothing else happens. The session is bound to the service's window
-// (WithWindow) and timeout.
+// maxSyncRounds bounds the sessions one Sync runs: a scope streamed
+// because it was far behind, and a session cut short, take another.
+const maxSyncRounds = 8
+
+// Sync brings the given scopes in step with peer p and returns what
+// happened per scope. Per scope it chooses how: a scope empty here, or
+// with a catch-up that stopped, is streamed first (CatchUp, from p
+// alone); the others are reconciled in one session, which fetches the
+// messages we lack, verified, and lets p pull the ones it lacks; a scope
+// the session finds far behind (WithCatchUp) leaves it, is streamed, and
+// is reconciled again, so that its roots are proven equal at the end.
+//
+// A scope the peer does not keep fails alone (ErrUnsupportedScope in its
+// report); a peer that does not speak the protocol fails at negotiation
+// with ErrProtocolNotSupported and nothing else happens. Sessions are
+// bound to the service's window (WithWindow) and timeout.
 func (s *Service) Sync(ctx context.Context, p peer.ID, scopes ...reconcile.Scope) (*Report, error) {
+	return s.sync(ctx, p, scopes, true)
+}
+
+// sync is Sync; with catchUp false it only reconciles (the final session
+// of a CatchUp).
+func (s *Service) sync(ctx context.Context, p peer.ID, scopes []reconcile.Scope, catchUp bool) (*Report, error) {
 	start := time.Now()
 	rep := &Report{Peer: p}
 	if len(scopes) == 0 {
 		return rep, errors.New("storesync: no scopes to sync")
 	}
+	if len(scopes) > s.cfg.maxScopes {
+		return rep, fmt.Errorf("storesync: %d scopes in one session, at most %d", len(scopes), s.cfg.maxScopes)
+	}
 	if s.strikes.isRefused(p) {
 		return rep, fmt.Errorf("%w: peer %s sent too many bad messages", ErrRefused, p)
 	}
+	_, canStream := s.store.(CatchUpStore)
+	catchUp = catchUp && canStream && s.cfg.catchUpRatio > 0
+	reports := make([]ScopeReport, len(scopes))
+	var todo []int
+	for i, sc := range scopes {
+		reports[i] = ScopeReport{Scope: sc}
+		if _, ok := s.store.Set(sc); !ok {
+			return rep, fmt.Errorf("%w: %v", ErrUnknownScope, sc)
+		}
+		if catchUp && s.streamFirst(ctx, sc) {
+			s.streamScope(ctx, p, &reports[i])
+			if reports[i].Err != nil {
+				continue
+			}
+		}
+		todo = append(todo, i)
+	}
+	var err error
+	for round := 0; len(todo) > 0 && round < maxSyncRounds && err == nil; round++ {
+		var cs []*clientScope
+		cs, err = s.session(ctx, p, scopes, todo, catchUp)
+		var next []int
+		for j, c := range cs {
+			r := &reports[todo[j]]
+			r.add(c.report)
+			if err != nil || c.report.Err != nil || !c.handover {
+				continue
+			}
+			s.streamScope(ctx, p, r)
+			if r.Err == nil {
+				next = append(next, todo[j])
+			}
+		}
+		todo = next
+	}
+	rep.Scopes = reports
+	rep.Duration = time.Since(start)
+	return rep, err
+}
+
+// streamFirst reports whether a scope is streamed before any session:
+// it is empty here, or a catch-up of it stopped midway.
+func (s *Service) streamFirst(ctx context.Context, sc reconcile.Scope) bool {
+	set, _ := s.store.Set(sc)
+	lo, hi := s.window()
+	agg, err := set.Aggregate(ctx, lo, hi)
+	if err == nil && agg.Count == 0 {
+		return true
+	}
+	curs, err := s.store.(CatchUpStore).Cursors(ctx, sc)
+	return err == nil && len(curs) > 0
+}
+
+// streamScope catches a scope up from p alone and adds the outcome to r.
+// A peer that does not serve catch-up is not an error: the scope is
+// reconciled instead.
+func (s *Service) streamScope(ctx context.Context, p peer.ID, r *ScopeReport) {
+	start := time.Now()
+	cr, _, err := s.catchUp(ctx, r.Scope, []peer.ID{p})
+	cr.Duration = time.Since(start)
+	if !errors.Is(err, ErrProtocolNotSupported) {
+		cr.Err = err
+	}
+	r.add(cr)
+}
+
+// session runs one reconciliation session with p over the scopes at the
+// given indices and returns the state of each. A session error fails
+// them all; the caller stops.
+func (s *Service) session(ctx context.Context, p peer.ID, scopes []reconcile.Scope, idx []int, mayStream bool) ([]*clientScope, error) {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.sessionTimeout)
 	defer cancel()
-	cs, err := s.openScopes(ctx, scopes)
+	sel := make([]reconcile.Scope, len(idx))
+	for j, i := range idx {
+		sel[j] = scopes[i]
+	}
+	cs, err := s.openScopes(ctx, sel)
 	if err != nil {
-		return rep, err
+		return nil, err
+	}
+	for _, c := range cs {
+		c.mayStream = mayStream
 	}
 	if m := s.cfg.metrics; m != nil {
 		m.SessionStarted("client")
@@ -64,31 +167,30 @@ func (s *Service) Sync(ctx context.Context, p peer.ID, scopes ...reconcile.Scope
 			m.RoundTrips(c.report.Scope.String(), c.report.RoundTrips)
 			m.Bytes(c.report.Scope.String(), "total", c.report.Bytes)
 		}
-		rep.Scopes = append(rep.Scopes, c.report)
 	}
-	rep.Duration = time.Since(start)
-	return rep, err
+	return cs, err
 }
 
 // openScopes starts a reconciliation session per scope over the window.
 func (s *Service) openScopes(ctx context.Context, scopes []reconcile.Scope) ([]*clientScope, error) {
-	if len(scopes) > s.cfg.maxScopes {
-		return nil, fmt.Errorf("storesync: %d scopes in one session, at most %d", len(scopes), s.cfg.maxScopes)
-	}
 	lo, hi := s.window()
 	var out []*clientScope
 	for _, sc := range scopes {
-		c := &clientScope{report: ScopeReport{Scope: sc}, start: time.Now()}
+		c := &clientScope{report: ScopeReport{Scope: sc}, start: time.Now(), theirs: -1}
 		out = append(out, c)
 		set, ok := s.store.Set(sc)
 		if !ok {
 			return nil, fmt.Errorf("%w: %v", ErrUnknownScope, sc)
 		}
+		mine, err := set.Aggregate(ctx, lo, hi)
+		if err != nil {
+			return nil, err
+		}
 		sess, err := reconcile.NewSession(set, lo, hi, s.cfg.params)
 		if err != nil {
 			return nil, err
 		}
-		c.sess, c.open = sess, true
+		c.sess, c.open, c.mine = sess, true, mine.Count
 	}
 	return out, nil
 }
@@ -160,12 +262,17 @@ func (s *Service) reconcileTurns(ctx context.Context, c *conn, cs []*clientScope
 	if err := c.flush(); err != nil {
 		return err
 	}
-	for {
+	for first := true; ; first = false {
 		if err := s.readReply(c, cs); err != nil {
 			return err
 		}
 		asks := false
 		for i, sc := range cs {
+			if first && sc.open && sc.mayStream && sc.theirs >= 0 && s.cfg.farBehind(sc.mine, uint64(sc.theirs)) {
+				// Far behind: streaming the scope beats reconciling it.
+				// Saying nothing more of it ends it for the server.
+				sc.open, sc.handover, sc.pending = false, true, nil
+			}
 			if !sc.open {
 				continue
 			}
@@ -228,6 +335,9 @@ func (s *Service) readReply(c *conn, cs []*clientScope) error {
 		if f.Frame == nil || (len(sc.pending) > 0 && !sc.pending[len(sc.pending)-1].More) {
 			return errors.Join(ErrBadRequest, errors.New("malformed frame"))
 		}
+		if f.Count > 0 && f.Count-1 <= reconcile.MaxCount {
+			sc.theirs = int64(f.Count - 1)
+		}
 		sc.pending = append(sc.pending, f.Frame)
 	}
 	return errors.Join(ErrTooLarge, errors.New("too many frames in a turn"))
@@ -239,7 +349,7 @@ func (s *Service) transfer(ctx context.Context, p peer.ID, c *conn, cs []*client
 	var jobs []*fetchJob
 	offered := false
 	for i, sc := range cs {
-		if sc.report.Err != nil {
+		if sc.report.Err != nil || sc.handover {
 			continue
 		}
 		d := sc.sess.Result()

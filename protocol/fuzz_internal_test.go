@@ -23,7 +23,7 @@ func FuzzUnpack(f *testing.F) {
 		if resp.Unmarshal(data) != nil {
 			return
 		}
-		msgs, err := s.unpack(&resp)
+		msgs, err := s.unpack(resp.Batch, resp.Zstd)
 		if err == nil && len(resp.Zstd) > 0 {
 			size := 0
 			for _, m := range msgs {

@@ -26,6 +26,9 @@ type MetricsTracer interface {
 	MessagesRejected(scope, reason string, n int)
 	// MessagesSent counts messages served to a peer.
 	MessagesSent(scope string, n int)
+	// CaughtUp counts messages streamed in by a catch-up (new, held
+	// already or rejected) and their wire bytes.
+	CaughtUp(scope string, messages int, bytes int64)
 }
 
 // metricsTracer is the Prometheus MetricsTracer.
@@ -38,6 +41,8 @@ type metricsTracer struct {
 	received   *prometheus.CounterVec
 	rejected   *prometheus.CounterVec
 	sent       *prometheus.CounterVec
+	catchUp    *prometheus.CounterVec
+	catchUpB   *prometheus.CounterVec
 }
 
 // MetricsOption configures NewMetricsTracer.
@@ -73,8 +78,11 @@ func NewMetricsTracer(opts ...MetricsOption) MetricsTracer {
 		received:   counter("messages_received_total", "Messages received and stored.", "scope"),
 		rejected:   counter("messages_rejected_total", "Messages received and dropped.", "scope", "reason"),
 		sent:       counter("messages_sent_total", "Messages served to peers.", "scope"),
+		catchUp:    counter("catchup_messages_total", "Messages streamed in by catch-ups.", "scope"),
+		catchUpB:   counter("catchup_bytes_total", "Wire bytes of catch-up streams received.", "scope"),
 	}
-	for _, c := range []prometheus.Collector{m.sessions, m.active, m.duration, m.roundTrips, m.bytes, m.received, m.rejected, m.sent} {
+	for _, c := range []prometheus.Collector{m.sessions, m.active, m.duration, m.roundTrips, m.bytes, m.received,
+		m.rejected, m.sent, m.catchUp, m.catchUpB} {
 		// A second tracer on the same registry reuses the first's
 		// collectors rather than failing.
 		if err := cfg.reg.Register(c); err != nil {
@@ -105,6 +113,10 @@ func reuse(mine, existing prometheus.Collector, m *metricsTracer) {
 		m.rejected = existing.(*prometheus.CounterVec)
 	case m.sent:
 		m.sent = existing.(*prometheus.CounterVec)
+	case m.catchUp:
+		m.catchUp = existing.(*prometheus.CounterVec)
+	case m.catchUpB:
+		m.catchUpB = existing.(*prometheus.CounterVec)
 	}
 }
 
@@ -134,4 +146,9 @@ func (m *metricsTracer) MessagesRejected(scope, reason string, n int) {
 
 func (m *metricsTracer) MessagesSent(scope string, n int) {
 	m.sent.WithLabelValues(scope).Add(float64(n))
+}
+
+func (m *metricsTracer) CaughtUp(scope string, messages int, bytes int64) {
+	m.catchUp.WithLabelValues(scope).Add(float64(messages))
+	m.catchUpB.WithLabelValues(scope).Add(float64(bytes))
 }

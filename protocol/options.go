@@ -31,6 +31,9 @@ type config struct {
 	maxPulls           int
 	maxStrikes         int
 	refuseFor          time.Duration
+	maxMessageSize     int
+	catchUpRatio       float64
+	catchUpMinGap      int
 	validator          Validator
 	authorize          Authorizer
 	logger             *slog.Logger
@@ -52,6 +55,9 @@ func defaults() config {
 		maxPulls:           4,
 		maxStrikes:         64,
 		refuseFor:          10 * time.Minute,
+		maxMessageSize:     reconcile.DefaultMaxMessageSize,
+		catchUpRatio:       2,
+		catchUpMinGap:      10_000,
 		logger:             log,
 		now:                time.Now,
 	}
@@ -123,6 +129,59 @@ func WithBatchLimits(messages, bytes int) Option {
 		c.maxBatchMessages, c.maxBatchBytes = messages, bytes
 		return nil
 	}
+}
+
+// batchOverhead is the slack a batch's reader allows above the batch's
+// byte limit, for the batch's own framing.
+const batchOverhead = 64 << 10
+
+// messageFraming is room enough for what a batch adds around one message.
+const messageFraming = 1 << 10
+
+// WithMaxMessageSize bounds the messages the service accepts from peers,
+// by reconcile.Message.Size; a larger one is rejected and counted against
+// the peer. Default reconcile.DefaultMaxMessageSize (150 KiB). It must
+// fit a batch (WithBatchLimits' byte limit, less 1 KiB of framing), so
+// that every message a store can hold can be transferred; New fails
+// otherwise. A node sets it to its store's maximum.
+func WithMaxMessageSize(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return errOption
+		}
+		c.maxMessageSize = n
+		return nil
+	}
+}
+
+// WithCatchUp sets when a client streams a scope (/storesync/catchup)
+// instead of reconciling it: when it holds nothing there and the peer
+// holds something, or when the peer holds at least ratio times as many
+// messages as it does and at least minGap more. Streaming costs the
+// peer's whole range, in key order, at the speed of storage; reconciling
+// a range that is mostly missing costs a round trip per level and a
+// fetch by hash per message. A ratio of 0 turns streaming off: every
+// scope is reconciled. Default 2 and 10,000.
+func WithCatchUp(ratio float64, minGap int) Option {
+	return func(c *config) error {
+		if ratio < 0 || (ratio > 0 && ratio < 1) || minGap < 0 {
+			return errOption
+		}
+		c.catchUpRatio, c.catchUpMinGap = ratio, minGap
+		return nil
+	}
+}
+
+// farBehind reports whether a client holding mine of a scope should
+// stream it from a peer holding theirs.
+func (c *config) farBehind(mine, theirs uint64) bool {
+	switch {
+	case c.catchUpRatio == 0 || theirs == 0:
+		return false
+	case mine == 0:
+		return true
+	}
+	return float64(theirs) >= c.catchUpRatio*float64(mine) && theirs-min(theirs, mine) >= uint64(c.catchUpMinGap)
 }
 
 // WithTimeouts sets the longest a whole session may take and the longest

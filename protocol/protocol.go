@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 
@@ -20,6 +21,10 @@ const (
 	// FetchID is the transfer protocol: the client asks for messages by
 	// hash, in batches, and the server answers with the ones it holds.
 	FetchID protocol.ID = "/storesync/fetch/1.0.0"
+	// CatchUpID is the bulk transfer protocol: the client asks for a
+	// scope's messages in key order from a cursor, and the server streams
+	// them in batches.
+	CatchUpID protocol.ID = "/storesync/catchup/1.0.0"
 	// ServiceName is the resource manager service of both protocols.
 	ServiceName = "storesync"
 )
@@ -43,6 +48,27 @@ type Store interface {
 	Put(ctx context.Context, msgs []reconcile.Message) (int, error)
 }
 
+// CatchUpStore is a Store that can also serve and take catch-up streams
+// (CatchUpID): read a scope in key order, and store a batch together with
+// the progress of the range it belongs to. Over a Store without it the
+// service neither serves catch-up nor asks for it: every scope is
+// reconciled. Its methods must be safe for concurrent use.
+type CatchUpStore interface {
+	Store
+	// Scan calls fn with the stored messages of sc whose keys are in
+	// (after, until), in key order: each message's key and its wire
+	// encoding (pb.Message bytes, valid only during the call). It stops
+	// at fn's first error and returns it.
+	Scan(ctx context.Context, sc reconcile.Scope, after, until reconcile.Key, fn func(k reconcile.Key, raw []byte) error) error
+	// PutCatchUp stores messages of sc the protocol has verified and
+	// saves the cursors (deleting those that are Done), all in one
+	// atomic commit, and returns how many messages were new.
+	PutCatchUp(ctx context.Context, sc reconcile.Scope, msgs []reconcile.Message, cursors ...Cursor) (int, error)
+	// Cursors returns the saved cursors of sc, in key order of their
+	// ranges.
+	Cursors(ctx context.Context, sc reconcile.Scope) ([]Cursor, error)
+}
+
 // Service runs both protocols on a host: New registers the handlers,
 // Close removes them and waits for everything the service started. Sync
 // is the client side. Safe for concurrent use.
@@ -54,6 +80,7 @@ type Service struct {
 
 	sessions *limiter // server sessions, per peer and in total
 	fetches  *limiter // server fetch streams, per peer and in total
+	catchUps *limiter // server catch-up streams, per peer and in total
 	pulls    chan struct{}
 	strikes  *strikes
 
@@ -74,17 +101,25 @@ func New(h host.Host, store Store, opts ...Option) (*Service, error) {
 	if err := cfg.params.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.maxMessageSize > cfg.maxBatchBytes-messageFraming {
+		return nil, fmt.Errorf("storesync: maximum message size %d does not fit a batch of %d bytes: messages that large could be stored but never transferred",
+			cfg.maxMessageSize, cfg.maxBatchBytes)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		h: h, store: store, cfg: cfg, log: cfg.logger,
 		sessions: newLimiter(cfg.maxSessionsPerPeer, cfg.maxSessions),
 		fetches:  newLimiter(cfg.maxSessionsPerPeer, cfg.maxSessions),
+		catchUps: newLimiter(cfg.maxSessionsPerPeer, cfg.maxSessions),
 		pulls:    make(chan struct{}, cfg.maxPulls),
 		strikes:  newStrikes(cfg.maxStrikes, cfg.refuseFor, cfg.now),
 		ctx:      ctx, cancel: cancel,
 	}
 	h.SetStreamHandler(SyncID, s.handleSync)
 	h.SetStreamHandler(FetchID, s.handleFetch)
+	if _, ok := store.(CatchUpStore); ok {
+		h.SetStreamHandler(CatchUpID, s.handleCatchUp)
+	}
 	return s, nil
 }
 
@@ -93,6 +128,7 @@ func New(h host.Host, store Store, opts ...Option) (*Service, error) {
 func (s *Service) Close() error {
 	s.h.RemoveStreamHandler(SyncID)
 	s.h.RemoveStreamHandler(FetchID)
+	s.h.RemoveStreamHandler(CatchUpID)
 	s.closeMu.Lock()
 	s.cancel()
 	s.closeMu.Unlock()

@@ -20,6 +20,8 @@ import (
 type serverScope struct {
 	index int
 	scope reconcile.Scope
+	set   reconcile.Set
+	first *pb.ReconcileFrame // the client's opening
 	resp  *reconcile.Responder
 	err   error
 	need  map[reconcile.Hash]struct{} // learned: we lack, the client has
@@ -152,7 +154,7 @@ func (s *Service) serveSync(ctx context.Context, p peer.ID, c *conn) ([]*serverS
 		if err != nil {
 			return nil, false, err
 		}
-		sc.scope, sc.resp = scope, resp
+		sc.scope, sc.set, sc.first, sc.resp = scope, set, so.First, resp
 		turn[i] = []*pb.ReconcileFrame{so.First}
 	}
 	for first := true; ; first = false {
@@ -169,8 +171,18 @@ func (s *Service) serveSync(ctx context.Context, p peer.ID, c *conn) ([]*serverS
 			if !more {
 				continue
 			}
-			for _, f := range reply {
-				if err := c.write(&pb.SyncFrame{Scope: uint32(i), Frame: f}); err != nil {
+			var count uint64
+			if first {
+				if count, err = openingCount(ctx, sc); err != nil {
+					return nil, false, classify(err)
+				}
+			}
+			for fi, f := range reply {
+				sf := &pb.SyncFrame{Scope: uint32(i), Frame: f}
+				if first && fi == 0 {
+					sf.Count = 1 + count
+				}
+				if err := c.write(sf); err != nil {
 					return nil, false, err
 				}
 			}
@@ -216,6 +228,18 @@ func (s *Service) serveSync(ctx context.Context, p peer.ID, c *conn) ([]*serverS
 			return scopes, true, nil
 		}
 	}
+}
+
+// openingCount returns how many messages we hold in the range a client's
+// session covers, which our first reply tells it: a client far behind
+// streams the scope instead of reconciling it.
+func openingCount(ctx context.Context, sc *serverScope) (uint64, error) {
+	lo, hi, err := reconcile.OpeningRange(sc.first)
+	if err != nil {
+		return 0, err
+	}
+	agg, err := sc.set.Aggregate(ctx, lo, hi)
+	return agg.Count, err
 }
 
 // maxTurnFrames bounds the frames of one turn, over all its scopes.

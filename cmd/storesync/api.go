@@ -132,6 +132,7 @@ type syncLine struct {
 }
 
 type syncProgress struct {
+	Kind         string `json:"kind"`
 	PubsubTopic  string `json:"pubsub_topic"`
 	ContentTopic string `json:"content_topic"`
 	Done         int    `json:"done"`
@@ -153,6 +154,7 @@ type syncScopeReport struct {
 	Received     int     `json:"received"`
 	Rejected     int     `json:"rejected"`
 	Sent         int     `json:"sent"`
+	Streamed     int     `json:"streamed"`
 	Bytes        int64   `json:"bytes"`
 	RoundTrips   int     `json:"round_trips"`
 	DurationMS   float64 `json:"duration_ms"`

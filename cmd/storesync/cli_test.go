@@ -248,7 +248,7 @@ func TestCLITwoNodesSync(t *testing.T) {
 	// The peer may come before the flags.
 	out, errOut, code = cli(t, bin, "", "sync", a.addrs[0], "--data", b.dir)
 	require.Equal(t, 0, code, errOut)
-	require.Contains(t, out, cliTopic+": received 3, sent 0, need 3, have 0, rejected 0, ")
+	require.Contains(t, out, cliTopic+": received 3, sent 0, need 0, have 0, rejected 0, streamed 3, ", "an empty scope is streamed")
 	require.Contains(t, errOut, "progress: 3/3 messages", "no terminal: plain progress lines")
 	require.NotContains(t, errOut, "\r")
 
@@ -418,7 +418,7 @@ func TestCLIPubsubTopics(t *testing.T) {
 
 	out, errOut, code := cli(t, bin, "", "sync", "--data", b.dir, "--pubsub-topic", old, a.addrs[0])
 	require.Equal(t, 0, code, errOut)
-	require.Regexp(t, `^/a/1/x/proto: received 1, sent 0, need 1, have 0, rejected 0, [^\n]*\n$`, out, "the scope under rs/1/0 alone")
+	require.Regexp(t, `^/a/1/x/proto: received 1, sent 0, need 0, have 0, rejected 0, streamed 1, [^\n]*\n$`, out, "the scope under rs/1/0 alone")
 	require.Equal(t, []string{"under rs/1/0"}, query(b.dir, "--pubsub-topic", old))
 	require.Empty(t, query(b.dir), "the node's own scope is not synced")
 

@@ -58,11 +58,13 @@ import (
 //	  none, every kept scope under P if P is given, else every kept scope
 //	  under any pubsub topic. The answer is a stream of JSON lines
 //	  (application/x-ndjson), each flushed when written:
-//	  {"progress": {"pubsub_topic", "content_topic", "done", "total",
-//	  "bytes"}} while messages arrive, then one last line, {"report":
-//	  {"peer", "duration_ms", "scopes": [{"pubsub_topic", "content_topic",
-//	  "need", "have", "received", "rejected", "sent", "bytes",
-//	  "round_trips", "duration_ms", "error"}]}} or {"error": "..."}.
+//	  {"progress": {"kind", "pubsub_topic", "content_topic", "done",
+//	  "total", "bytes"}} while messages arrive (kind "fetch" or
+//	  "catch-up": an empty or far-behind scope is streamed), then one
+//	  last line, {"report": {"peer", "duration_ms", "scopes":
+//	  [{"pubsub_topic", "content_topic", "need", "have", "received",
+//	  "rejected", "sent", "streamed", "bytes", "round_trips",
+//	  "duration_ms", "error"}]}} or {"error": "..."}.
 //
 //	POST /v1/sync-group
 //	  {"group": NAME}

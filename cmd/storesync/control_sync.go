@@ -58,7 +58,7 @@ func (c *controlServer) handleSync(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		defer close(pumped)
 		pump.run(func(pr protocol.Progress) {
-			out.write(syncLine{Progress: &syncProgress{PubsubTopic: pr.Scope.PubsubTopic,
+			out.write(syncLine{Progress: &syncProgress{Kind: string(pr.Kind), PubsubTopic: pr.Scope.PubsubTopic,
 				ContentTopic: pr.Scope.ContentTopic, Done: pr.Done, Total: pr.Total, Bytes: pr.Bytes}})
 		})
 	}()
@@ -138,7 +138,7 @@ func reportJSON(rep *protocol.Report) *syncReport {
 	for _, s := range rep.Scopes {
 		sr := syncScopeReport{
 			PubsubTopic: s.Scope.PubsubTopic, ContentTopic: s.Scope.ContentTopic,
-			Need: s.Need, Have: s.Have, Received: s.Received, Rejected: s.Rejected, Sent: s.Sent,
+			Need: s.Need, Have: s.Have, Received: s.Received, Rejected: s.Rejected, Sent: s.Sent, Streamed: s.Streamed,
 			Bytes: s.Bytes, RoundTrips: s.RoundTrips, DurationMS: millis(s.Duration),
 		}
 		if s.Err != nil {

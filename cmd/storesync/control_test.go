@@ -206,11 +206,13 @@ func TestControlSyncStreamsProgressAndReport(t *testing.T) {
 	sr := last.Report.Scopes[0]
 	require.Equal(t, testTopic, sr.ContentTopic)
 	require.Equal(t, 3000, sr.Received)
-	require.Equal(t, 3000, sr.Need)
+	require.Equal(t, 3000, sr.Streamed, "an empty scope is streamed")
+	require.Zero(t, sr.Need)
 	require.Empty(t, sr.Error)
 	for _, l := range lines[:len(lines)-1] {
 		require.NotNil(t, l.Progress)
 		require.Equal(t, 3000, l.Progress.Total)
+		require.Equal(t, "catch-up", l.Progress.Kind)
 	}
 	require.Equal(t, 3000, lines[len(lines)-2].Progress.Done, "the last progress is complete")
 

@@ -112,8 +112,12 @@ func printReport(w io.Writer, rep *syncReport) error {
 		if sc.Error != "" {
 			_, err = fmt.Fprintf(w, "%s: error: %s\n", label(sc), sc.Error)
 		} else {
-			_, err = fmt.Fprintf(w, "%s: received %d, sent %d, need %d, have %d, rejected %d, %d round trips, %d bytes, %s\n",
-				label(sc), sc.Received, sc.Sent, sc.Need, sc.Have, sc.Rejected, sc.RoundTrips, sc.Bytes, formatMillis(sc.DurationMS))
+			streamed := ""
+			if sc.Streamed > 0 {
+				streamed = fmt.Sprintf("streamed %d, ", sc.Streamed)
+			}
+			_, err = fmt.Fprintf(w, "%s: received %d, sent %d, need %d, have %d, rejected %d, %s%d round trips, %d bytes, %s\n",
+				label(sc), sc.Received, sc.Sent, sc.Need, sc.Have, sc.Rejected, streamed, sc.RoundTrips, sc.Bytes, formatMillis(sc.DurationMS))
 		}
 		if err != nil {
 			return err
