@@ -299,4 +299,3 @@ func (n *Node) Status() []ScopeStatus {
 	}
 	return out
 }
-

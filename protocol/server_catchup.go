@@ -241,4 +241,3 @@ func (b *batcher) flush(done bool) error {
 	b.buf, b.size, b.count = b.buf[:0], 0, 0
 	return nil
 }
-
