@@ -158,18 +158,9 @@ func catchUpHeader(ctx context.Context, set reconcile.Set, after, until reconcil
 	if !summary {
 		return h, nil
 	}
-	splits, err := set.Splits(ctx, after, until)
+	splits, err := summarySplits(ctx, set, after, until)
 	if err != nil {
 		return nil, err
-	}
-	if len(splits) > maxSplits {
-		// Every k-th split keeps the parts along the tree's boundaries.
-		k := (len(splits) + maxSplits - 1) / maxSplits
-		kept := splits[:0]
-		for i := k - 1; i < len(splits); i += k {
-			kept = append(kept, splits[i])
-		}
-		splits = kept
 	}
 	prev := after
 	for i := 0; i <= len(splits); i++ {
@@ -186,6 +177,49 @@ func catchUpHeader(ctx context.Context, set reconcile.Set, after, until reconcil
 		prev = end
 	}
 	return h, nil
+}
+
+// summarySplits cuts (after, until) along the tree's node boundaries:
+// those of the highest level that has any in the range, then, while the
+// parts are fewer than a catch-up from many peers can share, those of
+// the levels below, and at most maxSplits in all.
+func summarySplits(ctx context.Context, set reconcile.Set, after, until reconcile.Key) ([]reconcile.Key, error) {
+	const enough = maxSplits / 4
+	splits, err := set.Splits(ctx, after, until)
+	for err == nil && len(splits) > 0 && len(splits) < enough {
+		var finer []reconcile.Key
+		prev := after
+		for i := 0; i <= len(splits) && err == nil; i++ {
+			end := until
+			if i < len(splits) {
+				end = splits[i]
+			}
+			var sub []reconcile.Key
+			sub, err = set.Splits(ctx, prev, end)
+			finer = append(finer, sub...)
+			if i < len(splits) {
+				finer = append(finer, end)
+			}
+			prev = end
+		}
+		if len(finer) == len(splits) {
+			break // the leaves: nothing finer
+		}
+		splits = finer
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(splits) > maxSplits {
+		// Every k-th split keeps the parts along the tree's boundaries.
+		k := (len(splits) + maxSplits - 1) / maxSplits
+		kept := splits[:0]
+		for i := k - 1; i < len(splits); i += k {
+			kept = append(kept, splits[i])
+		}
+		splits = kept
+	}
+	return splits, nil
 }
 
 // writeFlush sends one message at once.
