@@ -17,6 +17,7 @@ import (
 	"github.com/storesync/storesync/gossip"
 	"github.com/storesync/storesync/node"
 	"github.com/storesync/storesync/protocol"
+	"github.com/storesync/storesync/reconcile"
 )
 
 const (
@@ -43,6 +44,7 @@ type runFlags struct {
 	retention   time.Duration
 	window      time.Duration
 	settle      time.Duration
+	maxMessage  int
 }
 
 // runNode starts a store node and serves it until ctx ends (SIGINT or
@@ -63,6 +65,7 @@ func runNode(ctx context.Context, args []string, s stdio) error {
 	fs.DurationVar(&f.retention, "retention", 0, "delete messages older than this (0: keep everything)")
 	fs.DurationVar(&f.window, "window", 0, "sync only messages newer than this (0: all)")
 	fs.DurationVar(&f.settle, "settle", 0, "leave messages newer than this out of syncs, as still in flight")
+	fs.IntVar(&f.maxMessage, "max-message-size", reconcile.DefaultMaxMessageSize, "largest message the node stores or accepts from peers, in bytes of its wire form")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -83,6 +86,8 @@ func (f *runFlags) options(fs *flag.FlagSet) ([]node.Option, error) {
 		return nil, usageError(fs, "durations must not be negative")
 	case f.window > 0 && f.settle >= f.window:
 		return nil, usageError(fs, "--settle (%v) must be shorter than --window (%v)", f.settle, f.window)
+	case f.maxMessage < 1 || f.maxMessage > node.MaxMessageSizeLimit:
+		return nil, usageError(fs, "--max-message-size %d: want 1 to %d", f.maxMessage, node.MaxMessageSizeLimit)
 	}
 	if len(f.topics.plain) == 0 && len(f.topics.groups) == 0 {
 		f.topics.plain = []string{defaultContentTopic}
@@ -92,6 +97,7 @@ func (f *runFlags) options(fs *flag.FlagSet) ([]node.Option, error) {
 		return nil, usageError(fs, "%v", err)
 	}
 	opts := []node.Option{node.WithScopes(scopes...), node.WithGroups(groups...),
+		node.WithStoreOptions(node.WithMaxMessageSize(f.maxMessage)),
 		node.WithGossipOptions(gossip.WithInterval(f.interval, 0.3))}
 	if f.mdns {
 		opts = append(opts, node.WithMDNS(mdnsTag))
