@@ -20,6 +20,7 @@ type config struct {
 	idle            time.Duration
 	recentMax       int
 	recentDelay     time.Duration
+	catchUpFrom     uint64
 	maxAnnouncement int
 	logger          *slog.Logger
 	metrics         MetricsTracer
@@ -39,6 +40,7 @@ func defaults() config {
 		startupDelay:  2 * time.Second,
 		recentMax:     0,
 		recentDelay:   time.Second,
+		catchUpFrom:   10_000,
 		// recentMax is 0: recent announcements are off unless asked for.
 		maxAnnouncement: 64 << 10,
 		logger:          log,
@@ -50,6 +52,21 @@ func defaults() config {
 type Option func(*config) error
 
 var errOption = errors.New("gossip option out of range")
+
+// WithCatchUpFrom sets when a member that holds nothing of a scope
+// streams it from several members at once (Syncer.CatchUp) rather than
+// syncing with one: when the member it pulls from announced at least n
+// messages there. Below that a session with one member is as cheap.
+// Default 10,000; 0 means always.
+func WithCatchUpFrom(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return errOption
+		}
+		c.catchUpFrom = uint64(n)
+		return nil
+	}
+}
 
 // WithInterval sets how often each member announces its roots, and the
 // jitter around it (a fraction, default ±30%). Default 30 s. Pulls

@@ -28,6 +28,10 @@ type job struct {
 	peer    peer.ID
 	scopes  []reconcile.Scope
 	fetch   []reconcile.Hash // recent hashes of scopes[0]
+	// helpers are other members that hold the scopes we hold nothing of:
+	// those scopes are streamed from the peer and them in parallel
+	// before the session.
+	helpers []peer.ID
 	trigger string
 	// roots the peer announced, recorded as synced on success.
 	announced map[reconcile.Scope]prefix
@@ -213,7 +217,54 @@ func (s *Service) pull(g *groupState) {
 		ann[sc] = g.members[p].states[sc].root
 	}
 	g.lastPull = s.cfg.now()
-	s.run(&job{group: g, peer: p, scopes: scopes, trigger: TriggerAnnouncement, announced: ann})
+	s.run(&job{group: g, peer: p, scopes: scopes, trigger: TriggerAnnouncement, announced: ann,
+		helpers: s.helpers(g, p, scopes)})
+}
+
+// maxHelpers bounds the members besides the chosen one that an empty
+// scope is streamed from.
+const maxHelpers = 3
+
+// helpers returns, when we hold nothing of some of the scopes and p
+// announced many messages there (WithCatchUpFrom), up to maxHelpers
+// other members that announced messages in all of them and are not
+// backed off, chosen at random: an empty member catches up from several
+// at once.
+func (s *Service) helpers(g *groupState, p peer.ID, scopes []reconcile.Scope) []peer.ID {
+	var empty []reconcile.Scope
+	for _, sc := range scopes {
+		st, ok := s.store.State(sc)
+		if ok && st.Count == 0 && g.members[p].states[sc].count >= max(s.cfg.catchUpFrom, 1) {
+			empty = append(empty, sc)
+		}
+	}
+	if len(empty) == 0 {
+		return nil
+	}
+	var out []peer.ID
+	now := s.cfg.now()
+	for q, m := range g.members {
+		// A helper may be busy with another session: serving a range
+		// too costs it little.
+		if ps := s.peer(q); q == p || now.Before(ps.backoffUntil) || now.Before(ps.notSpeakerUntil) {
+			continue
+		}
+		holds := true
+		for _, sc := range empty {
+			if m.states[sc].count == 0 || s.peer(q).unsupported[sc] {
+				holds = false
+			}
+		}
+		if holds {
+			out = append(out, q)
+		}
+	}
+	slices.Sort(out) // the map's order must not bias the choice
+	for i := len(out) - 1; i > 0; i-- {
+		j := int(s.cfg.rand()*float64(i+1)) % (i + 1)
+		out[i], out[j] = out[j], out[i]
+	}
+	return out[:min(len(out), maxHelpers)]
 }
 
 // run starts a job now if a slot is free, else queues it.
@@ -247,10 +298,30 @@ func (s *Service) start(j *job) {
 			r, err = s.syncer.Fetch(s.ctx, j.peer, j.scopes[0], j.fetch)
 			rep = &protocol.Report{Peer: j.peer, Scopes: []protocol.ScopeReport{r}}
 		} else {
+			s.streamFrom(j)
 			rep, err = s.syncer.Sync(s.ctx, j.peer, j.scopes...)
 		}
 		s.post(func() { s.finished(j, rep, err) })
 	}()
+}
+
+// streamFrom streams the job's empty scopes from its peer and helpers
+// in parallel; the session that follows proves the roots. A failure is
+// left to that session, which streams from its peer alone.
+func (s *Service) streamFrom(j *job) {
+	if len(j.helpers) == 0 {
+		return
+	}
+	peers := append([]peer.ID{j.peer}, j.helpers...)
+	for _, sc := range j.scopes {
+		if st, ok := s.store.State(sc); !ok || st.Count > 0 {
+			continue
+		}
+		s.post(func() { s.counts.CatchUps++ })
+		if _, err := s.syncer.CatchUp(s.ctx, sc, peers...); err != nil {
+			s.log.Debug("catch-up from several members failed", "scope", sc, "err", err)
+		}
+	}
 }
 
 // finished records a session's outcome, starts queued jobs, and pulls

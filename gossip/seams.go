@@ -32,6 +32,9 @@ type Store interface {
 type Syncer interface {
 	Sync(ctx context.Context, p peer.ID, scopes ...reconcile.Scope) (*protocol.Report, error)
 	Fetch(ctx context.Context, p peer.ID, sc reconcile.Scope, hashes []reconcile.Hash) (protocol.ScopeReport, error)
+	// CatchUp streams a scope from several peers at once: how a member
+	// with an empty scope catches up from the members that hold it.
+	CatchUp(ctx context.Context, sc reconcile.Scope, peers ...peer.ID) (protocol.ScopeReport, error)
 }
 
 // Topic is the seam between the gossip logic and GossipSub: a group's

@@ -18,6 +18,9 @@ type Counters struct {
 	// Sessions started, by trigger, and how many of them failed.
 	Sessions map[string]int
 	Failed   int
+	// CatchUps counts the scopes streamed from several members at once
+	// (a member that held nothing of them).
+	CatchUps int
 }
 
 // GroupStatus describes a joined group.

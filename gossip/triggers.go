@@ -25,8 +25,15 @@ func (s *Service) startup(g *groupState, try int) {
 		}
 		return
 	}
-	for _, p := range s.choose(peers, s.cfg.startupPeers) {
-		s.run(&job{group: g, peer: p, scopes: g.Scopes, trigger: TriggerStartup})
+	chosen := s.choose(peers, s.cfg.startupPeers)
+	for i, p := range chosen {
+		j := &job{group: g, peer: p, scopes: g.Scopes, trigger: TriggerStartup}
+		if i == 0 {
+			// A scope we hold nothing of is streamed from all the chosen
+			// members at once; the other jobs then find it caught up.
+			j.helpers = chosen[1:]
+		}
+		s.run(j)
 	}
 }
 

@@ -41,22 +41,41 @@ func (n *Node) applyRetention(keep time.Duration) {
 }
 
 // goBootstrap connects to the given peers and syncs every scope with
-// each, in the background.
+// each, in the background. With several peers, the scopes that need a
+// catch-up (empty here, or stopped midway) are first streamed from all
+// of them at once.
 func (n *Node) goBootstrap(peers []peer.AddrInfo) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
+		var live []peer.ID
 		for _, ai := range peers {
 			if err := n.Connect(n.ctx, ai); err != nil {
 				n.log.Warn("cannot reach peer", "peer", ai.ID, "err", err)
 				continue
 			}
-			rep, err := n.SyncNow(n.ctx, ai.ID)
+			live = append(live, ai.ID)
+		}
+		if len(live) > 1 {
+			for _, sc := range n.store.Scopes() {
+				if !n.sync.NeedsCatchUp(n.ctx, sc) {
+					continue
+				}
+				rep, err := n.CatchUp(n.ctx, sc, live...)
+				if err != nil {
+					n.log.Warn("start-up catch-up failed", "scope", sc, "err", err)
+					continue
+				}
+				n.log.Info("start-up catch-up done", "scope", sc, "peers", len(live), "received", rep.Received, "took", rep.Duration)
+			}
+		}
+		for _, p := range live {
+			rep, err := n.SyncNow(n.ctx, p)
 			if err != nil {
-				n.log.Warn("start-up sync failed", "peer", ai.ID, "err", err)
+				n.log.Warn("start-up sync failed", "peer", p, "err", err)
 				continue
 			}
-			n.log.Info("start-up sync done", "peer", ai.ID, "received", rep.Received(), "took", rep.Duration)
+			n.log.Info("start-up sync done", "peer", p, "received", rep.Received(), "took", rep.Duration)
 		}
 	}()
 }

@@ -4,7 +4,9 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/storesync/storesync/node"
@@ -70,4 +72,41 @@ func TestSyncStreamsEmptyScope(t *testing.T) {
 	}
 	require.Equal(t, 20_000, prev)
 	require.GreaterOrEqual(t, len(log.all), 15, "small batches: many of them")
+}
+
+// TestStartWithPeersCatchesUp: a node started empty with three peers
+// streams the scope from them (in parallel) and ends with their root;
+// the catch-up metrics count what was streamed.
+func TestStartWithPeersCatchesUp(t *testing.T) {
+	var srcs []*node.Node
+	var msgs []reconcile.Message
+	for i := range 3 {
+		n := startNode(t, t.TempDir())
+		defer n.Close()
+		if i == 0 {
+			msgs = fill(t, n, chatScope, 12_000, 3)
+		} else {
+			for j := 0; j < len(msgs); j += 4000 {
+				_, err := n.Put(t.Context(), msgs[j:j+4000]...)
+				require.NoError(t, err)
+			}
+		}
+		srcs = append(srcs, n)
+	}
+	reg := prometheus.NewRegistry()
+	d := startNode(t, t.TempDir(), node.WithPeers(info(srcs[0]), info(srcs[1]), info(srcs[2])), node.WithMetrics(reg))
+	defer d.Close()
+	want := roots(srcs[0])[chatScope]
+	require.Eventually(t, func() bool { return roots(d)[chatScope] == want }, 30*time.Second, 20*time.Millisecond)
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	streamed := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "storesync_catchup_messages_total" {
+			for _, m := range mf.GetMetric() {
+				streamed += m.GetCounter().GetValue()
+			}
+		}
+	}
+	require.GreaterOrEqual(t, streamed, float64(len(msgs)))
 }

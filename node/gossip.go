@@ -161,3 +161,7 @@ func (g gossipSyncer) Sync(ctx context.Context, p peer.ID, scopes ...reconcile.S
 func (g gossipSyncer) Fetch(ctx context.Context, p peer.ID, sc reconcile.Scope, hs []reconcile.Hash) (protocol.ScopeReport, error) {
 	return g.n.sync.Fetch(ctx, p, sc, hs)
 }
+
+func (g gossipSyncer) CatchUp(ctx context.Context, sc reconcile.Scope, peers ...peer.ID) (protocol.ScopeReport, error) {
+	return g.n.CatchUp(ctx, sc, peers...)
+}

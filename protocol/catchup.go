@@ -18,6 +18,10 @@ import (
 // a CatchUpStore).
 var ErrNoCatchUp = errors.New("storesync: the store does not support catch-up")
 
+// minSplit is the smallest count worth cutting into ranges: below it one
+// peer streams the scope faster than several could agree to share it.
+const minSplit = 4096
+
 // rangesPerPeer is how many ranges a catch-up from several peers cuts a
 // scope into, per peer: enough that a fast peer takes more of them than a
 // slow one, and that a failed peer's remainder is a small part.
@@ -73,6 +77,13 @@ func (s *Service) catchUp(ctx context.Context, sc reconcile.Scope, peers []peer.
 	if len(peers) == 0 {
 		return rep, "", fmt.Errorf("%w: no peer to catch up from", ErrRefused)
 	}
+	// One catch-up of a scope at a time: a second waits for the first
+	// and then has nothing to stream (its caller reconciles).
+	release, waited, err := s.catchUpSlot(ctx, sc)
+	if err != nil || waited {
+		return rep, peers[0], err
+	}
+	defer release()
 	t := newTally(sc)
 	curs, err := cs.Cursors(ctx, sc)
 	if err != nil {
@@ -96,6 +107,32 @@ func (s *Service) catchUp(ctx context.Context, sc reconcile.Scope, peers []peer.
 	rep.Streamed, rep.Received, rep.Rejected, rep.Bytes = t.streamed, t.received, t.rejected, t.bytes
 	t.mu.Unlock()
 	return rep, served, err
+}
+
+// catchUpSlot takes the scope's catch-up slot, or waits for the catch-up
+// that holds it to end and reports that it waited.
+func (s *Service) catchUpSlot(ctx context.Context, sc reconcile.Scope) (release func(), waited bool, err error) {
+	s.catchMu.Lock()
+	ch, busy := s.catching[sc]
+	if !busy {
+		ch = make(chan struct{})
+		s.catching[sc] = ch
+	}
+	s.catchMu.Unlock()
+	if busy {
+		select {
+		case <-ch:
+			return nil, true, nil
+		case <-ctx.Done():
+			return nil, true, ctx.Err()
+		}
+	}
+	return func() {
+		s.catchMu.Lock()
+		delete(s.catching, sc)
+		s.catchMu.Unlock()
+		close(ch)
+	}, false, nil
 }
 
 // plan cuts the service's window into the ranges of a new catch-up: one
@@ -154,6 +191,9 @@ func cutRanges(lo, hi reconcile.Key, h *pb.CatchUpHeader, n int, t *tally) ([]Cu
 			return nil, errors.Join(ErrBadRequest, errors.New("catch-up summary splits out of order"))
 		}
 		prev = b
+	}
+	if h.Count < minSplit {
+		return []Cursor{{Lo: lo, Hi: hi, After: lo}}, nil
 	}
 	per := max(h.Count/uint64(n), 1)
 	var out []Cursor

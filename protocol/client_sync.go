@@ -76,7 +76,7 @@ func (s *Service) sync(ctx context.Context, p peer.ID, scopes []reconcile.Scope,
 		if _, ok := s.store.Set(sc); !ok {
 			return rep, fmt.Errorf("%w: %v", ErrUnknownScope, sc)
 		}
-		if catchUp && s.streamFirst(ctx, sc) {
+		if catchUp && s.NeedsCatchUp(ctx, sc) {
 			s.streamScope(ctx, p, &reports[i])
 			if reports[i].Err != nil {
 				continue
@@ -107,16 +107,22 @@ func (s *Service) sync(ctx context.Context, p peer.ID, scopes []reconcile.Scope,
 	return rep, err
 }
 
-// streamFirst reports whether a scope is streamed before any session:
-// it is empty here, or a catch-up of it stopped midway.
-func (s *Service) streamFirst(ctx context.Context, sc reconcile.Scope) bool {
-	set, _ := s.store.Set(sc)
+// NeedsCatchUp reports whether Sync streams a scope before reconciling
+// it: the store holds nothing of it in the window, or a catch-up of it
+// stopped midway. A node that starts with several peers streams such
+// scopes from all of them at once (CatchUp).
+func (s *Service) NeedsCatchUp(ctx context.Context, sc reconcile.Scope) bool {
+	set, ok := s.store.Set(sc)
+	cs, streams := s.store.(CatchUpStore)
+	if !ok || !streams || s.cfg.catchUpRatio == 0 {
+		return false
+	}
 	lo, hi := s.window()
 	agg, err := set.Aggregate(ctx, lo, hi)
 	if err == nil && agg.Count == 0 {
 		return true
 	}
-	curs, err := s.store.(CatchUpStore).Cursors(ctx, sc)
+	curs, err := cs.Cursors(ctx, sc)
 	return err == nil && len(curs) > 0
 }
 

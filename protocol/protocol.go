@@ -84,6 +84,9 @@ type Service struct {
 	pulls    chan struct{}
 	strikes  *strikes
 
+	catchMu  sync.Mutex // guards catching
+	catching map[reconcile.Scope]chan struct{}
+
 	ctx     context.Context
 	cancel  context.CancelFunc
 	closeMu sync.Mutex // orders track's wg.Add before Close's Wait
@@ -113,6 +116,7 @@ func New(h host.Host, store Store, opts ...Option) (*Service, error) {
 		catchUps: newLimiter(cfg.maxSessionsPerPeer, cfg.maxSessions),
 		pulls:    make(chan struct{}, cfg.maxPulls),
 		strikes:  newStrikes(cfg.maxStrikes, cfg.refuseFor, cfg.now),
+		catching: make(map[reconcile.Scope]chan struct{}),
 		ctx:      ctx, cancel: cancel,
 	}
 	h.SetStreamHandler(SyncID, s.handleSync)
