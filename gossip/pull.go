@@ -24,10 +24,10 @@ const (
 // job is a session to run when a slot frees: a sync of some scopes with
 // a peer, or a fetch of recent hashes.
 type job struct {
-	group   *groupState
-	peer    peer.ID
-	scopes  []reconcile.Scope
-	fetch   []reconcile.Hash // recent hashes of scopes[0]
+	group  *groupState
+	peer   peer.ID
+	scopes []reconcile.Scope
+	fetch  []reconcile.Hash // recent hashes of scopes[0]
 	// helpers are other members that hold the scopes we hold nothing of:
 	// those scopes are streamed from the peer and them in parallel
 	// before the session.
