@@ -95,7 +95,11 @@ var ErrImportRunning = errors.New("an import of this scope is running")
 // protocol.ProgressImport (Done counting the messages an earlier import
 // stored) after every batch stored. It moves r's offset as it pleases.
 func (s *Store) Import(ctx context.Context, r io.ReadSeeker, opts ...snapshot.Option) (ImportReport, error) {
-	return s.importFrom(ctx, r, nil, opts)
+	rep, err := s.importFrom(ctx, r, nil, opts)
+	if err != nil {
+		return rep, fmt.Errorf("import: %w", err)
+	}
+	return rep, nil
 }
 
 // ImportFile imports the snapshot file at path; see Import.
@@ -106,7 +110,7 @@ func (s *Store) ImportFile(ctx context.Context, path string, opts ...snapshot.Op
 func (s *Store) importFile(ctx context.Context, path string, obs snapshotObserver, opts []snapshot.Option) (ImportReport, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return ImportReport{}, fmt.Errorf("import: %w", err)
+		return ImportReport{}, fmt.Errorf("import %s: %w", path, err)
 	}
 	defer f.Close()
 	rep, err := s.importFrom(ctx, f, obs, opts)
@@ -116,7 +120,8 @@ func (s *Store) importFile(ctx context.Context, path string, obs snapshotObserve
 	return rep, nil
 }
 
-// importFrom is Import, telling obs what it stored.
+// importFrom is Import, telling obs what it stored. Its errors name the
+// scope and the pass, and leave naming the file to the caller.
 func (s *Store) importFrom(ctx context.Context, r io.ReadSeeker, obs snapshotObserver, opts []snapshot.Option) (ImportReport, error) {
 	var rep ImportReport
 	if s.cfg.maxMessageSize > snapshot.DefaultMaxMessageSize {
@@ -124,12 +129,12 @@ func (s *Store) importFrom(ctx context.Context, r io.ReadSeeker, obs snapshotObs
 	}
 	base, err := r.Seek(0, io.SeekCurrent)
 	if err != nil {
-		return rep, fmt.Errorf("import: %w", err)
+		return rep, err
 	}
 	start := time.Now()
 	vr, err := snapshot.NewReader(r, opts...)
 	if err != nil {
-		return rep, fmt.Errorf("import: %w", err)
+		return rep, err
 	}
 	defer vr.Close()
 	h := vr.Header()
@@ -142,41 +147,41 @@ func (s *Store) importFrom(ctx context.Context, r io.ReadSeeker, obs snapshotObs
 	}
 	unlock, err := lockImport(s, h.Scope)
 	if err != nil {
-		return rep, fmt.Errorf("import scope %s: %w", h.Scope, err)
+		return rep, fmt.Errorf("scope %s: %w", h.Scope, err)
 	}
 	defer unlock()
 
 	end, err := verifySnapshot(ctx, vr)
 	if err != nil {
-		return rep, fmt.Errorf("import scope %s: verify: %w", h.Scope, err)
+		return rep, fmt.Errorf("verify: %w", err)
 	}
 	rep.Batches = end.Batches()
 	rep.Verify = time.Since(start)
 
 	start = time.Now()
 	if err := s.AddScope(ctx, h.Scope); err != nil {
-		return rep, fmt.Errorf("import: %w", err)
+		return rep, err
 	}
 	st, err := s.enterScope(h.Scope)
 	if err != nil {
-		return rep, fmt.Errorf("import: %w", err)
+		return rep, err
 	}
 	defer s.calls.Done()
 	if _, err := r.Seek(base, io.SeekStart); err != nil {
-		return rep, fmt.Errorf("import: %w", err)
+		return rep, err
 	}
 	sr, err := snapshot.NewReader(r, opts...)
 	if err != nil {
-		return rep, fmt.Errorf("import scope %s: the file changed since it was verified: %w", h.Scope, err)
+		return rep, fmt.Errorf("the file changed since it was verified: %w", err)
 	}
 	defer sr.Close()
 	if again, err := sr.State().MarshalBinary(); err != nil || !bytes.Equal(again, file) {
-		return rep, fmt.Errorf("import scope %s: the file changed since it was verified: another header", h.Scope)
+		return rep, errors.New("the file changed since it was verified: another header")
 	}
 	err = s.store(ctx, st, sr, obs, &rep)
 	rep.Store = time.Since(start)
 	if err != nil {
-		return rep, fmt.Errorf("import scope %s: %w", h.Scope, err)
+		return rep, fmt.Errorf("scope %s: %w", h.Scope, err)
 	}
 	rep.After, _ = s.Stats(h.Scope)
 	return rep, nil
