@@ -17,9 +17,9 @@ import (
 )
 
 // ProgressExport is the kind of the progress an export reports through
-// protocol.ReportProgress: Done of Total messages written, Total being
-// the scope's count when the export began, and Bytes the file's length so
-// far.
+// protocol.ReportProgress: Done of Total messages written and Bytes the
+// file's length so far. Total is the scope's count when the export began
+// until the last event, which has the count the file holds.
 const ProgressExport = protocol.ProgressKind("export")
 
 // Export writes the messages of a kept scope (ErrUnknownScope otherwise)
@@ -42,7 +42,11 @@ const ProgressExport = protocol.ProgressKind("export")
 // failed export leaves a partial snapshot that any reader refuses
 // (ExportFile leaves nothing).
 func (s *Store) Export(ctx context.Context, sc reconcile.Scope, w io.WriteSeeker, opts ...snapshot.Option) (snapshot.Header, error) {
-	return s.export(ctx, sc, w, nil, opts)
+	h, err := s.export(ctx, sc, w, nil, opts)
+	if err != nil {
+		return h, fmt.Errorf("export scope %s: %w", sc, err)
+	}
+	return h, nil
 }
 
 // ExportFile exports a kept scope (see Export) to the file at path,
@@ -117,11 +121,12 @@ func syncDir(dir string) error {
 	return err
 }
 
-// export is Export, telling obs what it wrote.
+// export is Export, telling obs what it wrote; the caller names the
+// scope in its errors.
 func (s *Store) export(ctx context.Context, sc reconcile.Scope, w io.WriteSeeker, obs snapshotObserver, opts []snapshot.Option) (snapshot.Header, error) {
 	st, err := s.enterScope(sc)
 	if err != nil {
-		return snapshot.Header{}, fmt.Errorf("export scope %s: %w", sc, err)
+		return snapshot.Header{}, err
 	}
 	defer s.calls.Done()
 	if s.cfg.maxMessageSize > snapshot.DefaultMaxMessageSize {
@@ -129,12 +134,12 @@ func (s *Store) export(ctx context.Context, sc reconcile.Scope, w io.WriteSeeker
 	}
 	base, err := w.Seek(0, io.SeekCurrent)
 	if err != nil {
-		return snapshot.Header{}, fmt.Errorf("export scope %s: %w", sc, err)
+		return snapshot.Header{}, err
 	}
 	cw := &countingWriter{w: w, base: base}
 	sw, err := snapshot.NewWriter(cw, sc, opts...)
 	if err != nil {
-		return snapshot.Header{}, fmt.Errorf("export scope %s: %w", sc, err)
+		return snapshot.Header{}, err
 	}
 	total := int(st.snap.Load().agg.Count)
 	var n, reported int
@@ -165,11 +170,11 @@ func (s *Store) export(ctx context.Context, sc reconcile.Scope, w io.WriteSeeker
 	})
 	if err != nil {
 		_, _ = sw.Close() // releases the compressor; the file is partial anyway
-		return snapshot.Header{}, fmt.Errorf("export scope %s: %w", sc, err)
+		return snapshot.Header{}, err
 	}
 	h, err := sw.Close()
 	if err != nil {
-		return snapshot.Header{}, fmt.Errorf("export scope %s: %w", sc, err)
+		return snapshot.Header{}, err
 	}
 	// The scope may have changed since the export began: the file says
 	// how many messages the export saw.

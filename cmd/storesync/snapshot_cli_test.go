@@ -173,7 +173,7 @@ func mustGetwd(t *testing.T) string {
 func TestCLIImportSurvivesKill(t *testing.T) {
 	bin := storesyncBinary(t)
 	tmp := t.TempDir()
-	path, h := killTestSnapshot(t, filepath.Join(tmp, "big.snap"), 30_000)
+	path, h := killTestSnapshot(t, filepath.Join(tmp, "big.snap"), 20_000)
 	dir := filepath.Join(tmp, "store")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 

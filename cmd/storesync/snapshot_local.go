@@ -53,7 +53,7 @@ func openLocal(ctx context.Context, dir string, create bool) (*localStore, error
 	}
 	d, err := node.OpenLevelDB(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w (is a node starting with --data %s?)", err, dir)
+		return nil, fmt.Errorf("%w (does another storesync process, a node starting or an import, have --data %s open?)", err, dir)
 	}
 	s, err := node.OpenStore(ctx, d)
 	if err != nil {
