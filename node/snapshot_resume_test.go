@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -320,4 +321,46 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[str
 		}
 	}
 	return 0
+}
+
+// swappingReader serves one content until it is rewound to its start
+// (the storing pass), and another after.
+type swappingReader struct {
+	*bytes.Reader
+	next []byte
+}
+
+func (r *swappingReader) Seek(off int64, whence int) (int64, error) {
+	if off == 0 && whence == io.SeekStart && r.next != nil {
+		r.Reader, r.next = bytes.NewReader(r.next), nil
+	}
+	return r.Reader.Seek(off, whence)
+}
+
+// TestImportNoticesAFileChangedBetweenPasses: what the storing pass
+// reads is verified again, so a file damaged after the verification
+// stores the batches before the damage and fails, and a good copy then
+// resumes.
+func TestImportNoticesAFileChangedBetweenPasses(t *testing.T) {
+	msgs := snapMsgs(16, scopeA, 1000)
+	src, _ := filledStore(t, scopeA, msgs)
+	path, h := exportTo(t, src, scopeA, t.TempDir(), "a.snap", smallBatches...)
+	good, err := os.ReadFile(path)
+	require.NoError(t, err)
+	damaged := slices.Clone(good)
+	damaged[len(damaged)-100] ^= 1 // in the last batch
+	dst, d := newMemStore(t, nil)
+
+	_, err = dst.Import(t.Context(), &swappingReader{Reader: bytes.NewReader(good), next: damaged})
+	require.ErrorIs(t, err, snapshot.ErrCorrupt)
+	require.ErrorContains(t, err, "the file changed since it was verified")
+	part, _ := dst.Stats(scopeA)
+	require.Less(t, part.Count, h.Count)
+	require.NotNil(t, importRecord(t, d, scopeA))
+
+	rep, err := dst.Import(t.Context(), bytes.NewReader(good))
+	require.NoError(t, err)
+	require.True(t, rep.Resumed)
+	require.Equal(t, int(part.Count), rep.ResumedMessages)
+	requireScope(t, dst, scopeA, msgs)
 }
