@@ -47,6 +47,12 @@
 //	/storesync/h/<scope ID hex>/<hash hex>    its hash index entry: the
 //	                                          timestamp, 8 bytes big-endian
 //	/storesync/tree/<scope ID hex>/...        the scope's tree (reconcile.Open)
+//	/storesync/import/<scope ID hex>          an unfinished import of a
+//	                                          snapshot into the scope: the
+//	                                          snapshot.State after the last
+//	                                          batch stored (MarshalBinary,
+//	                                          161 bytes), written in that
+//	                                          batch's commit (Store.Import)
 //
 // The scope ID is reconcile.Scope.ID, the hash the Waku deterministic
 // message hash, the key reconcile.Key.Bytes (timestamp, then hash), all

@@ -44,6 +44,9 @@ type Node struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// snapshots counts exports and imports; nil without WithMetrics.
+	snapshots *snapshotMetrics
 }
 
 // SyncRecord is the last successful sync of a scope.
@@ -106,6 +109,9 @@ func (n *Node) start(ctx context.Context, cfg *config) error {
 	if cfg.registerer != nil {
 		popts = append(popts, protocol.WithMetricsTracer(protocol.NewMetricsTracer(protocol.WithRegisterer(cfg.registerer))))
 		if err := cfg.registerer.Register(newStoreCollector(n.store)); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+		if n.snapshots, err = newSnapshotMetrics(cfg.registerer); err != nil {
 			return fmt.Errorf("register metrics: %w", err)
 		}
 	}

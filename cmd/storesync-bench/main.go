@@ -1,9 +1,10 @@
 // Command storesync-bench measures storesync against baselines measured
 // in the same run: reconciliation against negentropy on the same sets,
-// tree ingest and store ingest against raw LevelDB puts, and a catch-up
+// tree ingest and store ingest against raw LevelDB puts, a catch-up
 // between two processes over libp2p against raw puts and a raw stream
-// copy of the same messages. It is a module of its own so that the
-// storesync module does not depend on the baselines.
+// copy of the same messages, and a snapshot export and import against raw
+// puts. It is a module of its own so that the storesync module does not
+// depend on the baselines.
 //
 // Usage:
 //
@@ -12,6 +13,7 @@
 //	storesync-bench -n N -ingest                     # tree ingest only
 //	storesync-bench -n N[,N...] -mode ingest         # store ingest: Store.Put against raw puts
 //	storesync-bench -n N[,N...] -mode catchup        # catch-up of a receiver process
+//	storesync-bench -n N[,N...] -mode snapshot       # export and import against raw puts
 //
 // See README.md for the flags and the output.
 package main
@@ -28,8 +30,9 @@ import (
 
 // The modes beyond the reconciliation table.
 const (
-	modeIngest  = "ingest"  // store ingest: Store.Put against raw puts
-	modeCatchup = "catchup" // catch-up of a receiver process over libp2p
+	modeIngest   = "ingest"   // store ingest: Store.Put against raw puts
+	modeCatchup  = "catchup"  // catch-up of a receiver process over libp2p
+	modeSnapshot = "snapshot" // snapshot export and import against raw puts
 )
 
 // options are the parsed command-line flags.
@@ -55,13 +58,13 @@ func main() {
 		os.Exit(childMain(os.Args[2:]))
 	}
 	o := options{ns: sizeList{1_000_000}}
-	flag.Var(&o.ns, "n", "messages in the full store; -mode ingest and catchup take a list such as 1000000,2000000")
+	flag.Var(&o.ns, "n", "messages in the full store; -mode ingest, catchup and snapshot take a list such as 1000000,2000000")
 	flag.IntVar(&o.d, "d", 0, "messages the catching-up store misses (default: 0, 10, 1000 and 10000)")
-	flag.StringVar(&o.mode, "mode", "", "scattered or recent (default: both), or ingest or catchup")
+	flag.StringVar(&o.mode, "mode", "", "scattered or recent (default: both), or ingest, catchup or snapshot")
 	flag.Uint64Var(&o.seed, "seed", 1, "random seed; the same seed gives the same messages and cases")
 	flag.StringVar(&o.dir, "dir", "", "folder in which to create the LevelDB stores (default: the system's temporary folder)")
 	flag.BoolVar(&o.ingest, "ingest", false, "run only the tree ingest measurement")
-	flag.IntVar(&o.runs, "runs", 3, "-mode ingest and catchup: runs of each kind, alternating")
+	flag.IntVar(&o.runs, "runs", 3, "-mode ingest, catchup and snapshot: runs of each kind, alternating")
 	flag.IntVar(&o.single, "single", 50_000, "-mode ingest: one-message Put calls after the bulk load")
 	flag.IntVar(&o.calls, "calls", 200, "-mode ingest: Put calls of 1,000 messages, in one scope and over 1,000 scopes")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "-mode catchup: the longest one child process may run")
@@ -112,6 +115,14 @@ func run(ctx context.Context, o options) error {
 		return nil
 	case modeCatchup:
 		return runCatchup(ctx, work, o)
+	case modeSnapshot:
+		for _, n := range o.ns {
+			o.n = n
+			if err := runSnapshot(ctx, work, o); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	msgs := generate(o.n, o.seed)
 	if o.ingest {
@@ -128,12 +139,12 @@ func run(ctx context.Context, o options) error {
 
 // checkFlags rejects flags that the chosen mode does not take.
 func checkFlags(o options) error {
-	live := o.mode == modeIngest || o.mode == modeCatchup
+	live := o.mode == modeIngest || o.mode == modeCatchup || o.mode == modeSnapshot
 	switch {
 	case live && (o.dSet || o.ingest):
 		return fmt.Errorf("-mode %s takes no -d or -ingest", o.mode)
 	case !live && len(o.ns) > 1:
-		return errors.New("a list of sizes needs -mode ingest or catchup")
+		return errors.New("a list of sizes needs -mode ingest, catchup or snapshot")
 	case o.runs < 1 || o.single < 1 || o.calls < 1:
 		return errors.New("-runs, -single and -calls must be at least 1")
 	case o.kill < 0 || (o.kill > 0 && o.mode != modeCatchup):
@@ -158,10 +169,10 @@ func selectCases(o options) ([]benchCase, error) {
 	case "":
 	case modeScattered, modeRecent:
 		modes = []string{o.mode}
-	case modeIngest, modeCatchup:
+	case modeIngest, modeCatchup, modeSnapshot:
 		return nil, nil
 	default:
-		return nil, fmt.Errorf("-mode %q: want %s, %s, %s or %s", o.mode, modeScattered, modeRecent, modeIngest, modeCatchup)
+		return nil, fmt.Errorf("-mode %q: want %s, %s, %s, %s or %s", o.mode, modeScattered, modeRecent, modeIngest, modeCatchup, modeSnapshot)
 	}
 	sizes := []int{0, 10, 1000, 10000}
 	if o.dSet {

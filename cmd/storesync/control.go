@@ -71,6 +71,30 @@ import (
 //	  Syncs a joined group with a few of its members now.
 //	  -> {"group": NAME, "peers": [ID, ...]}
 //
+//	POST /v1/export
+//	  {"pubsub_topic": P, "content_topic": C, "path": FILE}
+//	  Writes the scope (P, C) to a snapshot file at FILE, an absolute
+//	  path on the node's machine, which appears whole or not at all. The
+//	  answer is a stream of JSON lines like a sync's: {"progress":
+//	  {"kind": "export", "pubsub_topic", "content_topic", "done", "total",
+//	  "bytes"}} while batches are written, then {"report": {"path",
+//	  "pubsub_topic", "content_topic", "count", "root": HEX (16 bytes),
+//	  "size", "created", "duration_ms"}} or {"error": "..."}.
+//
+//	POST /v1/import
+//	  {"path": FILE}
+//	  Stores the messages of the snapshot file at FILE, an absolute path
+//	  on the node's machine, keeping its scope. The answer is a stream of
+//	  JSON lines: progress lines of kind "verify" while the whole file is
+//	  checked, before anything is stored, then of kind "import" while it
+//	  is stored, then {"report": {"path", "pubsub_topic", "content_topic",
+//	  "count", "root", "size", "created", "batches", "added",
+//	  "duplicates", "rejected", "reject_reason", "resumed",
+//	  "resumed_batches", "resumed_messages", "bytes", "verify_ms",
+//	  "store_ms", "scope_count", "scope_root"}} or {"error": "..."}, the
+//	  reader's error for a bad file. Hanging up stops the import; asking
+//	  again resumes it.
+//
 // A request that fails before any answer gets {"error": "..."} with
 // status 400 for bad input, 404 for a scope the node does not keep (the
 // message lists the content topics kept under the pubsub topic asked for
@@ -97,6 +121,8 @@ func (c *controlServer) handler() http.Handler {
 		{http.MethodGet, "/status", c.handleStatus},
 		{http.MethodPost, "/sync", c.handleSync},
 		{http.MethodPost, "/sync-group", c.handleGroupSync},
+		{http.MethodPost, "/export", c.handleExport},
+		{http.MethodPost, "/import", c.handleImport},
 	}
 	mux := http.NewServeMux()
 	allowed := make(map[string]string)

@@ -7,6 +7,8 @@
 //	storesync query  --data DIR [--pubsub-topic P] --content-topic C [--from T] [--to T] [--all]
 //	storesync status --data DIR
 //	storesync sync   --data DIR [--pubsub-topic P] [--content-topic C ...] PEER
+//	storesync export --data DIR [--pubsub-topic P] --content-topic C --out FILE
+//	storesync import --data DIR FILE
 //	storesync hash   --pubsub-topic T --content-topic C --payload-hex HEX --meta-hex HEX --timestamp NS
 //
 // run starts a node that keeps its store, identity and control socket in
@@ -14,8 +16,18 @@
 // (see controlServer for the API). A scope is a pubsub topic and a
 // content topic; put, query and sync take the pubsub topic to be the
 // node's own (its run --pubsub-topic) unless --pubsub-topic names another
-// under which the node keeps scopes. Run `storesync help` for every
-// command and `storesync <command> -h` for its flags.
+// under which the node keeps scopes.
+//
+// export writes a scope to a snapshot file, which anyone may publish, and
+// import stores the messages of one: through the node running on DIR if
+// there is one, else straight from or into the store in DIR (import
+// creates it if need be; export without a node takes the pubsub topic to
+// be /waku/2/default-waku/proto). An import reads the whole file and
+// checks every message before it stores anything, and an import that was
+// cut short goes on where it stopped when run again.
+//
+// Run `storesync help` for every command and `storesync <command> -h` for
+// its flags.
 package main
 
 import (
@@ -49,6 +61,8 @@ func commands() []command {
 		{"query", "list a running node's messages", runQuery},
 		{"status", "show a running node's scopes", runStatus},
 		{"sync", "sync a running node with a peer now", runSync},
+		{"export", "write a scope to a snapshot file", runExport},
+		{"import", "store the messages of a snapshot file", runImport},
 		{"hash", "print the Waku deterministic hash of a message", runHash},
 	}
 }

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/storesync/storesync/node"
+)
+
+// snapshotRun is one run of the snapshot measurement.
+type snapshotRun struct {
+	raw    loadTiming    // raw batched puts of the n messages
+	export time.Duration // ExportFile of the scope holding them
+	size   int64         // the file's length
+	imp    node.ImportReport
+	total  time.Duration // ImportFile, start to end
+}
+
+// runSnapshot measures Store.ExportFile of a scope of n messages and
+// Store.ImportFile of the file into an empty store against raw batched
+// LevelDB puts of the same records (rawWriter), and prints the table and
+// the figure lines. The scope to export is built once, untimed; each run
+// writes the raw records into a fresh LevelDB, exports, and imports into
+// a fresh LevelDB, kinds side by side.
+func runSnapshot(ctx context.Context, work string, o options) error {
+	src, done, err := freshLevelDB(work, "source-")
+	if err != nil {
+		return err
+	}
+	defer done(&err)
+	g := newGenerator(o.seed, livePayloadSize, 1)
+	st, err := openBenchStore(ctx, src, g.scopes())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	build, err := timedLoad(ctx, g, o.n, ingestBatch, storePut(st))
+	if err != nil {
+		return fmt.Errorf("build the scope: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "snapshot: built the scope, %d messages at %.0f/s\n", o.n, build.rate())
+	want, _ := st.Stats(g.scopes()[0])
+
+	var runs []snapshotRun
+	for r := range o.runs {
+		run, err := snapshotOnce(ctx, work, o, st, want)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "snapshot run %d: raw %.0f/s, export %.2fs, import %.2fs (verify %.2fs, store %.2fs), export+import/raw %.2f\n",
+			r+1, run.raw.rate(), run.export.Seconds(), run.total.Seconds(), run.imp.Verify.Seconds(), run.imp.Store.Seconds(),
+			(run.export+run.total).Seconds()/run.raw.total.Seconds())
+		runs = append(runs, run)
+	}
+	printSnapshot(os.Stdout, o, build, runs)
+	return nil
+}
+
+// snapshotOnce runs raw puts, an export of st's scope and an import of
+// the file into a fresh store, and checks the import against want.
+func snapshotOnce(ctx context.Context, work string, o options, st *node.Store, want node.ScopeStats) (run snapshotRun, err error) {
+	d, done, err := freshLevelDB(work, "raw-")
+	if err != nil {
+		return run, err
+	}
+	w := newRawWriter(d)
+	run.raw, err = timedLoad(ctx, newGenerator(o.seed, livePayloadSize, 1), o.n, ingestBatch, w.write)
+	done(&err)
+	if err != nil {
+		return run, fmt.Errorf("raw puts: %w", err)
+	}
+
+	path := filepath.Join(work, "scope.snap")
+	defer os.Remove(path)
+	start := time.Now()
+	h, err := st.ExportFile(ctx, want.Scope, path)
+	if err != nil {
+		return run, err
+	}
+	run.export, run.size = time.Since(start), h.Size
+	if h.Count != want.Count || h.Root() != want.Root {
+		return run, fmt.Errorf("export: %d messages, root %x; the store holds %d, root %x", h.Count, h.Root(), want.Count, want.Root)
+	}
+
+	dst, done, err := freshLevelDB(work, "import-")
+	if err != nil {
+		return run, err
+	}
+	defer done(&err)
+	s, err := node.OpenStore(ctx, dst)
+	if err != nil {
+		return run, err
+	}
+	defer s.Close()
+	start = time.Now()
+	run.imp, err = s.ImportFile(ctx, path)
+	run.total = time.Since(start)
+	if err != nil {
+		return run, err
+	}
+	if got, _ := s.Stats(want.Scope); got.Count != want.Count || got.Root != want.Root {
+		return run, fmt.Errorf("import: %d messages, root %x; want %d, root %x", got.Count, got.Root, want.Count, want.Root)
+	}
+	return run, nil
+}
