@@ -43,8 +43,8 @@
 //	                                          (uvarint length, bytes), count
 //	                                          (8 bytes big-endian), sum (32
 //	                                          bytes, reconcile.Sum.Bytes)
-//	/storesync/m/<scope ID hex>/<key hex>     a message: pb.Message bytes
-//	/storesync/h/<scope ID hex>/<hash hex>    its hash index entry: the
+//	/storesync/m/<scope ID hex>/<key b64>     a message: pb.Message bytes
+//	/storesync/h/<scope ID hex>/<hash b64>    its hash index entry: the
 //	                                          timestamp, 8 bytes big-endian
 //	/storesync/tree/<scope ID hex>/...        the scope's tree (reconcile.Open)
 //	/storesync/import/<scope ID hex>          an unfinished import of a
@@ -54,9 +54,11 @@
 //	                                          161 bytes), written in that
 //	                                          batch's commit (Store.Import)
 //
-// The scope ID is reconcile.Scope.ID, the hash the Waku deterministic
-// message hash, the key reconcile.Key.Bytes (timestamp, then hash), all
-// in lower-case hex. Message records sort like keys, so a scope's
+// The scope ID is reconcile.Scope.ID in lower-case hex. The key is
+// reconcile.Key.Bytes (timestamp, then the Waku deterministic message
+// hash) and the hash a message hash, both in "b64": unpadded base64 with
+// the alphabet -0-9A-Z_a-z, which is in ASCII order, so that names sort
+// like the bytes they encode. Message records sort like keys, so a scope's
 // messages read in key order sequentially (a Query, a catch-up stream, an
 // export). Format 1 kept messages under /storesync/msg/<scope ID
 // hex>/<hash hex>; OpenStore upgrades such a store in place.

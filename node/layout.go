@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -37,13 +38,23 @@ func scopeRecordKey(idHex string) ds.Key { return scopesKey.ChildString(idHex) }
 // treeKey returns the prefix of a scope's tree.
 func treeKey(idHex string) ds.Key { return treesKey.ChildString(idHex) }
 
-// keyHexLen is the length of a key in a record name: 80 hex digits.
-const keyHexLen = 2 * reconcile.KeySize
+// sortedBase64 encodes keys and hashes in record names: base64 whose
+// alphabet is in ASCII order, so that names of equal length sort like the
+// bytes they encode, 27 % shorter than hex, and never holding "/".
+var sortedBase64 = base64.NewEncoding("-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz").
+	WithPadding(base64.NoPadding)
+
+var (
+	// keyNameLen is the length of a key in a record name.
+	keyNameLen = sortedBase64.EncodedLen(reconcile.KeySize)
+	// hashNameLen is the length of a hash in a record name.
+	hashNameLen = sortedBase64.EncodedLen(reconcile.HashSize)
+)
 
 // scopeKeys builds the datastore keys of one scope's records. Keys are
 // built as strings from precomputed prefixes, without ds.Key's cleaning,
 // which a store writing a million records a minute cannot afford; the
-// prefixes are clean and hex digits need none.
+// prefixes are clean and the names need none.
 type scopeKeys struct {
 	msgs   string // "/storesync/m/<scope ID hex>/"
 	hashes string // "/storesync/h/<scope ID hex>/"
@@ -57,22 +68,24 @@ func newScopeKeys(idHex string) scopeKeys {
 }
 
 // msg returns the key of the message with key k: its timestamp and hash
-// in hex, so that records sort like keys.
+// (reconcile.Key.Bytes) in sortedBase64, so that records sort like keys.
 func (s scopeKeys) msg(k reconcile.Key) ds.Key {
-	var ts [8]byte
-	binary.BigEndian.PutUint64(ts[:], k.TS)
-	var b [keyHexLen]byte
-	hex.Encode(b[:16], ts[:])
-	hex.Encode(b[16:], k.Hash[:])
-	return ds.RawKey(s.msgs + string(b[:]))
+	var raw [reconcile.KeySize]byte
+	binary.BigEndian.PutUint64(raw[:8], k.TS)
+	copy(raw[8:], k.Hash[:])
+	b := make([]byte, len(s.msgs)+keyNameLen)
+	copy(b, s.msgs)
+	sortedBase64.Encode(b[len(s.msgs):], raw[:])
+	return ds.RawKey(string(b))
 }
 
 // hash returns the index record of a message hash, whose value is the
 // message's timestamp (8 bytes big-endian).
 func (s scopeKeys) hash(h reconcile.Hash) ds.Key {
-	var b [2 * reconcile.HashSize]byte
-	hex.Encode(b[:], h[:])
-	return ds.RawKey(s.hashes + string(b[:]))
+	b := make([]byte, len(s.hashes)+hashNameLen)
+	copy(b, s.hashes)
+	sortedBase64.Encode(b[len(s.hashes):], h[:])
+	return ds.RawKey(string(b))
 }
 
 // msgRange returns the record keys that bound the messages with keys in
@@ -84,12 +97,12 @@ func (s scopeKeys) msgRange(lo, hi reconcile.Key) (start, limit ds.Key) {
 // parseMsgKey returns the key of a message record from its datastore key,
 // which must lie under the scope's message prefix.
 func (s scopeKeys) parseMsgKey(dk []byte) (reconcile.Key, error) {
-	name := dk[len(s.msgs):]
-	if len(dk) != len(s.msgs)+keyHexLen || string(dk[:len(s.msgs)]) != s.msgs {
+	if len(dk) != len(s.msgs)+keyNameLen || string(dk[:len(s.msgs)]) != s.msgs {
 		return reconcile.Key{}, fmt.Errorf("%w: stray message record %q", ErrCorrupt, dk)
 	}
 	var raw [reconcile.KeySize]byte
-	if _, err := hex.Decode(raw[:], name); err != nil || hex.EncodeToString(raw[:]) != string(name) {
+	name := dk[len(s.msgs):]
+	if n, err := sortedBase64.Decode(raw[:], name); err != nil || n != len(raw) || sortedBase64.EncodeToString(raw[:]) != string(name) {
 		return reconcile.Key{}, fmt.Errorf("%w: stray message record %q", ErrCorrupt, dk)
 	}
 	return reconcile.KeyFromBytes(raw[:])

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	ds "github.com/ipfs/go-datastore"
 	dsleveldb "github.com/ipfs/go-ds-leveldb"
@@ -39,7 +40,7 @@ func WithSyncWrites(on bool) LevelOption {
 
 // WithWriteBuffer sets LevelDB's write buffer (memtable) size. Larger
 // buffers make bulk ingest faster, at the cost of memory (up to twice the
-// size while one is flushed). Default 16 MiB; at least 1 MiB.
+// size while one is flushed). Default 32 MiB; at least 1 MiB.
 func WithWriteBuffer(bytes int) LevelOption {
 	return func(c *levelConfig) error {
 		if bytes < 1<<20 {
@@ -74,7 +75,7 @@ func WithBlockCache(bytes int) LevelOption {
 // key range in order from any start key, which the store uses to read a
 // scope's messages sequentially.
 func OpenLevelDB(path string, opts ...LevelOption) (ds.Batching, error) {
-	cfg := levelConfig{writeBuffer: 16 << 20, blockCache: opt.DefaultBlockCacheCapacity}
+	cfg := levelConfig{writeBuffer: 32 << 20, blockCache: opt.DefaultBlockCacheCapacity}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, fmt.Errorf("open leveldb: %w", err)
@@ -88,11 +89,17 @@ func OpenLevelDB(path string, opts ...LevelOption) (ds.Batching, error) {
 	if err := os.MkdirAll(path, 0o755); err != nil {
 		return nil, fmt.Errorf("open leveldb: %w", err)
 	}
-	d, err := dsleveldb.NewDatastore(path, &dsleveldb.Options{
+	o := &dsleveldb.Options{
 		Filter:             filter.NewBloomFilter(10),
 		WriteBuffer:        cfg.writeBuffer,
 		BlockCacheCapacity: cfg.blockCache,
-	})
+		// Tables of 8 MiB and a first level of 64 MiB (LevelDB's: 2
+		// and 10) make a bulk ingest flush and compact a quarter as
+		// often; they cost nothing at rest.
+		CompactionTableSize: 8 << 20,
+		CompactionTotalSize: 64 << 20,
+	}
+	d, err := dsleveldb.NewDatastore(path, o)
 	if err != nil {
 		return nil, fmt.Errorf("open leveldb %s: %w", path, err)
 	}
@@ -132,10 +139,17 @@ func (l *levelStore) Sync(context.Context, ds.Key) error {
 }
 
 // Batch implements ds.Batching: the puts and deletes apply together, or
-// not at all, when Commit returns.
+// not at all, when Commit returns. A batch may not be used after Commit.
 func (l *levelStore) Batch(context.Context) (ds.Batch, error) {
-	return &levelBatch{db: l.DB, b: new(leveldb.Batch), wo: l.wo}, nil
+	return &levelBatch{db: l.DB, b: batchPool.Get().(*leveldb.Batch), wo: l.wo}, nil
 }
+
+// batchPool recycles LevelDB batches: a bulk commit of a few megabytes
+// would otherwise grow a new buffer, copying it, every time.
+var batchPool = sync.Pool{New: func() any { return new(leveldb.Batch) }}
+
+// errBatchDone is returned by a batch used after its Commit.
+var errBatchDone = errors.New("leveldb batch used after commit")
 
 type levelBatch struct {
 	db *leveldb.DB
@@ -144,16 +158,31 @@ type levelBatch struct {
 }
 
 func (b *levelBatch) Put(_ context.Context, k ds.Key, v []byte) error {
+	if b.b == nil {
+		return errBatchDone
+	}
 	b.b.Put(k.Bytes(), v)
 	return nil
 }
 
 func (b *levelBatch) Delete(_ context.Context, k ds.Key) error {
+	if b.b == nil {
+		return errBatchDone
+	}
 	b.b.Delete(k.Bytes())
 	return nil
 }
 
-func (b *levelBatch) Commit(context.Context) error { return b.db.Write(b.b, b.wo) }
+func (b *levelBatch) Commit(context.Context) error {
+	if b.b == nil {
+		return errBatchDone
+	}
+	err := b.db.Write(b.b, b.wo)
+	b.b.Reset()
+	batchPool.Put(b.b)
+	b.b = nil
+	return err
+}
 
 // scanRange calls fn for every record with start <= key < limit, in key
 // order, from a consistent snapshot of the database. The slices passed to

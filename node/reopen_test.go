@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"math/rand/v2"
@@ -19,18 +20,23 @@ func recordKey(sc reconcile.Scope) ds.Key {
 	return ds.NewKey("/storesync/scope/" + hex.EncodeToString(id[:]))
 }
 
+// sortedB64 is the record name encoding the package doc describes.
+var sortedB64 = base64.NewEncoding("-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz").
+	WithPadding(base64.NoPadding)
+
 // msgRecordKey is where the package doc says a message's record lives.
 func msgRecordKey(m reconcile.Message) ds.Key {
 	id := m.Scope().ID()
 	k := m.Key()
-	return ds.NewKey("/storesync/m/" + hex.EncodeToString(id[:]) + "/" + hex.EncodeToString(k.Bytes()))
+	return ds.NewKey("/storesync/m/" + hex.EncodeToString(id[:]) + "/" + sortedB64.EncodeToString(k.Bytes()))
 }
 
 // hashRecordKey is where the package doc says a message's hash index
 // entry lives.
 func hashRecordKey(m reconcile.Message) ds.Key {
 	id := m.Scope().ID()
-	return ds.NewKey("/storesync/h/" + hex.EncodeToString(id[:]) + "/" + m.Key().Hash.String())
+	h := m.Key().Hash
+	return ds.NewKey("/storesync/h/" + hex.EncodeToString(id[:]) + "/" + sortedB64.EncodeToString(h[:]))
 }
 
 // fillLevel writes a LevelDB store in dir with messages in two scopes and
