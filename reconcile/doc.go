@@ -57,4 +57,20 @@
 // responder. Every frame stays under Params.FrameSize, every received
 // message within Params.Limits, and every reply within the receiver's
 // limits.
+//
+// # No ceiling
+//
+// No scope size makes a session fail. Each reply is built against a
+// budget in the units the receiver's decoder counts; a range whose answer
+// would not fit is resolved as far as it fits and the rest handed back as
+// a FINGERPRINT item that the peer answers in the next round, and one
+// item of a few bytes buys at most half a frame of hashes. A session that
+// would pass Params.MaxMessages, or has learned Params.MaxDiff hashes,
+// ends incomplete instead of failing: its last message still delivers
+// what it must, Session.Result holds what was learned (true, if not
+// whole), and Session.Complete and Session.Unresolved tell the caller to
+// transfer that and start another session. In its closing rounds a
+// session cuts differing ranges into parts small enough to list and lists
+// them, so that every session learns part of the difference and repeated
+// sessions converge. Nothing of this is new on the wire.
 package reconcile

@@ -17,6 +17,10 @@ type Stats struct {
 	// Bytes put on the wire by each side: every frame with its varint
 	// length prefix, as the stream protocol frames them.
 	InitiatorBytes, ResponderBytes int64
+	// Complete reports whether the session resolved its whole range
+	// (Session.Complete). When it did not, what was learned is still
+	// true: apply it and reconcile again.
+	Complete bool
 }
 
 // FrameBytes returns a frame's size on the wire with its length prefix.
@@ -36,7 +40,9 @@ func framesBytes(fs []*pb.ReconcileFrame) int64 {
 
 // Reconcile runs a whole session in-process between an initiator over
 // local and a responder over remote, for the keys in [lo, hi). It returns
-// what each side learned and the session's wire statistics.
+// what each side learned and the session's wire statistics. A session
+// that reaches Params.MaxMessages or Params.MaxDiff ends without error
+// and with st.Complete false.
 func Reconcile(ctx context.Context, local, remote Set, lo, hi Key, p Params) (initiator, responder Diff, st Stats, err error) {
 	s, err := NewSession(local, lo, hi, p)
 	if err != nil {
@@ -79,5 +85,6 @@ func Reconcile(ctx context.Context, local, remote Set, lo, hi Key, p Params) (in
 		msg = next
 	}
 	st.RoundTrips = (st.Messages + 1) / 2
+	st.Complete = s.Complete()
 	return s.Result(), learned.diff(), st, nil
 }

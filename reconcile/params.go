@@ -19,8 +19,28 @@ type Params struct {
 	// sketchLen). Default 8 cells.
 	SketchMargin int
 	// MaxMessages bounds the messages of one session, both directions
-	// counted; the initiator fails the session beyond it. Default 24.
+	// counted. The initiator sends a message that asks for a reply only
+	// while the reply stays within the bound; when it would not, the
+	// initiator's message is the session's last (it asks for nothing
+	// and may be one beyond the bound) and the session ends incomplete
+	// (see Session.Complete). Default 24.
+	//
+	// Every session learns part of the difference, so that sessions
+	// repeated until one is complete converge, when the messages suffice
+	// to cut the range down to parts one message can list: when
+	// N <= k^(a-1) · L, for N keys in the range, a = (MaxMessages-2)/2
+	// messages that ask after the first, k = min(MaxItems-1, 1024) parts
+	// per cut and L = min(FrameSize/64, MaxIDs) keys per list. The
+	// defaults cover any size (about 2^114 keys); 8 messages of 64 items
+	// and 256 IDs cover a million.
 	MaxMessages int
+	// MaxDiff bounds what one session learns, Need and Have together,
+	// in hashes, and with it the session's memory. Once the initiator
+	// has learned this many, its next message is the last and the
+	// session ends incomplete; it may pass the bound by what that
+	// message and the reply before it carry (Limits.MaxIDs hashes each
+	// way, and as many listed). Default 1<<20.
+	MaxDiff int
 	// Limits bound what a side accepts in one message.
 	Limits Limits
 }
@@ -40,6 +60,7 @@ func DefaultParams() Params {
 		KeyListMax:   32,
 		SketchMargin: 8,
 		MaxMessages:  24,
+		MaxDiff:      1 << 20,
 		Limits:       Limits{MaxItems: 1 << 16, MaxCells: 1 << 18, MaxIDs: 1 << 20},
 	}
 }
@@ -49,7 +70,7 @@ func (p *Params) Validate() error {
 	switch {
 	case p.FrameSize < 64<<10:
 		return fmt.Errorf("frame size %d below 64 KiB", p.FrameSize)
-	case p.KeyListMax < 0 || p.SketchMargin < 1 || p.MaxMessages < 2:
+	case p.KeyListMax < 0 || p.SketchMargin < 1 || p.MaxMessages < 2 || p.MaxDiff < 1:
 		return errors.New("reconcile params out of range")
 	case p.Limits.MaxItems < 1 || p.Limits.MaxCells < 1 || p.Limits.MaxIDs < 1:
 		return errors.New("reconcile limits out of range")
@@ -58,13 +79,24 @@ func (p *Params) Validate() error {
 }
 
 // maxRangeCells is the longest sketch of one range: it must fit half a
-// frame, and a range that needs more is split instead.
+// frame and the receiver's cell limit, and a range that needs more is
+// split instead. A sketch decodes fewer elements than it has cells, and
+// each must then be asked for by ID and sent as a hash, so it is also
+// kept within the ID limit: one decoded sketch always fits one message.
 func (p *Params) maxRangeCells() int {
-	return min(p.FrameSize/2/cellSize, p.Limits.MaxCells)
+	return min(p.FrameSize/2/cellSize, p.Limits.MaxCells, p.Limits.MaxIDs)
 }
 
-// maxListed is the most hashes one item lists or one WANT asks for.
-func (p *Params) maxListed() int { return p.FrameSize / 2 / HashSize }
+// maxListed is the most hashes one item lists, one WANT asks for, and
+// one item of the peer buys: the hashes given for a KEYLIST or
+// FINGERPRINT item, which may be a few bytes long. Half a frame keeps a
+// listing within a frame beside the item's other fields, and makes the
+// answer to one item at most what the asker is itself prepared to send
+// in one frame: 512 KiB for the default 1 MiB frame, about 10,000 times
+// the item, but never more than that per item, whatever the scope's
+// size. It is also within the receiver's ID limit, so one item's answer
+// always fits one message.
+func (p *Params) maxListed() int { return min(p.FrameSize/2/HashSize, p.Limits.MaxIDs) }
 
 var (
 	// ErrTooLarge is returned for a message beyond the receiver's limits.
@@ -73,6 +105,10 @@ var (
 	// turn-taking: a mode the receiver's role never receives, or cells
 	// that do not continue the sketch asked for.
 	ErrUnexpected = errors.New("unexpected reconciliation message")
-	// ErrTooManyMessages is returned when a session exceeds MaxMessages.
+	// ErrTooManyMessages reports a session that took more messages than
+	// its caller allows. Session never returns it: a session that runs
+	// out of messages ends incomplete instead (Session.Complete). It is
+	// kept for transports that count a peer's turns themselves and
+	// refuse a peer that goes on beyond them.
 	ErrTooManyMessages = errors.New("reconciliation session took too many messages")
 )

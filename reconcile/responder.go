@@ -28,6 +28,12 @@ func NewResponder(set Set, p Params) (*Responder, error) {
 // Respond handles one message of the initiator. It returns the reply and
 // what the message taught the responder. When reply is false the message
 // was the initiator's last and needs no answer; out is then nil.
+//
+// The reply stays within the limits of Params, which the initiator is
+// assumed to share, whatever the message asks and however large the set:
+// a range that cannot be resolved within them is partly resolved and
+// handed back (see budget.go). Only a message beyond those limits, which
+// no honest initiator sends, fails, with ErrTooLarge.
 func (r *Responder) Respond(ctx context.Context, in []*pb.ReconcileFrame) (out []*pb.ReconcileFrame, learned Diff, reply bool, err error) {
 	m, err := decode(in, &r.p.Limits)
 	if err != nil {
@@ -35,9 +41,22 @@ func (r *Responder) Respond(ctx context.Context, in []*pb.ReconcileFrame) (out [
 	}
 	s := newSide(r.set, &r.p, false)
 	s.reset()
+	s.hold = reserve(m.items)
 	s.learnNeed(m.youLack)
+	inRun := false
 	for i := range m.items {
 		it := &m.items[i]
+		switch it.mode {
+		case pb.Mode_MORE_CELLS, pb.Mode_WANT:
+			if inRun {
+				if err := s.endRun(ctx); err != nil {
+					return nil, Diff{}, false, err
+				}
+				inRun = false
+			}
+		case pb.Mode_FINGERPRINT, pb.Mode_KEYLIST:
+			inRun = true
+		}
 		switch it.mode {
 		case pb.Mode_SKIP:
 			err = s.onInfo(ctx, it)
@@ -56,18 +75,57 @@ func (r *Responder) Respond(ctx context.Context, in []*pb.ReconcileFrame) (out [
 			return nil, Diff{}, false, err
 		}
 	}
+	if inRun {
+		if err := s.endRun(ctx); err != nil {
+			return nil, Diff{}, false, err
+		}
+	}
 	if !m.needsReply() {
 		return nil, s.diff(), false, nil
 	}
 	return encode(&s.out, r.p.FrameSize), s.diff(), true, nil
 }
 
+// reserve returns what the reply must keep for items that must be
+// answered in full: the cells asked for by MORE_CELLS items (the
+// initiator's sketch state expects exactly them), the hashes asked for by
+// WANT items, an item per MORE_CELLS, and an item per run of FINGERPRINT
+// and KEYLIST items for the hand-back that may close it. A run ends at a
+// MORE_CELLS or WANT item, so that a hand-back never covers a range the
+// initiator keeps state for. The limits the message was decoded under
+// bound all of it: cells and IDs by the same limits as the reply's, and
+// items too, as every reserved item stands for at least one item of the
+// message.
+func reserve(items []rangeItem) budget {
+	var b budget
+	inRun := false
+	for i := range items {
+		it := &items[i]
+		switch it.mode {
+		case pb.Mode_MORE_CELLS:
+			b.items++
+			b.cells += int(it.cellCount)
+			inRun = false
+		case pb.Mode_WANT:
+			b.lack += len(it.ids)
+			inRun = false
+		case pb.Mode_FINGERPRINT, pb.Mode_KEYLIST:
+			if !inRun {
+				b.items++
+				inRun = true
+			}
+		}
+	}
+	return b
+}
+
 // onMoreCells sends the cells of our sketch of a range that the
-// initiator asks for.
+// initiator asks for, from the room reserved for them.
 func (r *Responder) onMoreCells(ctx context.Context, s *side, it *rangeItem) error {
 	if it.cellCount > uint64(r.p.maxRangeCells()) {
 		return fmt.Errorf("%w: %d cells asked for one range", ErrTooLarge, it.cellCount)
 	}
+	s.hold = s.hold.minus(budget{items: 1, cells: int(it.cellCount)})
 	mine, err := r.set.Aggregate(ctx, it.lo, it.hi)
 	if err != nil {
 		return err
@@ -76,12 +134,14 @@ func (r *Responder) onMoreCells(ctx context.Context, s *side, it *rangeItem) err
 }
 
 // onWant gives the initiator the full hashes of the keys it decoded from
-// our sketch as lacking.
+// our sketch as lacking, from the room reserved for them: one hash per ID
+// asked for (two keys of ours with one short ID are a collision someone
+// ground on purpose; the sketch check catches what is left out).
 func (r *Responder) onWant(ctx context.Context, s *side, it *rangeItem) error {
+	s.hold = s.hold.minus(budget{lack: len(it.ids)})
 	keys, err := keysWithIDs(ctx, r.set, it.lo, it.hi, it.ids)
 	if err != nil {
 		return err
 	}
-	s.give(keys)
-	return nil
+	return s.give(ctx, keys[:min(len(keys), len(it.ids))])
 }

@@ -102,6 +102,22 @@ func keysIn(ctx context.Context, s Set, lo, hi Key) ([]Key, error) {
 	return out, err
 }
 
+// firstKeys returns the first n keys of [lo, hi), or all if fewer.
+func firstKeys(ctx context.Context, s Set, lo, hi Key, n int) ([]Key, error) {
+	var out []Key
+	err := s.Iterate(ctx, lo, hi, func(k Key) error {
+		if len(out) == n {
+			return errStop
+		}
+		out = append(out, k)
+		return nil
+	})
+	if err == errStop {
+		err = nil
+	}
+	return out, err
+}
+
 // keysWithIDs returns the keys of [lo, hi) whose short IDs are in ids.
 func keysWithIDs(ctx context.Context, s Set, lo, hi Key, ids []ShortID) ([]Key, error) {
 	want := make(map[ShortID]struct{}, len(ids))

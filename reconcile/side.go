@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"slices"
 
@@ -17,7 +16,8 @@ type Diff struct {
 }
 
 // side holds what both roles share while handling one incoming message:
-// the set, the parameters, the reply being built and what was learned.
+// the set, the parameters, the reply being built and its budget (see
+// budget.go), and what was learned.
 type side struct {
 	set       Set
 	p         *Params
@@ -25,30 +25,28 @@ type side struct {
 	out       message
 	need      map[Hash]struct{}
 	have      map[Hash]struct{}
-	// items and cells left for the reply: a reply must stay within the
-	// limits its receiver enforces, whatever the message asked for.
-	items, cells int
+	// left is what the reply may still carry; hold is the part of it
+	// kept for tasks not handled yet.
+	left, hold budget
+	// tail is the open hand-back: ranges left for the peer, merged,
+	// not yet in the reply.
+	tail     Range
+	tailOpen bool
+	// asks is how many messages asking for a reply the initiator may
+	// still send, this one included; unbounded for the responder.
+	asks int
 }
 
 func newSide(set Set, p *Params, initiator bool) side {
-	return side{set: set, p: p, initiator: initiator,
+	return side{set: set, p: p, initiator: initiator, asks: math.MaxInt,
 		need: make(map[Hash]struct{}), have: make(map[Hash]struct{})}
 }
 
-// reset starts a new reply.
+// reset starts a new reply with the whole budget the receiver allows.
 func (s *side) reset() {
 	s.out = message{}
-	s.items, s.cells = s.p.Limits.MaxItems, s.p.Limits.MaxCells
-}
-
-// spend takes items and cells from the reply's budget.
-func (s *side) spend(items, cells int) error {
-	s.items -= items
-	s.cells -= cells
-	if s.items < 0 || s.cells < 0 {
-		return fmt.Errorf("%w: the reply would exceed the limits", ErrTooLarge)
-	}
-	return nil
+	s.left, s.hold = fullBudget(&s.p.Limits), budget{}
+	s.tailOpen = false
 }
 
 func (s *side) learnNeed(hs []Hash) {
@@ -63,6 +61,9 @@ func (s *side) learnHave(keys []Key) {
 	}
 }
 
+// learned returns how many hashes this side has learned, both ways.
+func (s *side) learned() int { return len(s.need) + len(s.have) }
+
 // diff returns what was learned, sorted.
 func (s *side) diff() Diff {
 	return Diff{Need: sortedHashes(s.need), Have: sortedHashes(s.have)}
@@ -75,22 +76,6 @@ func sortedHashes(m map[Hash]struct{}) []Hash {
 	}
 	slices.SortFunc(out, func(a, b Hash) int { return slices.Compare(a[:], b[:]) })
 	return out
-}
-
-// give sends the peer the hashes of keys it lacks and notes them as ours.
-func (s *side) give(keys []Key) {
-	s.learnHave(keys)
-	s.out.youLack = append(s.out.youLack, hashesOf(keys)...)
-}
-
-// emit adds an item to the reply, spending the reply's budget: one item
-// and the cells it carries or asks for.
-func (s *side) emit(it rangeItem) error {
-	if err := s.spend(1, len(it.cells)+int(it.cellCount)); err != nil {
-		return err
-	}
-	s.out.items = append(s.out.items, it)
-	return nil
 }
 
 // onFingerprint compares the peer's fingerprint of a range with ours and
@@ -125,75 +110,96 @@ func (s *side) onFingerprint(ctx context.Context, it *rangeItem) error {
 	return s.strategize(ctx, it.lo, it.hi, mine, it.count, it.lastTS, true)
 }
 
-// sendRange gives the peer every key of [lo, hi). A
-// range beyond what one message carries goes in parts: the rest is
-// offered as a fingerprint for the next round.
+// sendRange gives the peer our keys of [lo, hi), all of which it lacks:
+// as many as one item buys (maxListed) and the reply has room for. The
+// rest is handed back; the peer, which holds nothing there, answers it
+// with an empty key list that buys the next part.
 func (s *side) sendRange(ctx context.Context, lo, hi Key) error {
-	limit := s.p.maxListed() * 4
+	room := s.room()
+	limit := min(s.p.maxListed(), room.lack)
+	if room.items < 0 || limit < 1 {
+		s.handBack(lo, hi)
+		return nil
+	}
 	var keys []Key
 	var rest Key
-	errFull := errStop
 	err := s.set.Iterate(ctx, lo, hi, func(k Key) error {
 		if len(keys) == limit {
 			rest = minimalBound(keys[len(keys)-1], k)
-			return errFull
+			return errStop
 		}
 		keys = append(keys, k)
 		return nil
 	})
-	if err != nil && err != errFull {
+	if err != nil && err != errStop {
 		return err
 	}
-	s.give(keys)
-	if err == errFull {
-		agg, err := s.set.Aggregate(ctx, rest, hi)
-		if err != nil {
-			return err
-		}
-		return s.emit(rangeItem{lo: rest, hi: hi, mode: pb.Mode_FINGERPRINT, fp: agg.Fingerprint(), count: agg.Count})
+	if gerr := s.give(ctx, keys); gerr != nil {
+		return gerr
+	}
+	if err == errStop {
+		s.handBack(rest, hi)
 	}
 	return nil
 }
 
 // strategize chooses how to resolve a range whose fingerprints differ,
 // from the two counts: list our keys when we hold few, split along the
-// tree when the difference is dense or too large for one sketch, and
-// otherwise exchange a sketch sized for the expected difference.
+// tree when the difference is dense or too large for one sketch (or for
+// what is left of the reply), and otherwise exchange a sketch sized for
+// the expected difference.
 func (s *side) strategize(ctx context.Context, lo, hi Key, mine Aggregate, theirs, theirLast uint64, allowSketch bool) error {
 	if mine.Count == 0 || mine.Count <= uint64(s.p.KeyListMax) {
 		return s.sendKeyList(ctx, lo, hi)
 	}
+	if s.initiator && s.closing(mine.Count) {
+		return s.closeIn(ctx, lo, hi, mine)
+	}
 	if !s.initiator && theirLast > 0 && mine.Count < theirs {
-		// We may be the one that is behind: offer our newest timestamp
-		// so that the peer can run the prefix probe.
+		// We may be the one that is behind: the peer holds keys newer
+		// than all of ours.
 		last, ok, err := s.set.Last(ctx, lo, hi)
 		if err != nil {
 			return err
 		}
-		if ok && last.TS < theirLast {
-			return s.emit(rangeItem{lo: lo, hi: hi, mode: pb.Mode_FINGERPRINT, fp: mine.Fingerprint(),
-				count: mine.Count, lastTS: last.TS})
+		if ok && last.TS < theirLast && TimeBound(last.TS+1).Less(hi) {
+			return s.sendBehind(ctx, lo, hi, mine, last)
 		}
 	}
 	d := max(mine.Count, theirs) - min(mine.Count, theirs)
 	cells := sketchLen(d, s.p.SketchMargin)
 	dense := 4*d > mine.Count+theirs
-	if !allowSketch || dense || cells > uint64(s.p.maxRangeCells()) {
-		bounds, err := s.set.Splits(ctx, lo, hi)
-		if err != nil {
-			return err
-		}
-		if len(bounds) > 0 {
-			return s.sendSplit(ctx, lo, hi, bounds)
-		}
-		return s.sendKeyList(ctx, lo, hi)
+	room := s.room()
+	if !allowSketch || dense || cells > uint64(s.p.maxRangeCells()) || cells > uint64(room.cells) || room.items < 1 ||
+		s.initiator && s.asks < 3 {
+		return s.split(ctx, lo, hi)
 	}
 	if s.initiator {
 		// The responder keeps no state, so the initiator decodes: it
 		// asks for the responder's sketch.
-		return s.emit(rangeItem{lo: lo, hi: hi, mode: pb.Mode_MORE_CELLS, cellCount: cells})
+		return s.emit(ctx, rangeItem{lo: lo, hi: hi, mode: pb.Mode_MORE_CELLS, cellCount: cells})
 	}
 	return s.sendSketch(ctx, lo, hi, mine, 0, cells)
+}
+
+// sendBehind answers a range in which the peer holds keys newer than
+// all of ours: a fingerprint of the range up to our newest timestamp and
+// an empty key list above it, for which the peer gives us its newer keys
+// at once. When our keys are a prefix of the peer's, the first part is
+// equal and one round trip settles the range, as the peer's prefix probe
+// would; when they are not, the first part goes on as usual and no round
+// trip was spent on finding out.
+func (s *side) sendBehind(ctx context.Context, lo, hi Key, mine Aggregate, last Key) error {
+	if s.room().items < 2 {
+		s.handBack(lo, hi)
+		return nil
+	}
+	cut := TimeBound(last.TS + 1)
+	if err := s.emit(ctx, rangeItem{lo: lo, hi: cut, mode: pb.Mode_FINGERPRINT, fp: mine.Fingerprint(),
+		count: mine.Count, lastTS: last.TS}); err != nil {
+		return err
+	}
+	return s.emit(ctx, rangeItem{lo: cut, hi: hi, mode: pb.Mode_KEYLIST})
 }
 
 // sketchLen is the sketch length for an expected difference of d. The
@@ -205,41 +211,63 @@ func sketchLen(d uint64, margin int) uint64 {
 	return d + d*7/20 + uint64(4.5*math.Sqrt(float64(d))) + uint64(margin)
 }
 
+// sendSketch sends cells [first, first+n) of our sketch of [lo, hi); the
+// caller has made sure the reply has room for them.
 func (s *side) sendSketch(ctx context.Context, lo, hi Key, mine Aggregate, first, n uint64) error {
-	if n > uint64(s.cells) {
-		return fmt.Errorf("%w: the reply would exceed the limits", ErrTooLarge)
-	}
 	cells, err := sketchCells(ctx, s.set, lo, hi, first, n)
 	if err != nil {
 		return err
 	}
-	return s.emit(rangeItem{lo: lo, hi: hi, mode: pb.Mode_SKETCH, fp: mine.Fingerprint(), count: mine.Count,
+	return s.emit(ctx, rangeItem{lo: lo, hi: hi, mode: pb.Mode_SKETCH, fp: mine.Fingerprint(), count: mine.Count,
 		firstCell: first, cells: cells})
 }
 
+// split offers the peer the fingerprints of the parts of [lo, hi) along
+// the tree, or lists our keys when the range lies within one leaf.
+func (s *side) split(ctx context.Context, lo, hi Key) error {
+	bounds, err := s.set.Splits(ctx, lo, hi)
+	if err != nil {
+		return err
+	}
+	if len(bounds) > 0 {
+		return s.sendSplit(ctx, lo, hi, bounds)
+	}
+	return s.sendKeyList(ctx, lo, hi)
+}
+
+// sendKeyList lists our keys of [lo, hi), which the caller knows to be
+// few: at most KeyListMax, at most maxListed in a session's closing
+// rounds, or one leaf.
 func (s *side) sendKeyList(ctx context.Context, lo, hi Key) error {
 	keys, err := keysIn(ctx, s.set, lo, hi)
 	if err != nil {
 		return err
 	}
-	if len(keys) > s.p.maxListed() {
+	if n := s.p.maxListed(); len(keys) > n {
 		// Only a range inside one leaf ends up here, and leaves are far
-		// smaller; split by count to stay within a frame all the same.
+		// smaller; split by count to stay within the limits all the same.
 		var bounds []Key
-		for i := s.p.maxListed(); i < len(keys); i += s.p.maxListed() {
+		for i := n; i < len(keys); i += n {
 			bounds = append(bounds, minimalBound(keys[i-1], keys[i]))
 		}
 		return s.sendSplit(ctx, lo, hi, bounds)
 	}
-	return s.emit(rangeItem{lo: lo, hi: hi, mode: pb.Mode_KEYLIST, hashes: hashesOf(keys)})
+	return s.emitOrHandBack(ctx, rangeItem{lo: lo, hi: hi, mode: pb.Mode_KEYLIST, hashes: hashesOf(keys)})
 }
 
 // sendSplit offers the fingerprints of the parts of [lo, hi) cut at
 // bounds; the last part also carries our newest timestamp for the prefix
-// probe. The peer answers only the parts that differ.
+// probe. The peer answers only the parts that differ. When the reply has
+// room for fewer parts, neighbouring parts are grouped; with room for
+// fewer than two, the range is handed back whole.
 func (s *side) sendSplit(ctx context.Context, lo, hi Key, bounds []Key) error {
-	if len(bounds) >= s.items {
-		return fmt.Errorf("%w: the reply would exceed the limits", ErrTooLarge)
+	k := s.room().items
+	if k < 2 {
+		s.handBack(lo, hi)
+		return nil
+	}
+	if len(bounds)+1 > k {
+		bounds = groupBounds(bounds, k)
 	}
 	prev := lo
 	for i := 0; i <= len(bounds); i++ {
@@ -247,21 +275,11 @@ func (s *side) sendSplit(ctx context.Context, lo, hi Key, bounds []Key) error {
 		if i < len(bounds) {
 			end = bounds[i]
 		}
-		agg, err := s.set.Aggregate(ctx, prev, end)
+		it, err := s.fingerprintItem(ctx, prev, end, i == len(bounds))
 		if err != nil {
 			return err
 		}
-		it := rangeItem{lo: prev, hi: end, mode: pb.Mode_FINGERPRINT, fp: agg.Fingerprint(), count: agg.Count}
-		if i == len(bounds) && agg.Count > 0 {
-			last, ok, err := s.set.Last(ctx, prev, end)
-			if err != nil {
-				return err
-			}
-			if ok {
-				it.lastTS = last.TS
-			}
-		}
-		if err := s.emit(it); err != nil {
+		if err := s.emit(ctx, it); err != nil {
 			return err
 		}
 		prev = end
@@ -269,40 +287,16 @@ func (s *side) sendSplit(ctx context.Context, lo, hi Key, bounds []Key) error {
 	return nil
 }
 
-// onKeyList compares the peer's complete list of a range with ours: we
-// learn both directions at once, give the peer what it lacks and tell it
-// which of its listed hashes we lack.
-func (s *side) onKeyList(ctx context.Context, it *rangeItem) error {
-	theirs := make(map[Hash]struct{}, len(it.hashes))
-	for _, h := range it.hashes {
-		theirs[h] = struct{}{}
+// groupBounds keeps k-1 of the bounds, evenly spread, so that the
+// len(bounds)+1 parts become k parts of about equal numbers of the
+// original ones. It needs 2 <= k <= len(bounds).
+func groupBounds(bounds []Key, k int) []Key {
+	p := len(bounds) + 1
+	out := make([]Key, 0, k-1)
+	for i := 1; i < k; i++ {
+		out = append(out, bounds[i*p/k-1])
 	}
-	var extras []Key
-	err := s.set.Iterate(ctx, it.lo, it.hi, func(k Key) error {
-		if _, ok := theirs[k.Hash]; ok {
-			delete(theirs, k.Hash)
-		} else {
-			extras = append(extras, k)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	s.give(extras)
-	if len(theirs) > 0 {
-		missing := make([]Hash, 0, len(theirs))
-		ids := make([]ShortID, 0, len(theirs))
-		for _, h := range it.hashes {
-			if _, ok := theirs[h]; ok {
-				missing = append(missing, h)
-				ids = append(ids, shortID(&h))
-			}
-		}
-		s.learnNeed(missing)
-		return s.emit(rangeItem{lo: it.lo, hi: it.hi, mode: pb.Mode_SKIP, ids: ids})
-	}
-	return nil
+	return out
 }
 
 // onInfo takes note of the peer's word that it lacks the listed keys of
@@ -313,5 +307,5 @@ func (s *side) onInfo(ctx context.Context, it *rangeItem) error {
 		return err
 	}
 	s.learnHave(keys)
-	return nil
+	return s.settle(ctx)
 }

@@ -1,0 +1,600 @@
+package reconcile
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/stretchr/testify/require"
+
+	"github.com/storesync/storesync/pb"
+)
+
+// These tests check that no scope size makes reconciliation impossible:
+// with limits far below the size of the difference, every message of
+// both sides stays within the receiver's limits, sessions that run out
+// of messages end incomplete instead of failing, and repeated sessions
+// converge on the union.
+
+// ceilingParams are limits far below the difference the tests reconcile:
+// 256 hashes per message against differences of 20,000 keys.
+func ceilingParams() Params {
+	p := DefaultParams()
+	p.FrameSize = 64 << 10
+	p.KeyListMax = 8
+	p.MaxMessages = 8
+	p.Limits = Limits{MaxItems: 64, MaxCells: 512, MaxIDs: 256}
+	return p
+}
+
+// growSet is a Set the test can add keys to between sessions.
+type growSet interface {
+	Set
+	add(t *testing.T, keys []Key)
+	all(t *testing.T) []Key
+}
+
+type sliceGrowSet struct{ SliceSet }
+
+func (s *sliceGrowSet) add(_ *testing.T, keys []Key) {
+	add := NewSliceSet(keys)
+	merged := make(SliceSet, 0, len(s.SliceSet)+len(add))
+	i, j := 0, 0
+	for i < len(s.SliceSet) || j < len(add) {
+		switch {
+		case j == len(add) || i < len(s.SliceSet) && s.SliceSet[i].Less(add[j]):
+			merged = append(merged, s.SliceSet[i])
+			i++
+		case i == len(s.SliceSet) || add[j].Less(s.SliceSet[i]):
+			merged = append(merged, add[j])
+			j++
+		default:
+			merged = append(merged, add[j])
+			i, j = i+1, j+1
+		}
+	}
+	s.SliceSet = merged
+}
+
+func (s *sliceGrowSet) all(*testing.T) []Key { return s.SliceSet }
+
+type treeGrowSet struct{ *Tree }
+
+func (s treeGrowSet) add(t *testing.T, keys []Key) {
+	_, _, err := s.Apply(t.Context(), keys, nil)
+	require.NoError(t, err)
+}
+
+func (s treeGrowSet) all(t *testing.T) []Key {
+	out, err := keysIn(t.Context(), s.Tree, Key{}, End)
+	require.NoError(t, err)
+	return out
+}
+
+func newGrowSet(t *testing.T, tree bool, keys []Key) growSet {
+	if !tree {
+		return &sliceGrowSet{NewSliceSet(keys)}
+	}
+	tr, err := Open(t.Context(), dssync.MutexWrap(ds.NewMapDatastore()), ds.NewKey("/t"))
+	require.NoError(t, err)
+	s := treeGrowSet{tr}
+	s.add(t, keys)
+	return s
+}
+
+// testKeys returns n distinct keys with random timestamps in [1, span].
+func testKeys(r *rand.Rand, n int, span uint64) []Key {
+	out := make([]Key, n)
+	for i := range out {
+		var seed [8]byte
+		binary.LittleEndian.PutUint64(seed[:], r.Uint64())
+		out[i] = Key{TS: 1 + r.Uint64N(span), Hash: sha256.Sum256(seed[:])}
+	}
+	return NewSliceSet(out)
+}
+
+// checkWire requires a message to be what the receiver accepts: every
+// frame within the frame size, the whole message within the receiver's
+// limits.
+func checkWire(t *testing.T, frames []*pb.ReconcileFrame, p *Params) {
+	t.Helper()
+	for _, f := range frames {
+		require.LessOrEqual(t, f.Size(), p.FrameSize, "frame over the frame size")
+	}
+	_, err := decode(frames, &p.Limits)
+	require.NoError(t, err, "message beyond the receiver's limits")
+}
+
+// sessionResult is what one checked session produced.
+type sessionResult struct {
+	ini, res   Diff
+	complete   bool
+	unresolved []Range
+	messages   int
+	bytes      int64
+}
+
+// runChecked runs one session between an initiator over a and a
+// responder over b, checking every message on the way.
+func runChecked(t *testing.T, a, b Set, lo, hi Key, p Params) sessionResult {
+	t.Helper()
+	ctx := t.Context()
+	s, err := NewSession(a, lo, hi, p)
+	require.NoError(t, err)
+	r, err := NewResponder(b, p)
+	require.NoError(t, err)
+	res := make(map[Hash]struct{})
+	resHave := make(map[Hash]struct{})
+	var out sessionResult
+	msg, err := s.Start(ctx)
+	require.NoError(t, err)
+	for {
+		checkWire(t, msg, &p)
+		out.messages++
+		out.bytes += framesBytes(msg)
+		reply, learned, more, err := r.Respond(ctx, msg)
+		require.NoError(t, err)
+		for _, h := range learned.Need {
+			res[h] = struct{}{}
+		}
+		for _, h := range learned.Have {
+			resHave[h] = struct{}{}
+		}
+		if !more {
+			break
+		}
+		checkWire(t, reply, &p)
+		out.messages++
+		out.bytes += framesBytes(reply)
+		next, done, err := s.Next(ctx, reply)
+		require.NoError(t, err)
+		if done && next == nil {
+			break
+		}
+		msg = next
+	}
+	out.ini = s.Result()
+	out.res = Diff{Need: sortedHashes(res), Have: sortedHashes(resHave)}
+	out.complete = s.Complete()
+	out.unresolved = s.Unresolved()
+	require.Equal(t, out.complete, len(out.unresolved) == 0)
+	require.LessOrEqual(t, s.Messages(), p.MaxMessages+1)
+	return out
+}
+
+// converge repeats sessions between a and b, applying what each learned,
+// until one completes, and returns how many sessions it took. It checks
+// that every session learns only true differences, that both sides learn
+// the same, that an incomplete session made progress, and that the sets
+// end equal to the union.
+func converge(t *testing.T, a, b growSet, p Params, maxSessions int) (sessions int, bytes int64) {
+	t.Helper()
+	union := NewSliceSet(append(slices.Clone(a.all(t)), b.all(t)...))
+	byHash := make(map[Hash]Key, len(union))
+	for _, k := range union {
+		byHash[k.Hash] = k
+	}
+	inA, inB := hashSet(a.all(t)), hashSet(b.all(t))
+	for {
+		sessions++
+		require.LessOrEqual(t, sessions, maxSessions, "too many sessions to converge")
+		r := runChecked(t, a, b, Key{}, End, p)
+		bytes += r.bytes
+		require.Equal(t, r.ini.Need, orNil(r.res.Have), "initiator's need is the responder's have")
+		require.Equal(t, r.ini.Have, orNil(r.res.Need), "initiator's have is the responder's need")
+		var toA, toB []Key
+		for _, h := range r.ini.Need {
+			require.True(t, inB[h] && !inA[h], "initiator needs %x", h[:4])
+			toA = append(toA, byHash[h])
+		}
+		for _, h := range r.ini.Have {
+			require.True(t, inA[h] && !inB[h], "initiator has %x", h[:4])
+			toB = append(toB, byHash[h])
+		}
+		a.add(t, toA)
+		b.add(t, toB)
+		for _, k := range toA {
+			inA[k.Hash] = true
+		}
+		for _, k := range toB {
+			inB[k.Hash] = true
+		}
+		if r.complete {
+			break
+		}
+		require.NotEmpty(t, append(toA, toB...), "session %d made no progress", sessions)
+		require.LessOrEqual(t, len(r.ini.Need)+len(r.ini.Have), p.MaxDiff+2*p.Limits.MaxIDs)
+	}
+	require.Equal(t, []Key(union), a.all(t), "initiator holds the union")
+	require.Equal(t, []Key(union), b.all(t), "responder holds the union")
+	return sessions, bytes
+}
+
+func hashSet(keys []Key) map[Hash]bool {
+	m := make(map[Hash]bool, len(keys))
+	for _, k := range keys {
+		m[k.Hash] = true
+	}
+	return m
+}
+
+func orNil(h []Hash) []Hash {
+	if h == nil {
+		return []Hash{}
+	}
+	return h
+}
+
+// ceilingCase is a pair of sets whose difference is many messages large.
+// In a bulk case one side holds every difference in long runs, so that
+// nearly every reply is full of hashes; in the others the differences
+// are scattered and must be found first.
+type ceilingCase struct {
+	name string
+	bulk bool
+	make func(r *rand.Rand) (a, b []Key)
+}
+
+// sessionBound is the most sessions a case may take to converge under p.
+// A bulk case moves a full message of hashes in nearly every reply, and a
+// session has MaxMessages/2 replies. A scattered difference is found by
+// cutting ranges down and listing them; the bound asks every session to
+// learn half a message's worth on average. Both allow three sessions
+// more for the start and the end.
+func sessionBound(tc ceilingCase, d int, p Params) int {
+	perSession := p.Limits.MaxIDs / 2
+	if tc.bulk {
+		perSession = p.Limits.MaxIDs * (p.MaxMessages / 2)
+	}
+	return (d+perSession-1)/perSession + 3
+}
+
+// ceilingN is the size of a ceiling case: eighty times what one message
+// carries under ceilingParams (a fourth of it under the race detector).
+const ceilingN = 20_000 / raceScale
+
+var ceilingCases = []ceilingCase{
+	{"initiator-empty", true, func(r *rand.Rand) ([]Key, []Key) {
+		return nil, testKeys(r, ceilingN, 1<<40)
+	}},
+	{"initiator-behind-scattered", false, func(r *rand.Rand) ([]Key, []Key) {
+		all := testKeys(r, ceilingN, 1<<40)
+		return pick(all, func(int) bool { return r.IntN(20) == 0 }), all
+	}},
+	{"initiator-behind-prefix", true, func(r *rand.Rand) ([]Key, []Key) {
+		all := testKeys(r, ceilingN, 1<<40)
+		return all[:ceilingN/20], all
+	}},
+	{"responder-empty", true, func(r *rand.Rand) ([]Key, []Key) {
+		return testKeys(r, ceilingN, 1<<40), nil
+	}},
+	{"two-way", false, func(r *rand.Rand) ([]Key, []Key) {
+		all := testKeys(r, ceilingN, 1<<40)
+		side := make([]int, len(all))
+		for i := range side {
+			side[i] = r.IntN(3) // 0 both, 1 only a, 2 only b
+		}
+		return pick(all, func(i int) bool { return side[i] != 2 }), pick(all, func(i int) bool { return side[i] != 1 })
+	}},
+	{"disjoint", false, func(r *rand.Rand) ([]Key, []Key) {
+		return testKeys(r, ceilingN/2, 1<<40), testKeys(r, ceilingN/2, 1<<40)
+	}},
+	{"same-timestamps", false, func(r *rand.Rand) ([]Key, []Key) {
+		// Few distinct timestamps: cuts must fall between hashes.
+		all := testKeys(r, ceilingN/2, 50)
+		return pick(all, func(int) bool { return r.IntN(3) == 0 }), pick(all, func(int) bool { return r.IntN(3) != 0 })
+	}},
+}
+
+func pick(keys []Key, keep func(i int) bool) []Key {
+	var out []Key
+	for i, k := range keys {
+		if keep(i) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// symDiff returns how many keys one of the sets holds and the other not.
+func symDiff(a, b []Key) int {
+	inA, inB := hashSet(a), hashSet(b)
+	d := 0
+	for h := range inA {
+		if !inB[h] {
+			d++
+		}
+	}
+	for h := range inB {
+		if !inA[h] {
+			d++
+		}
+	}
+	return d
+}
+
+// TestNoCeiling reconciles differences about eighty times what one
+// message may carry, over the sorted-slice model and over trees in a
+// datastore, and requires convergence within a bounded number of
+// sessions (sessionBound).
+func TestNoCeiling(t *testing.T) {
+	p := ceilingParams()
+	for i, tc := range ceilingCases {
+		for _, tree := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/tree=%v", tc.name, tree), func(t *testing.T) {
+				runCeilingCase(t, tc, rand.New(rand.NewPCG(41, uint64(i))), tree, p, 1)
+			})
+		}
+	}
+}
+
+// TestNoCeilingTighterLimits runs the scattered cases under limits
+// tighter still: fewer items per message, so that ranges must be cut
+// down over more rounds, and fewer hashes per message, so that a list
+// holds less than a tree leaf may.
+func TestNoCeilingTighterLimits(t *testing.T) {
+	fewItems := ceilingParams()
+	fewItems.Limits.MaxItems = 16
+	fewIDs := ceilingParams()
+	fewIDs.Limits = Limits{MaxItems: 64, MaxCells: 128, MaxIDs: 64}
+	for _, v := range []struct {
+		name  string
+		p     Params
+		scale int // divides the case's size
+	}{{"items=16", fewItems, 1}, {"ids=64", fewIDs, 4}} {
+		for i, tc := range ceilingCases {
+			if tc.bulk {
+				continue
+			}
+			for _, tree := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/%s/tree=%v", v.name, tc.name, tree), func(t *testing.T) {
+					runCeilingCase(t, tc, rand.New(rand.NewPCG(100, uint64(i))), tree, v.p, v.scale)
+				})
+			}
+		}
+	}
+}
+
+func runCeilingCase(t *testing.T, tc ceilingCase, r *rand.Rand, tree bool, p Params, scale int) {
+	ka, kb := tc.make(r)
+	ka, kb = ka[:len(ka)/scale], kb[:len(kb)/scale]
+	d := symDiff(ka, kb)
+	bound := sessionBound(tc, d, p)
+	sessions, bytes := converge(t, newGrowSet(t, tree, ka), newGrowSet(t, tree, kb), p, bound)
+	t.Logf("d=%d: %d sessions (bound %d), %d bytes, %.2f × d·32", d, sessions, bound, bytes,
+		float64(bytes)/float64(32*d))
+}
+
+// TestNoCeilingWindow reconciles a time window of large sets, so that
+// hand-backs and cuts meet the window's bounds.
+func TestNoCeilingWindow(t *testing.T) {
+	p := ceilingParams()
+	r := rand.New(rand.NewPCG(43, 44))
+	all := testKeys(r, ceilingN, 1<<20)
+	a := NewSliceSet(pick(all, func(int) bool { return r.IntN(4) == 0 }))
+	b := NewSliceSet(pick(all, func(int) bool { return r.IntN(4) != 0 }))
+	lo, hi := TimeBound(1<<18), TimeBound(3<<18)
+	inWindow := func(keys []Key) map[Hash]bool {
+		m := make(map[Hash]bool)
+		for _, k := range keys {
+			if !k.Less(lo) && k.Less(hi) {
+				m[k.Hash] = true
+			}
+		}
+		return m
+	}
+	var need, have []Hash
+	for sessions := 1; ; sessions++ {
+		require.LessOrEqual(t, sessions, 60)
+		res := runChecked(t, a, b, lo, hi, p)
+		inA, inB := inWindow(a), inWindow(b)
+		var toA, toB []Key
+		for _, h := range res.ini.Need {
+			require.True(t, inB[h] && !inA[h])
+			need = append(need, h)
+		}
+		for _, h := range res.ini.Have {
+			require.True(t, inA[h] && !inB[h])
+			have = append(have, h)
+		}
+		for _, k := range all {
+			if slices.Contains(res.ini.Need, k.Hash) {
+				toA = append(toA, k)
+			}
+			if slices.Contains(res.ini.Have, k.Hash) {
+				toB = append(toB, k)
+			}
+		}
+		a = NewSliceSet(append(slices.Clone([]Key(a)), toA...))
+		b = NewSliceSet(append(slices.Clone([]Key(b)), toB...))
+		if res.complete {
+			break
+		}
+		for _, u := range res.unresolved {
+			require.False(t, u.Lo.Less(lo), "unresolved range below the window")
+			require.False(t, hi.Less(u.Hi), "unresolved range above the window")
+		}
+	}
+	require.Equal(t, inWindow(a), inWindow(b))
+	require.NotEmpty(t, need)
+	require.NotEmpty(t, have)
+}
+
+// TestSessionEndsIncomplete checks the end of a session that runs out of
+// messages: no error, a last message that needs no answer, and a result
+// that is part of the difference.
+func TestSessionEndsIncomplete(t *testing.T) {
+	p := ceilingParams()
+	r := rand.New(rand.NewPCG(45, 46))
+	b := testKeys(r, ceilingN, 1<<40)
+	res := runChecked(t, NewSliceSet(nil), NewSliceSet(b), Key{}, End, p)
+	require.False(t, res.complete)
+	require.NotEmpty(t, res.unresolved)
+	require.NotEmpty(t, res.ini.Need)
+	require.Less(t, len(res.ini.Need), len(b))
+	// The responder hands over at most MaxIDs hashes per reply and
+	// replies MaxMessages/2 times.
+	require.LessOrEqual(t, len(res.ini.Need), p.Limits.MaxIDs*p.MaxMessages/2)
+	// Each session learns a good part of what it could.
+	require.GreaterOrEqual(t, len(res.ini.Need), p.Limits.MaxIDs*p.MaxMessages/4)
+}
+
+// TestMaxDiffEndsSession checks that a session stops learning at MaxDiff.
+func TestMaxDiffEndsSession(t *testing.T) {
+	p := DefaultParams()
+	p.MaxDiff = 3000
+	r := rand.New(rand.NewPCG(47, 48))
+	b := testKeys(r, 100_000, 1<<40)
+	res := runChecked(t, NewSliceSet(nil), NewSliceSet(b), Key{}, End, p)
+	require.False(t, res.complete)
+	require.GreaterOrEqual(t, len(res.ini.Need), p.MaxDiff)
+	require.LessOrEqual(t, len(res.ini.Need), p.MaxDiff+p.maxListed())
+}
+
+// TestNoCeilingDefaultParams is the case that used to fail every
+// session: an empty initiator against a responder holding more keys than
+// one message may carry under the default limits.
+func TestNoCeilingDefaultParams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds 1.2M keys")
+	}
+	p := DefaultParams()
+	r := rand.New(rand.NewPCG(49, 50))
+	b := testKeys(r, 1_200_000/raceScale, 1<<50)
+	res := runChecked(t, NewSliceSet(nil), NewSliceSet(b), Key{}, End, p)
+	require.False(t, res.complete)
+	require.Greater(t, len(res.ini.Need), 100_000/raceScale, "a session learns a good part of what it may")
+}
+
+// TestReplyProportionalToRequest sends one item of a few bytes against a
+// large set: the reply lists at most maxListed hashes for it.
+func TestReplyProportionalToRequest(t *testing.T) {
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(51, 52))
+	set := NewSliceSet(testKeys(r, 200_000, 1<<40))
+	for _, p := range []Params{DefaultParams(), ceilingParams()} {
+		// Half a frame of hashes and a few items around them.
+		bound := int64(p.FrameSize/2 + 1024)
+		resp, err := NewResponder(set, p)
+		require.NoError(t, err)
+		for _, it := range []rangeItem{
+			{lo: Key{}, hi: End, mode: pb.Mode_KEYLIST},
+			{lo: Key{}, hi: End, mode: pb.Mode_KEYLIST, hashes: []Hash{set[7].Hash}},
+			{lo: Key{}, hi: End, mode: pb.Mode_FINGERPRINT, fp: Aggregate{}.Fingerprint()},
+			{lo: Key{}, hi: End, mode: pb.Mode_FINGERPRINT, count: 1, fp: Aggregate{}.AddHash(&set[0].Hash).Fingerprint(), lastTS: set[0].TS},
+		} {
+			req := encode(&message{items: []rangeItem{it}}, p.FrameSize)
+			require.Less(t, framesBytes(req), int64(100))
+			out, _, more, err := resp.Respond(ctx, req)
+			require.NoError(t, err)
+			require.True(t, more)
+			checkWire(t, out, &p)
+			require.LessOrEqual(t, framesBytes(out), bound, "%v item of %d bytes", it.mode, framesBytes(req))
+			m, err := decode(out, &p.Limits)
+			require.NoError(t, err)
+			require.NotEmpty(t, m.youLack, "the reply makes progress")
+			require.LessOrEqual(t, len(m.youLack), p.maxListed())
+		}
+	}
+}
+
+// TestManyItemsRequest sends as many small items as the limits allow:
+// the reply still fits the limits.
+func TestManyItemsRequest(t *testing.T) {
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(53, 54))
+	set := NewSliceSet(testKeys(r, 50_000, 1<<40))
+	p := ceilingParams()
+	var m message
+	step := len(set) / p.Limits.MaxItems
+	for i := range p.Limits.MaxItems {
+		lo := set[i*step]
+		hi := End
+		if i+1 < p.Limits.MaxItems {
+			hi = set[(i+1)*step]
+		}
+		mode := pb.Mode_KEYLIST
+		if i%2 == 1 {
+			mode = pb.Mode_FINGERPRINT
+		}
+		m.items = append(m.items, rangeItem{lo: lo, hi: hi, mode: mode})
+	}
+	resp, err := NewResponder(set, p)
+	require.NoError(t, err)
+	out, _, more, err := resp.Respond(ctx, encode(&m, p.FrameSize))
+	require.NoError(t, err)
+	require.True(t, more)
+	checkWire(t, out, &p)
+}
+
+// FuzzReplyWithinLimits feeds the responder arbitrary messages: whatever
+// a message that passes decode asks, the reply stays within the
+// receiver's limits and frame size.
+func FuzzReplyWithinLimits(f *testing.F) {
+	r := rand.New(rand.NewPCG(55, 56))
+	set := NewSliceSet(testKeys(r, 3000, 1<<20))
+	p := ceilingParams()
+	p.KeyListMax = 2
+	for _, m := range []message{
+		{items: []rangeItem{{lo: Key{}, hi: End, mode: pb.Mode_KEYLIST}}},
+		{items: []rangeItem{{lo: Key{}, hi: End, mode: pb.Mode_FINGERPRINT, fp: Aggregate{}.Fingerprint()}}},
+		{items: []rangeItem{{lo: Key{}, hi: End, mode: pb.Mode_FINGERPRINT, count: 5, lastTS: 1 << 19}}},
+		{items: []rangeItem{
+			{lo: Key{}, hi: set[100], mode: pb.Mode_KEYLIST, hashes: []Hash{set[50].Hash, {1}}},
+			{lo: set[100], hi: set[2000], mode: pb.Mode_MORE_CELLS, cellCount: 200},
+			{lo: set[2000], hi: set[2500], mode: pb.Mode_WANT, ids: []ShortID{shortID(&set[2100].Hash), 7}},
+			{lo: set[2500], hi: End, mode: pb.Mode_FINGERPRINT, count: 400},
+		}},
+	} {
+		f.Add(delimitedFrames(encode(&m, p.FrameSize)))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		in := parseFrames(data)
+		if _, err := decode(in, &p.Limits); err != nil {
+			return
+		}
+		resp, err := NewResponder(set, p)
+		require.NoError(t, err)
+		out, _, more, err := resp.Respond(context.Background(), in)
+		if err != nil {
+			require.NotErrorIs(t, err, errOverBudget)
+			return
+		}
+		if more {
+			checkWire(t, out, &p)
+		}
+	})
+}
+
+func delimitedFrames(frames []*pb.ReconcileFrame) []byte {
+	var b []byte
+	for _, f := range frames {
+		m, _ := f.Marshal()
+		b = binary.AppendUvarint(b, uint64(len(m)))
+		b = append(b, m...)
+	}
+	return b
+}
+
+func parseFrames(data []byte) []*pb.ReconcileFrame {
+	var out []*pb.ReconcileFrame
+	for len(data) > 0 {
+		n, k := binary.Uvarint(data)
+		if k <= 0 || n > uint64(len(data)-k) {
+			break
+		}
+		var f pb.ReconcileFrame
+		if f.Unmarshal(data[k:k+int(n)]) != nil {
+			break
+		}
+		out = append(out, &f)
+		data = data[k+int(n):]
+	}
+	return out
+}
