@@ -34,7 +34,9 @@ type clientScope struct {
 }
 
 // maxSyncRounds bounds the sessions one Sync runs: a scope streamed
-// because it was far behind, and a session cut short, take another.
+// because it was far behind, and a session cut short by a limit (a
+// difference larger than one session learns), take another. A Sync that
+// stops here has made progress; the next one goes on.
 const maxSyncRounds = 8
 
 // Sync brings the given scopes in step with peer p and returns what
@@ -43,7 +45,10 @@ const maxSyncRounds = 8
 // alone); the others are reconciled in one session, which fetches the
 // messages we lack, verified, and lets p pull the ones it lacks; a scope
 // the session finds far behind (WithCatchUp) leaves it, is streamed, and
-// is reconciled again, so that its roots are proven equal at the end.
+// is reconciled again, so that its roots are proven equal at the end. No
+// scope size fails a session: a difference larger than the limits let
+// one session learn is transferred as far as it was learned, and further
+// sessions (up to 8 in one call) learn the rest.
 //
 // A scope the peer does not keep fails alone (ErrUnsupportedScope in its
 // report); a peer that does not speak the protocol fails at negotiation
@@ -92,11 +97,16 @@ func (s *Service) sync(ctx context.Context, p peer.ID, scopes []reconcile.Scope,
 		for j, c := range cs {
 			r := &reports[todo[j]]
 			r.add(c.report)
-			if err != nil || c.report.Err != nil || !c.handover {
-				continue
-			}
-			s.streamScope(ctx, p, r)
-			if r.Err == nil {
+			switch {
+			case err != nil || c.report.Err != nil:
+			case c.handover:
+				s.streamScope(ctx, p, r)
+				if r.Err == nil {
+					next = append(next, todo[j])
+				}
+			case !c.sess.Complete():
+				// Cut short by a limit: what it learned was
+				// transferred; the next session finds the rest.
 				next = append(next, todo[j])
 			}
 		}
