@@ -26,21 +26,21 @@ type remoteState struct {
 }
 
 // announcement is a decoded, checked pb.Announcement: states of the
-// group's scopes (none in an announcement of recent hashes only) and
-// recent hashes, by scope.
+// group's scopes (none in an announcement of recent keys only) and the
+// keys of recent messages, by scope.
 type announcement struct {
 	states map[reconcile.Scope]remoteState
-	recent map[reconcile.Scope][]reconcile.Hash
+	recent map[reconcile.Scope][]reconcile.Key
 }
 
-// MaxRecent bounds the recent hashes of one announcement.
+// MaxRecent bounds the recent keys of one announcement.
 const MaxRecent = 256
 
 var errBadAnnouncement = errors.New("bad announcement")
 
 // decodeAnnouncement parses and checks an announcement of group g: the
 // group digest must be g's, and there must be a root, a count and a
-// newest time for every one of g's scopes, or none at all; recent hashes
+// newest time for every one of g's scopes, or none at all; recent keys
 // must name g's scopes and stay within bounds.
 func decodeAnnouncement(data []byte, g *def, maxSize int) (*announcement, error) {
 	if len(data) > maxSize {
@@ -67,27 +67,27 @@ func decodeAnnouncement(data []byte, g *def, maxSize int) (*announcement, error)
 	}
 	total := 0
 	for _, r := range a.Recent {
-		if int(r.Scope) >= n || len(r.Hashes)%reconcile.HashSize != 0 {
-			return nil, fmt.Errorf("%w: recent hashes not of the group", errBadAnnouncement)
+		if int(r.Scope) >= n {
+			return nil, fmt.Errorf("%w: recent keys not of the group", errBadAnnouncement)
+		}
+		keys, err := reconcile.ParseKeys(r.Keys, MaxRecent-total)
+		if err != nil {
+			return nil, fmt.Errorf("%w: recent keys: %v", errBadAnnouncement, err)
 		}
 		if out.recent == nil {
-			out.recent = make(map[reconcile.Scope][]reconcile.Hash)
+			out.recent = make(map[reconcile.Scope][]reconcile.Key)
 		}
 		sc := g.Scopes[r.Scope]
-		for p := r.Hashes; len(p) > 0; p = p[reconcile.HashSize:] {
-			out.recent[sc] = append(out.recent[sc], reconcile.Hash(p[:reconcile.HashSize]))
-			total++
-		}
-	}
-	if total > MaxRecent {
-		return nil, fmt.Errorf("%w: %d recent hashes", errBadAnnouncement, total)
+		out.recent[sc] = append(out.recent[sc], keys...)
+		total += len(keys)
 	}
 	return out, nil
 }
 
 // encodeAnnouncement builds an announcement of group g: the local states
-// of all its scopes (or none, when states is nil) and recent hashes.
-func encodeAnnouncement(g *def, states map[reconcile.Scope]ScopeState, recent map[reconcile.Scope][]reconcile.Hash) ([]byte, error) {
+// of all its scopes (or none, when states is nil) and the keys of recent
+// messages.
+func encodeAnnouncement(g *def, states map[reconcile.Scope]ScopeState, recent map[reconcile.Scope][]reconcile.Key) ([]byte, error) {
 	a := pb.Announcement{Group: g.digest[:]}
 	if states != nil {
 		a.Roots = make([]byte, 0, len(g.Scopes)*rootPrefix)
@@ -100,15 +100,11 @@ func encodeAnnouncement(g *def, states map[reconcile.Scope]ScopeState, recent ma
 		}
 	}
 	for _, sc := range g.Scopes {
-		hs := recent[sc]
-		if len(hs) == 0 {
+		keys := reconcile.NewSliceSet(recent[sc]) // a key list is sorted
+		if len(keys) == 0 {
 			continue
 		}
-		r := &pb.RecentHashes{Scope: uint32(g.index[sc]), Hashes: make([]byte, 0, len(hs)*reconcile.HashSize)}
-		for _, h := range hs {
-			r.Hashes = append(r.Hashes, h[:]...)
-		}
-		a.Recent = append(a.Recent, r)
+		a.Recent = append(a.Recent, &pb.RecentKeys{Scope: uint32(g.index[sc]), Keys: reconcile.AppendKeys(nil, keys)})
 	}
 	return a.Marshal()
 }

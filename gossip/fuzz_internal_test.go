@@ -16,7 +16,7 @@ func FuzzDecodeAnnouncement(f *testing.F) {
 	b := reconcile.Scope{PubsubTopic: "p", ContentTopic: "b"}
 	g := define(Group{Name: "g", Scopes: []reconcile.Scope{a, b}})
 	ok, _ := encodeAnnouncement(&g, map[reconcile.Scope]ScopeState{a: {Count: 3, Newest: 9e9}, b: {}},
-		map[reconcile.Scope][]reconcile.Hash{a: {{1}, {2}}})
+		map[reconcile.Scope][]reconcile.Key{a: {{TS: 5, Hash: reconcile.Hash{1}}, {TS: 7, Hash: reconcile.Hash{2}}}})
 	f.Add(ok)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ann, err := decodeAnnouncement(data, &g, 64<<10)

@@ -16,7 +16,7 @@ import (
 
 // TopicPrefix starts the GossipSub topic of every sync group; the group's
 // name follows.
-const TopicPrefix = "/storesync/1/group/"
+const TopicPrefix = "/storesync/2/group/"
 
 // MaxGroupScopes bounds the scopes of one group, and with it the size of
 // an announcement (about 40 bytes a scope).

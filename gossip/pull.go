@@ -27,7 +27,7 @@ type job struct {
 	group  *groupState
 	peer   peer.ID
 	scopes []reconcile.Scope
-	fetch  []reconcile.Hash // recent hashes of scopes[0]
+	fetch  []reconcile.Key // keys of recent messages of scopes[0]
 	// helpers are other members that hold the scopes we hold nothing of:
 	// those scopes are streamed from the peer and them in parallel
 	// before the session.

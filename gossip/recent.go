@@ -18,10 +18,10 @@ func (s *Service) NoteAdded(msgs []reconcile.Message) {
 	if s.cfg.recentMax == 0 || len(msgs) == 0 {
 		return
 	}
-	hashes := make([]reconcile.Key, len(msgs))
+	keys := make([]reconcile.Key, len(msgs))
 	scopes := make([]reconcile.Scope, len(msgs))
 	for i := range msgs {
-		hashes[i], scopes[i] = msgs[i].Key(), msgs[i].Scope()
+		keys[i], scopes[i] = msgs[i].Key(), msgs[i].Scope()
 	}
 	s.post(func() {
 		for _, g := range s.groups {
@@ -29,7 +29,7 @@ func (s *Service) NoteAdded(msgs []reconcile.Message) {
 				if _, ok := g.index[sc]; !ok || g.recentN >= s.cfg.recentMax {
 					continue
 				}
-				g.recent[sc] = append(g.recent[sc], hashes[i].Hash)
+				g.recent[sc] = append(g.recent[sc], keys[i])
 				g.recentN++
 				if g.recentTimer == nil {
 					g.recentTimer = s.after(s.cfg.recentDelay, func() { s.publishRecent(g) })
@@ -56,14 +56,14 @@ func (s *Service) Changed(scopes []reconcile.Scope) {
 	})
 }
 
-// publishRecent announces the group's recent hashes.
+// publishRecent announces the keys of the group's recent messages.
 func (s *Service) publishRecent(g *groupState) {
 	g.recentTimer = nil
 	if s.groups[g.Name] != g || g.recentN == 0 {
 		return
 	}
 	recent := g.recent
-	g.recent, g.recentN = make(map[reconcile.Scope][]reconcile.Hash), 0
+	g.recent, g.recentN = make(map[reconcile.Scope][]reconcile.Key), 0
 	data, err := encodeAnnouncement(&g.def, nil, recent)
 	if err == nil {
 		err = g.topic.Publish(s.ctx, data)
@@ -80,12 +80,12 @@ func (s *Service) publishRecent(g *groupState) {
 }
 
 // onRecent fetches from the announcer the recent messages we lack.
-func (s *Service) onRecent(g *groupState, from peer.ID, recent map[reconcile.Scope][]reconcile.Hash) {
-	for sc, hs := range recent {
-		var lack []reconcile.Hash
-		for _, h := range hs {
-			if has, err := s.store.Has(context.Background(), sc, h); err == nil && !has {
-				lack = append(lack, h)
+func (s *Service) onRecent(g *groupState, from peer.ID, recent map[reconcile.Scope][]reconcile.Key) {
+	for sc, keys := range recent {
+		var lack []reconcile.Key
+		for _, k := range keys {
+			if has, err := s.store.Has(context.Background(), sc, k); err == nil && !has {
+				lack = append(lack, k)
 			}
 		}
 		if len(lack) > 0 {

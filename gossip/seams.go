@@ -24,14 +24,14 @@ type ScopeState struct {
 // concurrent use.
 type Store interface {
 	State(sc reconcile.Scope) (ScopeState, bool)
-	Has(ctx context.Context, sc reconcile.Scope, h reconcile.Hash) (bool, error)
+	Has(ctx context.Context, sc reconcile.Scope, k reconcile.Key) (bool, error)
 }
 
 // Syncer runs protocol sessions: *protocol.Service is one. Safe for
 // concurrent use.
 type Syncer interface {
 	Sync(ctx context.Context, p peer.ID, scopes ...reconcile.Scope) (*protocol.Report, error)
-	Fetch(ctx context.Context, p peer.ID, sc reconcile.Scope, hashes []reconcile.Hash) (protocol.ScopeReport, error)
+	Fetch(ctx context.Context, p peer.ID, sc reconcile.Scope, keys []reconcile.Key) (protocol.ScopeReport, error)
 	// CatchUp streams a scope from several peers at once: how a member
 	// with an empty scope catches up from the members that hold it.
 	CatchUp(ctx context.Context, sc reconcile.Scope, peers ...peer.ID) (protocol.ScopeReport, error)

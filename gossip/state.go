@@ -19,7 +19,7 @@ type groupState struct {
 	startupTimer  *time.Timer
 	pullTimer     *time.Timer
 	recentTimer   *time.Timer
-	recent        map[reconcile.Scope][]reconcile.Hash
+	recent        map[reconcile.Scope][]reconcile.Key
 	recentN       int
 	touched       map[reconcile.Scope]time.Time // start of the last session on the scope
 	lastPull      time.Time
@@ -55,7 +55,7 @@ type peerState struct {
 
 func newGroupState(g def, t Topic, now time.Time) *groupState {
 	return &groupState{def: g, topic: t, joined: now,
-		members: make(map[peer.ID]*member), recent: make(map[reconcile.Scope][]reconcile.Hash),
+		members: make(map[peer.ID]*member), recent: make(map[reconcile.Scope][]reconcile.Key),
 		touched: make(map[reconcile.Scope]time.Time)}
 }
 

@@ -122,11 +122,11 @@ func TestPrivateGroup(t *testing.T) {
 	}, 5*time.Second, 20*time.Millisecond)
 	time.Sleep(time.Second) // several intervals
 	for _, n := range c.nodes[:3] {
-		has, err := n.Store().Has(t.Context(), chat, outside.Hash())
+		has, err := n.Store().Has(t.Context(), chat, outside.Key())
 		require.NoError(t, err)
 		require.False(t, has, "a member took the outsider's message")
 	}
-	has, err := c.nodes[3].Store().Has(t.Context(), chat, inside.Hash())
+	has, err := c.nodes[3].Store().Has(t.Context(), chat, inside.Key())
 	require.NoError(t, err)
 	require.False(t, has, "the outsider got the group's message")
 	// The members do not count the outsider as one of theirs.

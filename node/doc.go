@@ -18,15 +18,17 @@
 //
 // # Consistency
 //
-// A message, its tree entry, its hash index entry and its scope's count
-// and sum commit in one datastore batch, so a crash never leaves the tree
-// disagreeing with the messages. All writes take one path (Store.commit):
-// a Put of messages of many scopes commits them together, and the tree
-// decides which messages are new, so storing costs no read per message.
-// OpenStore proves the result: each tree's root aggregate must equal the
-// count and sum recorded for its scope (and, with WithVerifyOnOpen, every
-// tree invariant, every stored message and every index entry must agree
-// too). A disagreement is reported as ErrCorrupt and never repaired
+// A message, its tree entry and its scope's count and sum commit in one
+// datastore batch, so a crash never leaves the tree disagreeing with the
+// messages. All writes take one path (Store.commit): a Put of messages of
+// many scopes commits them together, and the tree decides which messages
+// are new, so storing costs no read per message. Messages are kept and
+// found by key (timestamp, then hash): a batch writes one sequential run
+// of records, and peers ask for messages by key, so no index by hash is
+// written. OpenStore proves the result: each tree's root aggregate must
+// equal the count and sum recorded for its scope (and, with
+// WithVerifyOnOpen, every tree invariant and every stored message must
+// agree too). A disagreement is reported as ErrCorrupt and never repaired
 // silently.
 //
 // A datastore batch must apply atomically: go-datastore does not promise
@@ -44,9 +46,10 @@
 //	                                          (8 bytes big-endian), sum (32
 //	                                          bytes, reconcile.Sum.Bytes)
 //	/storesync/m/<scope ID hex>/<key b64>     a message: pb.Message bytes
-//	/storesync/h/<scope ID hex>/<hash b64>    its hash index entry: the
-//	                                          timestamp, 8 bytes big-endian
 //	/storesync/tree/<scope ID hex>/...        the scope's tree (reconcile.Open)
+//	/storesync/catchup/<scope ID hex>/<hi>    a catch-up in progress: the
+//	                                          cursor of one range, whose
+//	                                          end is hi (hex); see cursor.go
 //	/storesync/import/<scope ID hex>          an unfinished import of a
 //	                                          snapshot into the scope: the
 //	                                          snapshot.State after the last
@@ -56,9 +59,8 @@
 //
 // The scope ID is reconcile.Scope.ID in lower-case hex. The key is
 // reconcile.Key.Bytes (timestamp, then the Waku deterministic message
-// hash) and the hash a message hash, both in "b64": unpadded base64 with
-// the alphabet -0-9A-Z_a-z, which is in ASCII order, so that names sort
-// like the bytes they encode. Message records sort like keys, so a scope's
+// hash) in "b64": unpadded base64 with the alphabet -0-9A-Z_a-z, which is
+// in ASCII order, so that names sort like the bytes they encode. Message records sort like keys, so a scope's
 // messages read in key order sequentially (a Query, a catch-up stream, an
 // export). Format 1 kept messages under /storesync/msg/<scope ID
 // hex>/<hash hex>; OpenStore upgrades such a store in place.

@@ -158,8 +158,8 @@ func (g gossipSyncer) Sync(ctx context.Context, p peer.ID, scopes ...reconcile.S
 	return g.n.SyncNow(ctx, p, scopes...)
 }
 
-func (g gossipSyncer) Fetch(ctx context.Context, p peer.ID, sc reconcile.Scope, hs []reconcile.Hash) (protocol.ScopeReport, error) {
-	return g.n.sync.Fetch(ctx, p, sc, hs)
+func (g gossipSyncer) Fetch(ctx context.Context, p peer.ID, sc reconcile.Scope, keys []reconcile.Key) (protocol.ScopeReport, error) {
+	return g.n.sync.Fetch(ctx, p, sc, keys)
 }
 
 func (g gossipSyncer) CatchUp(ctx context.Context, sc reconcile.Scope, peers ...peer.ID) (protocol.ScopeReport, error) {

@@ -104,11 +104,11 @@ func treeKeys(t testing.TB, s *node.Store, sc reconcile.Scope) []reconcile.Key {
 	return out
 }
 
-// hashesOf returns the hashes of msgs in order.
-func hashesOf(msgs []reconcile.Message) []reconcile.Hash {
-	out := make([]reconcile.Hash, len(msgs))
+// keysOf returns the keys of msgs in order.
+func keysOf(msgs []reconcile.Message) []reconcile.Key {
+	out := make([]reconcile.Key, len(msgs))
 	for i := range msgs {
-		out[i] = msgs[i].Hash()
+		out[i] = msgs[i].Key()
 	}
 	return out
 }

@@ -17,7 +17,6 @@ var (
 	formatKey = rootKey.ChildString("format")
 	scopesKey = rootKey.ChildString("scope")
 	msgsKey   = rootKey.ChildString("m")
-	hashesKey = rootKey.ChildString("h")
 	treesKey  = rootKey.ChildString("tree")
 	// legacyMsgsKey held the messages of format 1, by hash alone.
 	legacyMsgsKey = rootKey.ChildString("msg")
@@ -25,8 +24,9 @@ var (
 
 // storeFormat is the layout version this code writes, kept at formatKey.
 // Format 1 (no format record) kept messages by hash; format 2 keeps them
-// by key, so that a scope reads in key order sequentially, with an index
-// by hash beside them.
+// by key, so that a scope reads in key order sequentially and a batch of
+// messages writes one sequential run of records. Messages are found by
+// key: peers ask for them by key.
 const storeFormat = 2
 
 // scopeIDHex returns the scope ID as it appears in datastore keys.
@@ -38,33 +38,25 @@ func scopeRecordKey(idHex string) ds.Key { return scopesKey.ChildString(idHex) }
 // treeKey returns the prefix of a scope's tree.
 func treeKey(idHex string) ds.Key { return treesKey.ChildString(idHex) }
 
-// sortedBase64 encodes keys and hashes in record names: base64 whose
+// sortedBase64 encodes keys in record names: base64 whose
 // alphabet is in ASCII order, so that names of equal length sort like the
 // bytes they encode, 27 % shorter than hex, and never holding "/".
 var sortedBase64 = base64.NewEncoding("-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz").
 	WithPadding(base64.NoPadding)
 
-var (
-	// keyNameLen is the length of a key in a record name.
-	keyNameLen = sortedBase64.EncodedLen(reconcile.KeySize)
-	// hashNameLen is the length of a hash in a record name.
-	hashNameLen = sortedBase64.EncodedLen(reconcile.HashSize)
-)
+// keyNameLen is the length of a key in a record name.
+var keyNameLen = sortedBase64.EncodedLen(reconcile.KeySize)
 
 // scopeKeys builds the datastore keys of one scope's records. Keys are
 // built as strings from precomputed prefixes, without ds.Key's cleaning,
 // which a store writing a million records a minute cannot afford; the
 // prefixes are clean and the names need none.
 type scopeKeys struct {
-	msgs   string // "/storesync/m/<scope ID hex>/"
-	hashes string // "/storesync/h/<scope ID hex>/"
+	msgs string // "/storesync/m/<scope ID hex>/"
 }
 
 func newScopeKeys(idHex string) scopeKeys {
-	return scopeKeys{
-		msgs:   msgsKey.ChildString(idHex).String() + "/",
-		hashes: hashesKey.ChildString(idHex).String() + "/",
-	}
+	return scopeKeys{msgs: msgsKey.ChildString(idHex).String() + "/"}
 }
 
 // msg returns the key of the message with key k: its timestamp and hash
@@ -76,15 +68,6 @@ func (s scopeKeys) msg(k reconcile.Key) ds.Key {
 	b := make([]byte, len(s.msgs)+keyNameLen)
 	copy(b, s.msgs)
 	sortedBase64.Encode(b[len(s.msgs):], raw[:])
-	return ds.RawKey(string(b))
-}
-
-// hash returns the index record of a message hash, whose value is the
-// message's timestamp (8 bytes big-endian).
-func (s scopeKeys) hash(h reconcile.Hash) ds.Key {
-	b := make([]byte, len(s.hashes)+hashNameLen)
-	copy(b, s.hashes)
-	sortedBase64.Encode(b[len(s.hashes):], h[:])
 	return ds.RawKey(string(b))
 }
 
@@ -106,15 +89,4 @@ func (s scopeKeys) parseMsgKey(dk []byte) (reconcile.Key, error) {
 		return reconcile.Key{}, fmt.Errorf("%w: stray message record %q", ErrCorrupt, dk)
 	}
 	return reconcile.KeyFromBytes(raw[:])
-}
-
-// encodeTS is the value of a hash index record.
-func encodeTS(ts uint64) []byte { return binary.BigEndian.AppendUint64(nil, ts) }
-
-// decodeTS reads the value of a hash index record.
-func decodeTS(b []byte) (uint64, error) {
-	if len(b) != 8 {
-		return 0, fmt.Errorf("%w: hash index record of %d bytes", ErrCorrupt, len(b))
-	}
-	return binary.BigEndian.Uint64(b), nil
 }

@@ -20,7 +20,7 @@ const migrateBatch = 1000
 // upgraded in place, and one of an unknown format is refused.
 //
 // The upgrade moves each message from its format 1 record (by hash) to
-// its format 2 records (by key, and the hash index) in batches that
+// its format 2 record (by key) in batches that
 // delete what they move, so that a crash midway leaves every message in
 // exactly one of the layouts and the next open goes on from there. Trees
 // and scope records are the same in both formats.
@@ -83,9 +83,6 @@ func migrateStep(ctx context.Context, d ds.Batching) (int, error) {
 		}
 		keys := newScopeKeys(idHex)
 		if err := b.Put(ctx, keys.msg(key), e.Value); err != nil {
-			return 0, err
-		}
-		if err := b.Put(ctx, keys.hash(key.Hash), encodeTS(key.TS)); err != nil {
 			return 0, err
 		}
 		if err := b.Delete(ctx, k); err != nil {

@@ -42,12 +42,12 @@ func TestDeleteBefore(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, st.Count, agg.Count)
 
-	got, err := s.Get(t.Context(), scopeA, hashesOf(old))
+	got, err := s.Get(t.Context(), scopeA, keysOf(old))
 	require.NoError(t, err)
 	for _, m := range got {
 		require.Nil(t, m)
 	}
-	got, err = s.Get(t.Context(), scopeA, hashesOf(kept))
+	got, err = s.Get(t.Context(), scopeA, keysOf(kept))
 	require.NoError(t, err)
 	require.NotContains(t, got, (*reconcile.Message)(nil))
 

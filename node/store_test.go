@@ -28,20 +28,20 @@ func TestPutGetHas(t *testing.T) {
 	require.Empty(t, res.Rejected)
 
 	other := msg(scopeA, 30, 4)
-	absent := other.Hash()
-	got, err := s.Get(t.Context(), scopeA, []reconcile.Hash{a[1].Hash(), absent, a[0].Hash()})
+	absent := other.Key()
+	got, err := s.Get(t.Context(), scopeA, []reconcile.Key{a[1].Key(), absent, a[0].Key()})
 	require.NoError(t, err)
 	require.Equal(t, []*reconcile.Message{&a[1], nil, &a[0]}, got)
 
-	ok, err := s.Has(t.Context(), scopeB, b[0].Hash())
+	ok, err := s.Has(t.Context(), scopeB, b[0].Key())
 	require.NoError(t, err)
 	require.True(t, ok)
 	// A message is found in its own scope only.
-	ok, err = s.Has(t.Context(), scopeA, b[0].Hash())
+	ok, err = s.Has(t.Context(), scopeA, b[0].Key())
 	require.NoError(t, err)
 	require.False(t, ok)
 
-	_, err = s.Get(t.Context(), scopeX, []reconcile.Hash{absent})
+	_, err = s.Get(t.Context(), scopeX, []reconcile.Key{absent})
 	require.ErrorIs(t, err, node.ErrUnknownScope)
 	_, err = s.Has(t.Context(), scopeX, absent)
 	require.ErrorIs(t, err, node.ErrUnknownScope)
@@ -89,7 +89,7 @@ func TestPutRejectsPerMessage(t *testing.T) {
 	require.Equal(t, 4, res.Rejected[2].Index)
 	require.ErrorIs(t, res.Rejected[2].Err, node.ErrInvalidMessage)
 
-	got, err := s.Get(t.Context(), scopeA, hashesOf([]reconcile.Message{good1, good2}))
+	got, err := s.Get(t.Context(), scopeA, keysOf([]reconcile.Message{good1, good2}))
 	require.NoError(t, err)
 	require.NotContains(t, got, (*reconcile.Message)(nil))
 }

@@ -128,9 +128,6 @@ func (s *Store) stage(ctx context.Context, b ds.Write, msgs []reconcile.Message,
 			if err := b.Put(ctx, st.keys.msg(k), data); err != nil {
 				return err
 			}
-			if err := b.Put(ctx, st.keys.hash(k.Hash), encodeTS(k.TS)); err != nil {
-				return err
-			}
 			ch.added = append(ch.added, ch.add[order[j]])
 			agg = agg.AddHash(&k.Hash)
 			j++
@@ -138,9 +135,6 @@ func (s *Store) stage(ctx context.Context, b ds.Write, msgs []reconcile.Message,
 	}
 	for _, k := range x.RemovedKeys() {
 		if err := b.Delete(ctx, st.keys.msg(k)); err != nil {
-			return err
-		}
-		if err := b.Delete(ctx, st.keys.hash(k.Hash)); err != nil {
 			return err
 		}
 		agg = agg.SubHash(&k.Hash)

@@ -179,7 +179,6 @@ func TestOpenUpgradesFormat1(t *testing.T) {
 		id := m.Scope().ID()
 		require.NoError(t, d.Put(t.Context(), ds.NewKey("/storesync/msg/"+hex.EncodeToString(id[:])+"/"+m.Key().Hash.String()), b))
 		require.NoError(t, d.Delete(t.Context(), msgRecordKey(m)))
-		require.NoError(t, d.Delete(t.Context(), hashRecordKey(m)))
 	}
 	require.NoError(t, d.Delete(t.Context(), ds.NewKey("/storesync/format")))
 
@@ -191,7 +190,7 @@ func TestOpenUpgradesFormat1(t *testing.T) {
 		require.Equal(t, w.Count, st.Count)
 		require.Equal(t, w.Root, st.Root)
 	}
-	got, err := s2.Get(t.Context(), scopeB, hashesOf(msgs[len(msgs)-5:]))
+	got, err := s2.Get(t.Context(), scopeB, keysOf(msgs[len(msgs)-5:]))
 	require.NoError(t, err)
 	for i, m := range got {
 		require.Equal(t, msgs[len(msgs)-5+i], *m)

@@ -22,27 +22,27 @@ var _ = math.Inf
 // proto package needs to be updated.
 const _ = proto.GoGoProtoPackageIsVersion3 // please upgrade the proto package
 
-// RecentHashes lists messages a member stored recently, so that others
+// RecentKeys lists messages a member stored recently, so that others
 // can fetch them before the next interval.
-type RecentHashes struct {
+type RecentKeys struct {
 	// Index of the scope in the group's sorted scope list.
 	Scope uint32 `protobuf:"varint,1,opt,name=scope,proto3" json:"scope,omitempty"`
-	// 32-byte hashes, concatenated.
-	Hashes []byte `protobuf:"bytes,2,opt,name=hashes,proto3" json:"hashes,omitempty"`
+	// The messages' keys, as a key list (see ReconcileFrame).
+	Keys []byte `protobuf:"bytes,2,opt,name=keys,proto3" json:"keys,omitempty"`
 }
 
-func (m *RecentHashes) Reset()         { *m = RecentHashes{} }
-func (m *RecentHashes) String() string { return proto.CompactTextString(m) }
-func (*RecentHashes) ProtoMessage()    {}
-func (*RecentHashes) Descriptor() ([]byte, []int) {
+func (m *RecentKeys) Reset()         { *m = RecentKeys{} }
+func (m *RecentKeys) String() string { return proto.CompactTextString(m) }
+func (*RecentKeys) ProtoMessage()    {}
+func (*RecentKeys) Descriptor() ([]byte, []int) {
 	return fileDescriptor_878fa4887b90140c, []int{0}
 }
-func (m *RecentHashes) XXX_Unmarshal(b []byte) error {
+func (m *RecentKeys) XXX_Unmarshal(b []byte) error {
 	return m.Unmarshal(b)
 }
-func (m *RecentHashes) XXX_Marshal(b []byte, deterministic bool) ([]byte, error) {
+func (m *RecentKeys) XXX_Marshal(b []byte, deterministic bool) ([]byte, error) {
 	if deterministic {
-		return xxx_messageInfo_RecentHashes.Marshal(b, m, deterministic)
+		return xxx_messageInfo_RecentKeys.Marshal(b, m, deterministic)
 	} else {
 		b = b[:cap(b)]
 		n, err := m.MarshalToSizedBuffer(b)
@@ -52,35 +52,35 @@ func (m *RecentHashes) XXX_Marshal(b []byte, deterministic bool) ([]byte, error)
 		return b[:n], nil
 	}
 }
-func (m *RecentHashes) XXX_Merge(src proto.Message) {
-	xxx_messageInfo_RecentHashes.Merge(m, src)
+func (m *RecentKeys) XXX_Merge(src proto.Message) {
+	xxx_messageInfo_RecentKeys.Merge(m, src)
 }
-func (m *RecentHashes) XXX_Size() int {
+func (m *RecentKeys) XXX_Size() int {
 	return m.Size()
 }
-func (m *RecentHashes) XXX_DiscardUnknown() {
-	xxx_messageInfo_RecentHashes.DiscardUnknown(m)
+func (m *RecentKeys) XXX_DiscardUnknown() {
+	xxx_messageInfo_RecentKeys.DiscardUnknown(m)
 }
 
-var xxx_messageInfo_RecentHashes proto.InternalMessageInfo
+var xxx_messageInfo_RecentKeys proto.InternalMessageInfo
 
-func (m *RecentHashes) GetScope() uint32 {
+func (m *RecentKeys) GetScope() uint32 {
 	if m != nil {
 		return m.Scope
 	}
 	return 0
 }
 
-func (m *RecentHashes) GetHashes() []byte {
+func (m *RecentKeys) GetKeys() []byte {
 	if m != nil {
-		return m.Hashes
+		return m.Keys
 	}
 	return nil
 }
 
 // Announcement is what a member of a sync group publishes on the group's
 // GossipSub topic: the state of every scope of the group (the IHAVE), or,
-// optionally, hashes of messages it stored lately. Scopes go in the
+// optionally, the keys of messages it stored lately. Scopes go in the
 // group's order (sorted by scope ID), which the group digest pins down.
 type Announcement struct {
 	// The first 8 bytes of SHA-256 over the group's name and sorted scope
@@ -88,13 +88,13 @@ type Announcement struct {
 	// other.
 	Group []byte `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
 	// Per scope, the first 8 bytes of its root fingerprint, concatenated.
-	// Empty in an announcement of recent hashes only.
+	// Empty in an announcement of recent keys only.
 	Roots []byte `protobuf:"bytes,2,opt,name=roots,proto3" json:"roots,omitempty"`
 	// Per scope, its message count.
 	Counts []uint64 `protobuf:"varint,3,rep,packed,name=counts,proto3" json:"counts,omitempty"`
 	// Per scope, its newest timestamp in Unix seconds (0 when empty).
-	Newest []uint64        `protobuf:"varint,4,rep,packed,name=newest,proto3" json:"newest,omitempty"`
-	Recent []*RecentHashes `protobuf:"bytes,5,rep,name=recent,proto3" json:"recent,omitempty"`
+	Newest []uint64      `protobuf:"varint,4,rep,packed,name=newest,proto3" json:"newest,omitempty"`
+	Recent []*RecentKeys `protobuf:"bytes,5,rep,name=recent,proto3" json:"recent,omitempty"`
 }
 
 func (m *Announcement) Reset()         { *m = Announcement{} }
@@ -158,7 +158,7 @@ func (m *Announcement) GetNewest() []uint64 {
 	return nil
 }
 
-func (m *Announcement) GetRecent() []*RecentHashes {
+func (m *Announcement) GetRecent() []*RecentKeys {
 	if m != nil {
 		return m.Recent
 	}
@@ -166,33 +166,33 @@ func (m *Announcement) GetRecent() []*RecentHashes {
 }
 
 func init() {
-	proto.RegisterType((*RecentHashes)(nil), "storesync.pb.RecentHashes")
+	proto.RegisterType((*RecentKeys)(nil), "storesync.pb.RecentKeys")
 	proto.RegisterType((*Announcement)(nil), "storesync.pb.Announcement")
 }
 
 func init() { proto.RegisterFile("gossip.proto", fileDescriptor_878fa4887b90140c) }
 
 var fileDescriptor_878fa4887b90140c = []byte{
-	// 244 bytes of a gzipped FileDescriptorProto
+	// 243 bytes of a gzipped FileDescriptorProto
 	0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0xff, 0x4c, 0x90, 0x31, 0x4e, 0xc4, 0x30,
-	0x10, 0x45, 0x63, 0xb2, 0x9b, 0xc2, 0x98, 0x26, 0x42, 0xc8, 0xa2, 0xb0, 0xc2, 0x56, 0xa9, 0x8c,
-	0xb4, 0x94, 0xd0, 0x40, 0x45, 0xed, 0x92, 0x8e, 0x58, 0xa3, 0x64, 0x8b, 0xf5, 0x58, 0x1e, 0x47,
-	0x88, 0x5b, 0x70, 0x02, 0xce, 0x43, 0xb9, 0x25, 0x25, 0x4a, 0x2e, 0x82, 0x12, 0x07, 0x94, 0xce,
-	0xef, 0x7b, 0xfe, 0xd7, 0xfc, 0xe1, 0xa2, 0x45, 0xa2, 0x83, 0xd7, 0x3e, 0x60, 0xc4, 0x52, 0x50,
-	0xc4, 0x00, 0xf4, 0xee, 0xac, 0xf6, 0xcd, 0xee, 0x81, 0x0b, 0x03, 0x16, 0x5c, 0x7c, 0x7e, 0xa5,
-	0x0e, 0xa8, 0xbc, 0xe4, 0x5b, 0xb2, 0xe8, 0x41, 0xb2, 0x8a, 0xd5, 0x17, 0x26, 0x41, 0x79, 0xc5,
-	0x8b, 0x6e, 0xfe, 0x97, 0x67, 0x15, 0xab, 0x85, 0x59, 0x68, 0xf7, 0xc9, 0xb8, 0x78, 0x74, 0x0e,
-	0x7b, 0x67, 0xe1, 0x08, 0x2e, 0x4e, 0xf6, 0x36, 0x60, 0xef, 0x67, 0xbb, 0x30, 0x09, 0x26, 0x35,
-	0x20, 0xc6, 0x3f, 0x77, 0x82, 0x29, 0xd4, 0x62, 0xef, 0x22, 0xc9, 0xbc, 0xca, 0xeb, 0x8d, 0x59,
-	0x68, 0xd2, 0x1d, 0xbc, 0x01, 0x45, 0xb9, 0x49, 0x7a, 0xa2, 0x72, 0xcf, 0x8b, 0x30, 0xaf, 0x2a,
-	0xb7, 0x55, 0x5e, 0x9f, 0xef, 0xaf, 0xf5, 0xba, 0x89, 0x5e, 0xd7, 0x30, 0xcb, 0xe4, 0xd3, 0xfd,
-	0xd7, 0xa0, 0xd8, 0x69, 0x50, 0xec, 0x67, 0x50, 0xec, 0x63, 0x54, 0xd9, 0x69, 0x54, 0xd9, 0xf7,
-	0xa8, 0xb2, 0x97, 0x9b, 0xf6, 0x10, 0xbb, 0xbe, 0xd1, 0x16, 0x8f, 0xb7, 0xff, 0x39, 0xab, 0x97,
-	0x6f, 0x9a, 0x62, 0x3e, 0xd8, 0xdd, 0x6f, 0x00, 0x00, 0x00, 0xff, 0xff, 0x0c, 0x62, 0x68, 0xf1,
-	0x40, 0x01, 0x00, 0x00,
+	0x10, 0x45, 0xd7, 0x24, 0x9b, 0xc2, 0x98, 0xc6, 0x42, 0xc8, 0x95, 0x15, 0xb6, 0x4a, 0x65, 0x10,
+	0x48, 0x34, 0x54, 0xd0, 0xd2, 0xb9, 0xa4, 0x8c, 0x35, 0x0a, 0x2b, 0xb4, 0x1e, 0xcb, 0xe3, 0x08,
+	0xe5, 0x16, 0x1c, 0x80, 0x03, 0x51, 0x6e, 0x49, 0x89, 0x92, 0x8b, 0xa0, 0xc4, 0x0b, 0x6c, 0xf7,
+	0xdf, 0xd7, 0xfc, 0xd1, 0xfc, 0xe1, 0xa2, 0x43, 0xa2, 0x6d, 0x30, 0x21, 0x62, 0x42, 0x29, 0x28,
+	0x61, 0x04, 0x1a, 0xbc, 0x33, 0xa1, 0xdd, 0xdc, 0x71, 0x6e, 0xc1, 0x81, 0x4f, 0x4f, 0x30, 0x90,
+	0x3c, 0xe7, 0x6b, 0x72, 0x18, 0x40, 0xb1, 0x9a, 0x35, 0x67, 0x36, 0x83, 0x94, 0xbc, 0x7c, 0x85,
+	0x81, 0xd4, 0x49, 0xcd, 0x1a, 0x61, 0x17, 0xbd, 0xf9, 0x60, 0x5c, 0x3c, 0x78, 0x8f, 0xbd, 0x77,
+	0xb0, 0x03, 0x9f, 0xe6, 0x68, 0x17, 0xb1, 0x0f, 0x4b, 0x54, 0xd8, 0x0c, 0xb3, 0x1b, 0x11, 0xd3,
+	0x6f, 0x36, 0x83, 0xbc, 0xe0, 0x95, 0xc3, 0xde, 0x27, 0x52, 0x45, 0x5d, 0x34, 0xa5, 0x3d, 0xd0,
+	0xec, 0x7b, 0x78, 0x03, 0x4a, 0xaa, 0xcc, 0x7e, 0x26, 0x79, 0xcd, 0xab, 0xb8, 0x1c, 0xa9, 0xd6,
+	0x75, 0xd1, 0x9c, 0xde, 0x28, 0x73, 0xdc, 0xc1, 0xfc, 0x17, 0xb0, 0x87, 0xb9, 0xc7, 0xfb, 0xcf,
+	0x51, 0xb3, 0xfd, 0xa8, 0xd9, 0xf7, 0xa8, 0xd9, 0xfb, 0xa4, 0x57, 0xfb, 0x49, 0xaf, 0xbe, 0x26,
+	0xbd, 0x7a, 0xbe, 0xec, 0xb6, 0xe9, 0xa5, 0x6f, 0x8d, 0xc3, 0xdd, 0xd5, 0xdf, 0x96, 0x23, 0x15,
+	0xda, 0xb6, 0x5a, 0x1e, 0x75, 0xfb, 0x13, 0x00, 0x00, 0xff, 0xff, 0x6f, 0xf5, 0x55, 0xb8, 0x38,
+	0x01, 0x00, 0x00,
 }
 
-func (m *RecentHashes) Marshal() (dAtA []byte, err error) {
+func (m *RecentKeys) Marshal() (dAtA []byte, err error) {
 	size := m.Size()
 	dAtA = make([]byte, size)
 	n, err := m.MarshalToSizedBuffer(dAtA[:size])
@@ -202,20 +202,20 @@ func (m *RecentHashes) Marshal() (dAtA []byte, err error) {
 	return dAtA[:n], nil
 }
 
-func (m *RecentHashes) MarshalTo(dAtA []byte) (int, error) {
+func (m *RecentKeys) MarshalTo(dAtA []byte) (int, error) {
 	size := m.Size()
 	return m.MarshalToSizedBuffer(dAtA[:size])
 }
 
-func (m *RecentHashes) MarshalToSizedBuffer(dAtA []byte) (int, error) {
+func (m *RecentKeys) MarshalToSizedBuffer(dAtA []byte) (int, error) {
 	i := len(dAtA)
 	_ = i
 	var l int
 	_ = l
-	if len(m.Hashes) > 0 {
-		i -= len(m.Hashes)
-		copy(dAtA[i:], m.Hashes)
-		i = encodeVarintGossip(dAtA, i, uint64(len(m.Hashes)))
+	if len(m.Keys) > 0 {
+		i -= len(m.Keys)
+		copy(dAtA[i:], m.Keys)
+		i = encodeVarintGossip(dAtA, i, uint64(len(m.Keys)))
 		i--
 		dAtA[i] = 0x12
 	}
@@ -325,7 +325,7 @@ func encodeVarintGossip(dAtA []byte, offset int, v uint64) int {
 	dAtA[offset] = uint8(v)
 	return base
 }
-func (m *RecentHashes) Size() (n int) {
+func (m *RecentKeys) Size() (n int) {
 	if m == nil {
 		return 0
 	}
@@ -334,7 +334,7 @@ func (m *RecentHashes) Size() (n int) {
 	if m.Scope != 0 {
 		n += 1 + sovGossip(uint64(m.Scope))
 	}
-	l = len(m.Hashes)
+	l = len(m.Keys)
 	if l > 0 {
 		n += 1 + l + sovGossip(uint64(l))
 	}
@@ -384,7 +384,7 @@ func sovGossip(x uint64) (n int) {
 func sozGossip(x uint64) (n int) {
 	return sovGossip(uint64((x << 1) ^ uint64((int64(x) >> 63))))
 }
-func (m *RecentHashes) Unmarshal(dAtA []byte) error {
+func (m *RecentKeys) Unmarshal(dAtA []byte) error {
 	l := len(dAtA)
 	iNdEx := 0
 	for iNdEx < l {
@@ -407,10 +407,10 @@ func (m *RecentHashes) Unmarshal(dAtA []byte) error {
 		fieldNum := int32(wire >> 3)
 		wireType := int(wire & 0x7)
 		if wireType == 4 {
-			return fmt.Errorf("proto: RecentHashes: wiretype end group for non-group")
+			return fmt.Errorf("proto: RecentKeys: wiretype end group for non-group")
 		}
 		if fieldNum <= 0 {
-			return fmt.Errorf("proto: RecentHashes: illegal tag %d (wire type %d)", fieldNum, wire)
+			return fmt.Errorf("proto: RecentKeys: illegal tag %d (wire type %d)", fieldNum, wire)
 		}
 		switch fieldNum {
 		case 1:
@@ -434,7 +434,7 @@ func (m *RecentHashes) Unmarshal(dAtA []byte) error {
 			}
 		case 2:
 			if wireType != 2 {
-				return fmt.Errorf("proto: wrong wireType = %d for field Hashes", wireType)
+				return fmt.Errorf("proto: wrong wireType = %d for field Keys", wireType)
 			}
 			var byteLen int
 			for shift := uint(0); ; shift += 7 {
@@ -461,9 +461,9 @@ func (m *RecentHashes) Unmarshal(dAtA []byte) error {
 			if postIndex > l {
 				return io.ErrUnexpectedEOF
 			}
-			m.Hashes = append(m.Hashes[:0], dAtA[iNdEx:postIndex]...)
-			if m.Hashes == nil {
-				m.Hashes = []byte{}
+			m.Keys = append(m.Keys[:0], dAtA[iNdEx:postIndex]...)
+			if m.Keys == nil {
+				m.Keys = []byte{}
 			}
 			iNdEx = postIndex
 		default:
@@ -765,7 +765,7 @@ func (m *Announcement) Unmarshal(dAtA []byte) error {
 			if postIndex > l {
 				return io.ErrUnexpectedEOF
 			}
-			m.Recent = append(m.Recent, &RecentHashes{})
+			m.Recent = append(m.Recent, &RecentKeys{})
 			if err := m.Recent[len(m.Recent)-1].Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
 				return err
 			}

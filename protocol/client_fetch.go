@@ -17,7 +17,7 @@ import (
 type fetchJob struct {
 	index  int
 	scope  reconcile.Scope
-	hashes []reconcile.Hash
+	keys   []reconcile.Key // ascending
 	report ScopeReport
 }
 
@@ -47,25 +47,22 @@ func (s *Service) fetch(ctx context.Context, p peer.ID, jobs []*fetchJob) error 
 }
 
 func (s *Service) fetchJob(ctx context.Context, p peer.ID, c *conn, j *fetchJob) error {
-	var todo []reconcile.Hash
-	for _, h := range j.hashes {
-		has, err := s.store.Has(ctx, j.scope, h)
+	var todo []reconcile.Key
+	for _, k := range j.keys {
+		has, err := s.store.Has(ctx, j.scope, k)
 		if err != nil {
 			return err
 		}
 		if !has {
-			todo = append(todo, h)
+			todo = append(todo, k)
 		}
 	}
 	id := j.scope.ID()
 	total := len(todo)
 	for len(todo) > 0 {
 		batch := todo[:min(len(todo), s.cfg.maxBatchMessages)]
-		req := &pb.FetchRequest{Scope: id[:], AcceptZstd: true, MaxBytes: uint32(s.cfg.maxBatchBytes)}
-		req.Hashes = make([]byte, 0, len(batch)*reconcile.HashSize)
-		for _, h := range batch {
-			req.Hashes = append(req.Hashes, h[:]...)
-		}
+		req := &pb.FetchRequest{Scope: id[:], Keys: reconcile.AppendKeys(nil, batch), AcceptZstd: true,
+			MaxBytes: uint32(s.cfg.maxBatchBytes)}
 		in0, out0 := c.bytes()
 		if err := c.write(req); err != nil {
 			return err
@@ -84,7 +81,7 @@ func (s *Service) fetchJob(ctx context.Context, p peer.ID, c *conn, j *fetchJob)
 		}
 		n := int(resp.Answered)
 		if n == 0 || n > len(batch) {
-			return errors.Join(ErrBadRequest, fmt.Errorf("fetch response answers %d of %d hashes", n, len(batch)))
+			return errors.Join(ErrBadRequest, fmt.Errorf("fetch response answers %d of %d keys", n, len(batch)))
 		}
 		msgs, err := s.unpack(resp.Batch, resp.Zstd)
 		if err != nil {
@@ -123,20 +120,20 @@ func (s *Service) unpack(batch *pb.MessageBatch, z []byte) ([]*pb.Message, error
 }
 
 // accept verifies received messages and stores the good ones: each must
-// hash to one of the hashes asked for (once) and pass check. The bad ones
-// are dropped and counted against the peer; the good ones in the same
-// batch are kept.
-func (s *Service) accept(ctx context.Context, p peer.ID, j *fetchJob, asked []reconcile.Hash, msgs []*pb.Message) error {
-	want := make(map[reconcile.Hash]bool, len(asked))
-	for _, h := range asked {
-		want[h] = true
+// have one of the keys asked for (once), its hash recomputed from its
+// content, and pass check. The bad ones are dropped and counted against
+// the peer; the good ones in the same batch are kept.
+func (s *Service) accept(ctx context.Context, p peer.ID, j *fetchJob, asked []reconcile.Key, msgs []*pb.Message) error {
+	want := make(map[reconcile.Key]bool, len(asked))
+	for _, k := range asked {
+		want[k] = true
 	}
 	var good []reconcile.Message
 	rejected := make(map[string]int)
 	for _, pm := range msgs {
 		m := reconcile.MessageFromPB(pm)
-		h := m.Hash()
-		if !want[h] {
+		k := m.Key()
+		if !want[k] {
 			rejected[rejectHash]++
 			continue
 		}
@@ -144,7 +141,7 @@ func (s *Service) accept(ctx context.Context, p peer.ID, j *fetchJob, asked []re
 			rejected[reason]++
 			continue
 		}
-		want[h] = false
+		want[k] = false
 		good = append(good, m)
 	}
 	added, err := s.store.Put(ctx, good)
@@ -160,11 +157,11 @@ func (s *Service) accept(ctx context.Context, p peer.ID, j *fetchJob, asked []re
 	return err
 }
 
-// Fetch gets the messages with the given hashes of one scope from p,
-// verified as Sync verifies them, and stores the good ones. Hashes
-// already stored are not asked for. It serves announcements of recent
-// messages, which need no reconciliation.
-func (s *Service) Fetch(ctx context.Context, p peer.ID, sc reconcile.Scope, hashes []reconcile.Hash) (ScopeReport, error) {
+// Fetch gets the messages with the given keys of one scope from p,
+// verified as Sync verifies them, and stores the good ones. Keys already
+// stored are not asked for. It serves announcements of recent messages,
+// which need no reconciliation.
+func (s *Service) Fetch(ctx context.Context, p peer.ID, sc reconcile.Scope, keys []reconcile.Key) (ScopeReport, error) {
 	if _, ok := s.store.Set(sc); !ok {
 		return ScopeReport{Scope: sc}, fmt.Errorf("%w: %v", ErrUnknownScope, sc)
 	}
@@ -173,7 +170,8 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID, sc reconcile.Scope, hash
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.sessionTimeout)
 	defer cancel()
-	j := &fetchJob{scope: sc, hashes: hashes, report: ScopeReport{Scope: sc, Need: len(hashes)}}
+	keys = reconcile.NewSliceSet(keys) // sorted, once each, as a request lists them
+	j := &fetchJob{scope: sc, keys: keys, report: ScopeReport{Scope: sc, Need: len(keys)}}
 	start := time.Now()
 	err := s.fetch(ctx, p, []*fetchJob{j})
 	j.report.Duration = time.Since(start)

@@ -374,7 +374,7 @@ func (s *Service) transfer(ctx context.Context, p peer.ID, c *conn, cs []*client
 		if len(d.Need) > 0 {
 			// The job's bytes start from the reconciliation's, so that
 			// progress reports the scope's bytes so far.
-			jobs = append(jobs, &fetchJob{index: i, scope: sc.report.Scope, hashes: d.Need,
+			jobs = append(jobs, &fetchJob{index: i, scope: sc.report.Scope, keys: d.Need,
 				report: ScopeReport{Bytes: sc.report.Bytes}})
 		}
 	}

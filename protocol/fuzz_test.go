@@ -36,7 +36,8 @@ func FuzzSyncHandler(f *testing.F) {
 	f.Add(false, delimit(&pb.SyncRequest{Scopes: []*pb.ScopeOpen{{Scope: id[:], First: first}}}))
 	f.Add(false, delimit(&pb.SyncRequest{Scopes: []*pb.ScopeOpen{{Scope: id[:], First: first}}},
 		&pb.SyncFrame{Scope: 0, Frame: &pb.ReconcileFrame{}}, &pb.SyncFrame{EndOfTurn: true, Finish: true}))
-	f.Add(true, delimit(&pb.FetchRequest{Scope: id[:], Hashes: make([]byte, 64), AcceptZstd: true}))
+	f.Add(true, delimit(&pb.FetchRequest{Scope: id[:], Keys: reconcile.AppendKeys(nil, []reconcile.Key{{TS: 1}, {TS: 2}}),
+		AcceptZstd: true}))
 
 	mn, err := mocknet.FullMeshConnected(2)
 	require.NoError(f, err)

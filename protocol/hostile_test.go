@@ -116,17 +116,17 @@ func TestTooManySessions(t *testing.T) {
 	requireStillServes(t, victim)
 }
 
-// forgingStore serves, for some hashes, messages other than the ones
+// forgingStore serves, for some keys, messages other than the ones
 // stored: what a hostile peer sends when asked for a batch.
 type forgingStore struct {
 	*memStore
 	forged map[reconcile.Hash]reconcile.Message
 }
 
-func (f *forgingStore) Get(ctx context.Context, sc reconcile.Scope, hs []reconcile.Hash) ([]*reconcile.Message, error) {
-	out, err := f.memStore.Get(ctx, sc, hs)
-	for i, h := range hs {
-		if m, ok := f.forged[h]; ok {
+func (f *forgingStore) Get(ctx context.Context, sc reconcile.Scope, keys []reconcile.Key) ([]*reconcile.Message, error) {
+	out, err := f.memStore.Get(ctx, sc, keys)
+	for i, k := range keys {
+		if m, ok := f.forged[k.Hash]; ok {
 			out[i] = &m
 		}
 	}

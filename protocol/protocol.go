@@ -17,10 +17,10 @@ const (
 	// SyncID is the reconciliation protocol: a client opens a session
 	// for some scopes, the two sides exchange reconcile frames until both
 	// know the difference, and the server may then pull what it lacks.
-	SyncID protocol.ID = "/storesync/sync/1.0.0"
+	SyncID protocol.ID = "/storesync/sync/2.0.0"
 	// FetchID is the transfer protocol: the client asks for messages by
 	// hash, in batches, and the server answers with the ones it holds.
-	FetchID protocol.ID = "/storesync/fetch/1.0.0"
+	FetchID protocol.ID = "/storesync/fetch/2.0.0"
 	// CatchUpID is the bulk transfer protocol: the client asks for a
 	// scope's messages in key order from a cursor, and the server streams
 	// them in batches.
@@ -38,11 +38,11 @@ type Store interface {
 	ScopeByID(id [8]byte) (reconcile.Scope, bool)
 	// Set returns the key set (the tree) of a kept scope.
 	Set(sc reconcile.Scope) (reconcile.Set, bool)
-	// Get returns the stored messages with these hashes, in the same
+	// Get returns the stored messages with these keys, in the same
 	// order, nil where absent.
-	Get(ctx context.Context, sc reconcile.Scope, hashes []reconcile.Hash) ([]*reconcile.Message, error)
-	// Has reports whether a message is stored.
-	Has(ctx context.Context, sc reconcile.Scope, h reconcile.Hash) (bool, error)
+	Get(ctx context.Context, sc reconcile.Scope, keys []reconcile.Key) ([]*reconcile.Message, error)
+	// Has reports whether the message with this key is stored.
+	Has(ctx context.Context, sc reconcile.Scope, k reconcile.Key) (bool, error)
 	// Put stores messages the protocol has verified and returns how many
 	// were new.
 	Put(ctx context.Context, msgs []reconcile.Message) (int, error)

@@ -24,7 +24,7 @@ func (s *Service) handleFetch(st network.Stream) {
 	defer end()
 	p := st.Conn().RemotePeer()
 	deadline := time.Now().Add(s.cfg.sessionTimeout)
-	c := newConn(st, s.cfg.maxBatchMessages*reconcile.HashSize+1024, s.cfg.ioTimeout, deadline)
+	c := newConn(st, s.cfg.maxBatchMessages*reconcile.KeyWireMax+1024, s.cfg.ioTimeout, deadline)
 	fail := func(err error) { refuseWith(c, err, &pb.FetchResponse{Error: wireError(err)}) }
 	if err := s.admit(p, s.fetches); err != nil {
 		fail(err)
@@ -66,17 +66,17 @@ func (s *Service) serveFetch(ctx context.Context, p peer.ID, c *conn) error {
 }
 
 // answerFetch builds the response to one request: the stored messages
-// among the hashes, in order, up to the smaller of the two sides' byte
-// limits, compressed when that pays. A scope we do not keep is answered
-// with an error the client can act on; a malformed request ends the
-// stream.
+// with the keys asked for, in order, up to the smaller of the two sides'
+// byte limits, compressed when that pays. A scope we do not keep is
+// answered with an error the client can act on; a malformed request ends
+// the stream.
 func (s *Service) answerFetch(ctx context.Context, p peer.ID, req *pb.FetchRequest) (*pb.FetchResponse, error) {
-	n := len(req.Hashes) / reconcile.HashSize
-	if len(req.Scope) != 8 || len(req.Hashes)%reconcile.HashSize != 0 || n == 0 {
-		return nil, errors.Join(ErrBadRequest, errors.New("malformed fetch request"))
-	}
-	if n > s.cfg.maxBatchMessages {
-		return nil, errors.Join(ErrTooLarge, errors.New("fetch request names too many hashes"))
+	keys, err := reconcile.ParseKeys(req.Keys, s.cfg.maxBatchMessages)
+	switch {
+	case errors.Is(err, reconcile.ErrTooManyKeys):
+		return nil, errors.Join(ErrTooLarge, errors.New("fetch request names too many keys"))
+	case err != nil || len(req.Scope) != 8 || len(keys) == 0:
+		return nil, errors.Join(ErrBadRequest, errors.New("malformed fetch request"), err)
 	}
 	scope, ok := s.store.ScopeByID([8]byte(req.Scope))
 	if !ok {
@@ -85,11 +85,7 @@ func (s *Service) answerFetch(ctx context.Context, p peer.ID, req *pb.FetchReque
 	if !s.cfg.allowed(p, scope) {
 		return &pb.FetchResponse{Error: wireError(ErrRefused)}, nil
 	}
-	hashes := make([]reconcile.Hash, n)
-	for i := range hashes {
-		hashes[i] = reconcile.Hash(req.Hashes[i*reconcile.HashSize:])
-	}
-	msgs, err := s.store.Get(ctx, scope, hashes)
+	msgs, err := s.store.Get(ctx, scope, keys)
 	if err != nil {
 		return nil, err
 	}

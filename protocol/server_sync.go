@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -24,7 +25,7 @@ type serverScope struct {
 	first *pb.ReconcileFrame // the client's opening
 	resp  *reconcile.Responder
 	err   error
-	need  map[reconcile.Hash]struct{} // learned: we lack, the client has
+	need  map[reconcile.Key]struct{} // learned: we lack, the client has
 }
 
 // handleSync runs the server side of a session: resource scope, limits,
@@ -131,7 +132,7 @@ func (s *Service) serveSync(ctx context.Context, p peer.ID, c *conn) ([]*serverS
 	scopes := make([]*serverScope, len(req.Scopes))
 	turn := make(map[int][]*pb.ReconcileFrame, len(req.Scopes))
 	for i, so := range req.Scopes {
-		sc := &serverScope{index: i, need: make(map[reconcile.Hash]struct{})}
+		sc := &serverScope{index: i, need: make(map[reconcile.Key]struct{})}
 		scopes[i] = sc
 		if len(so.Scope) != 8 || so.First == nil || so.First.More {
 			return nil, false, errors.Join(ErrBadRequest, errors.New("malformed scope opening"))
@@ -165,8 +166,8 @@ func (s *Service) serveSync(ctx context.Context, p peer.ID, c *conn) ([]*serverS
 			if err != nil {
 				return nil, false, classify(err)
 			}
-			for _, h := range learned.Need {
-				sc.need[h] = struct{}{}
+			for _, k := range learned.Need {
+				sc.need[k] = struct{}{}
 			}
 			if !more {
 				continue
@@ -221,8 +222,8 @@ func (s *Service) serveSync(ctx context.Context, p peer.ID, c *conn) ([]*serverS
 				if err != nil {
 					return nil, false, classify(err)
 				}
-				for _, h := range learned.Need {
-					scopes[i].need[h] = struct{}{}
+				for _, k := range learned.Need {
+					scopes[i].need[k] = struct{}{}
 				}
 			}
 			return scopes, true, nil
@@ -287,7 +288,7 @@ func (s *Service) pullAndReport(ctx context.Context, p peer.ID, c *conn, scopes 
 	pulled := make([]uint32, len(scopes))
 	for _, sc := range scopes {
 		if len(sc.need) > 0 {
-			jobs = append(jobs, &fetchJob{index: sc.index, scope: sc.scope, hashes: hashSet(sc.need)})
+			jobs = append(jobs, &fetchJob{index: sc.index, scope: sc.scope, keys: sortedSet(sc.need)})
 		}
 	}
 	if len(jobs) == 0 {
@@ -378,11 +379,12 @@ func sortedKeys[V any](m map[int]V) []int {
 	return out
 }
 
-func hashSet(m map[reconcile.Hash]struct{}) []reconcile.Hash {
-	out := make([]reconcile.Hash, 0, len(m))
-	for h := range m {
-		out = append(out, h)
+// sortedSet returns the keys of a set in key order.
+func sortedSet(m map[reconcile.Key]struct{}) []reconcile.Key {
+	out := make([]reconcile.Key, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
-	sort.Slice(out, func(i, j int) bool { return string(out[i][:]) < string(out[j][:]) })
+	slices.SortFunc(out, func(a, b reconcile.Key) int { return a.Compare(b) })
 	return out
 }

@@ -52,23 +52,23 @@ func (s *memStore) Set(sc reconcile.Scope) (reconcile.Set, bool) {
 	return t, ok
 }
 
-func (s *memStore) Get(_ context.Context, _ reconcile.Scope, hs []reconcile.Hash) ([]*reconcile.Message, error) {
+func (s *memStore) Get(_ context.Context, _ reconcile.Scope, keys []reconcile.Key) ([]*reconcile.Message, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]*reconcile.Message, len(hs))
-	for i, h := range hs {
-		if m, ok := s.msgs[h]; ok {
+	out := make([]*reconcile.Message, len(keys))
+	for i, k := range keys {
+		if m, ok := s.msgs[k.Hash]; ok && m.Key() == k {
 			out[i] = &m
 		}
 	}
 	return out, nil
 }
 
-func (s *memStore) Has(_ context.Context, _ reconcile.Scope, h reconcile.Hash) (bool, error) {
+func (s *memStore) Has(_ context.Context, _ reconcile.Scope, k reconcile.Key) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.msgs[h]
-	return ok, nil
+	m, ok := s.msgs[k.Hash]
+	return ok && m.Key() == k, nil
 }
 
 func (s *memStore) Put(ctx context.Context, msgs []reconcile.Message) (int, error) {

@@ -208,11 +208,11 @@ func TestFetchByHash(t *testing.T) {
 	m1, m2 := msg(chat, t0), msg(chat, t0+1)
 	b.put(t, m1, m2)
 	missing := msg(chat, t0+2)
-	rep, err := a.svc.Fetch(t.Context(), b.h.ID(), chat, []reconcile.Hash{m1.Hash(), missing.Hash()})
+	rep, err := a.svc.Fetch(t.Context(), b.h.ID(), chat, []reconcile.Key{m1.Key(), missing.Key()})
 	require.NoError(t, err)
 	require.Equal(t, 1, rep.Received)
 	require.Equal(t, map[reconcile.Hash]bool{m1.Hash(): true}, a.store.hashes(chat))
-	_, err = a.svc.Fetch(t.Context(), b.h.ID(), files, []reconcile.Hash{m1.Hash()})
+	_, err = a.svc.Fetch(t.Context(), b.h.ID(), files, []reconcile.Key{m1.Key()})
 	require.ErrorIs(t, err, protocol.ErrUnknownScope)
 }
 

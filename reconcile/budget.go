@@ -52,7 +52,8 @@ func (b budget) covers(o budget) bool {
 // costOf returns what an item takes from a reply's budget, as decode
 // counts it.
 func costOf(it *rangeItem) budget {
-	return budget{items: 1, cells: len(it.cells) + int(it.cellCount), ids: len(it.ids), listed: len(it.hashes)}
+	return budget{items: 1, cells: len(it.cells) + int(it.cellCount), ids: len(it.ids), listed: len(it.keys),
+		lack: len(it.answers)}
 }
 
 // errOverBudget reports a reply that would break its own budget: a bug,
@@ -174,7 +175,7 @@ func (s *side) emitOrHandBack(ctx context.Context, it rangeItem) error {
 	return s.emit(ctx, it)
 }
 
-// give sends the peer the hashes of keys it lacks and notes them as ours.
+// give sends the peer the keys it lacks and notes them as ours.
 func (s *side) give(ctx context.Context, keys []Key) error {
 	if len(keys) == 0 {
 		return nil
@@ -183,6 +184,6 @@ func (s *side) give(ctx context.Context, keys []Key) error {
 		return err
 	}
 	s.learnHave(keys)
-	s.out.youLack = append(s.out.youLack, hashesOf(keys)...)
+	s.out.youLack = append(s.out.youLack, keys...)
 	return nil
 }

@@ -129,8 +129,8 @@ func runChecked(t *testing.T, a, b Set, lo, hi Key, p Params) sessionResult {
 	require.NoError(t, err)
 	r, err := NewResponder(b, p)
 	require.NoError(t, err)
-	res := make(map[Hash]struct{})
-	resHave := make(map[Hash]struct{})
+	res := make(map[Key]struct{})
+	resHave := make(map[Key]struct{})
 	var out sessionResult
 	msg, err := s.Start(ctx)
 	require.NoError(t, err)
@@ -160,7 +160,7 @@ func runChecked(t *testing.T, a, b Set, lo, hi Key, p Params) sessionResult {
 		msg = next
 	}
 	out.ini = s.Result()
-	out.res = Diff{Need: sortedHashes(res), Have: sortedHashes(resHave)}
+	out.res = Diff{Need: sortedKeys(res), Have: sortedKeys(resHave)}
 	out.complete = s.Complete()
 	out.unresolved = s.Unresolved()
 	require.Equal(t, out.complete, len(out.unresolved) == 0)
@@ -176,11 +176,7 @@ func runChecked(t *testing.T, a, b Set, lo, hi Key, p Params) sessionResult {
 func converge(t *testing.T, a, b growSet, p Params, maxSessions int) (sessions int, bytes int64) {
 	t.Helper()
 	union := NewSliceSet(append(slices.Clone(a.all(t)), b.all(t)...))
-	byHash := make(map[Hash]Key, len(union))
-	for _, k := range union {
-		byHash[k.Hash] = k
-	}
-	inA, inB := hashSet(a.all(t)), hashSet(b.all(t))
+	inA, inB := keySet(a.all(t)), keySet(b.all(t))
 	for {
 		sessions++
 		require.LessOrEqual(t, sessions, maxSessions, "too many sessions to converge")
@@ -189,21 +185,21 @@ func converge(t *testing.T, a, b growSet, p Params, maxSessions int) (sessions i
 		require.Equal(t, r.ini.Need, orNil(r.res.Have), "initiator's need is the responder's have")
 		require.Equal(t, r.ini.Have, orNil(r.res.Need), "initiator's have is the responder's need")
 		var toA, toB []Key
-		for _, h := range r.ini.Need {
-			require.True(t, inB[h] && !inA[h], "initiator needs %x", h[:4])
-			toA = append(toA, byHash[h])
+		for _, k := range r.ini.Need {
+			require.True(t, inB[k] && !inA[k], "initiator needs %v", k)
+			toA = append(toA, k)
 		}
-		for _, h := range r.ini.Have {
-			require.True(t, inA[h] && !inB[h], "initiator has %x", h[:4])
-			toB = append(toB, byHash[h])
+		for _, k := range r.ini.Have {
+			require.True(t, inA[k] && !inB[k], "initiator has %v", k)
+			toB = append(toB, k)
 		}
 		a.add(t, toA)
 		b.add(t, toB)
 		for _, k := range toA {
-			inA[k.Hash] = true
+			inA[k] = true
 		}
 		for _, k := range toB {
-			inB[k.Hash] = true
+			inB[k] = true
 		}
 		if r.complete {
 			break
@@ -216,19 +212,19 @@ func converge(t *testing.T, a, b growSet, p Params, maxSessions int) (sessions i
 	return sessions, bytes
 }
 
-func hashSet(keys []Key) map[Hash]bool {
-	m := make(map[Hash]bool, len(keys))
+func keySet(keys []Key) map[Key]bool {
+	m := make(map[Key]bool, len(keys))
 	for _, k := range keys {
-		m[k.Hash] = true
+		m[k] = true
 	}
 	return m
 }
 
-func orNil(h []Hash) []Hash {
-	if h == nil {
-		return []Hash{}
+func orNil(k []Key) []Key {
+	if k == nil {
+		return []Key{}
 	}
-	return h
+	return k
 }
 
 // ceilingCase is a pair of sets whose difference is many messages large.
@@ -304,7 +300,7 @@ func pick(keys []Key, keep func(i int) bool) []Key {
 
 // symDiff returns how many keys one of the sets holds and the other not.
 func symDiff(a, b []Key) int {
-	inA, inB := hashSet(a), hashSet(b)
+	inA, inB := keySet(a), keySet(b)
 	d := 0
 	for h := range inA {
 		if !inB[h] {
@@ -380,36 +376,30 @@ func TestNoCeilingWindow(t *testing.T) {
 	a := NewSliceSet(pick(all, func(int) bool { return r.IntN(4) == 0 }))
 	b := NewSliceSet(pick(all, func(int) bool { return r.IntN(4) != 0 }))
 	lo, hi := TimeBound(1<<18), TimeBound(3<<18)
-	inWindow := func(keys []Key) map[Hash]bool {
-		m := make(map[Hash]bool)
+	inWindow := func(keys []Key) map[Key]bool {
+		m := make(map[Key]bool)
 		for _, k := range keys {
 			if !k.Less(lo) && k.Less(hi) {
-				m[k.Hash] = true
+				m[k] = true
 			}
 		}
 		return m
 	}
-	var need, have []Hash
+	var need, have []Key
 	for sessions := 1; ; sessions++ {
 		require.LessOrEqual(t, sessions, 60)
 		res := runChecked(t, a, b, lo, hi, p)
 		inA, inB := inWindow(a), inWindow(b)
 		var toA, toB []Key
-		for _, h := range res.ini.Need {
-			require.True(t, inB[h] && !inA[h])
-			need = append(need, h)
+		for _, k := range res.ini.Need {
+			require.True(t, inB[k] && !inA[k])
+			need = append(need, k)
+			toA = append(toA, k)
 		}
-		for _, h := range res.ini.Have {
-			require.True(t, inA[h] && !inB[h])
-			have = append(have, h)
-		}
-		for _, k := range all {
-			if slices.Contains(res.ini.Need, k.Hash) {
-				toA = append(toA, k)
-			}
-			if slices.Contains(res.ini.Have, k.Hash) {
-				toB = append(toB, k)
-			}
+		for _, k := range res.ini.Have {
+			require.True(t, inA[k] && !inB[k])
+			have = append(have, k)
+			toB = append(toB, k)
 		}
 		a = NewSliceSet(append(slices.Clone([]Key(a)), toA...))
 		b = NewSliceSet(append(slices.Clone([]Key(b)), toB...))
@@ -485,7 +475,7 @@ func TestReplyProportionalToRequest(t *testing.T) {
 		require.NoError(t, err)
 		for _, it := range []rangeItem{
 			{lo: Key{}, hi: End, mode: pb.Mode_KEYLIST},
-			{lo: Key{}, hi: End, mode: pb.Mode_KEYLIST, hashes: []Hash{set[7].Hash}},
+			{lo: Key{}, hi: End, mode: pb.Mode_KEYLIST, keys: []Key{set[7]}},
 			{lo: Key{}, hi: End, mode: pb.Mode_FINGERPRINT, fp: Aggregate{}.Fingerprint()},
 			{lo: Key{}, hi: End, mode: pb.Mode_FINGERPRINT, count: 1, fp: Aggregate{}.AddHash(&set[0].Hash).Fingerprint(), lastTS: set[0].TS},
 		} {
@@ -546,7 +536,7 @@ func FuzzReplyWithinLimits(f *testing.F) {
 		{items: []rangeItem{{lo: Key{}, hi: End, mode: pb.Mode_FINGERPRINT, fp: Aggregate{}.Fingerprint()}}},
 		{items: []rangeItem{{lo: Key{}, hi: End, mode: pb.Mode_FINGERPRINT, count: 5, lastTS: 1 << 19}}},
 		{items: []rangeItem{
-			{lo: Key{}, hi: set[100], mode: pb.Mode_KEYLIST, hashes: []Hash{set[50].Hash, {1}}},
+			{lo: Key{}, hi: set[100], mode: pb.Mode_KEYLIST, keys: []Key{set[50], {TS: set[50].TS + 1, Hash: Hash{1}}}},
 			{lo: set[100], hi: set[2000], mode: pb.Mode_MORE_CELLS, cellCount: 200},
 			{lo: set[2000], hi: set[2500], mode: pb.Mode_WANT, ids: []ShortID{shortID(&set[2100].Hash), 7}},
 			{lo: set[2500], hi: End, mode: pb.Mode_FINGERPRINT, count: 400},

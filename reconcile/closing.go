@@ -245,7 +245,7 @@ func (s *side) gamble(ctx context.Context) error {
 			out = append(out, it)
 		case len(keys) <= n:
 			s.left.listed -= len(keys)
-			out = append(out, rangeItem{lo: it.lo, hi: it.hi, mode: pb.Mode_KEYLIST, hashes: hashesOf(keys)})
+			out = append(out, rangeItem{lo: it.lo, hi: it.hi, mode: pb.Mode_KEYLIST, keys: keys})
 		default:
 			cut := minimalBound(keys[n-1], keys[n])
 			rest, err := s.fingerprintItem(ctx, cut, it.hi, true)
@@ -254,7 +254,7 @@ func (s *side) gamble(ctx context.Context) error {
 			}
 			s.left.items--
 			s.left.listed -= n
-			out = append(out, rangeItem{lo: it.lo, hi: cut, mode: pb.Mode_KEYLIST, hashes: hashesOf(keys[:n])}, rest)
+			out = append(out, rangeItem{lo: it.lo, hi: cut, mode: pb.Mode_KEYLIST, keys: keys[:n]}, rest)
 		}
 	}
 	s.out.items = out

@@ -29,15 +29,15 @@ func (s *side) onKeyList(ctx context.Context, it *rangeItem) error {
 		s.handBack(it.lo, it.hi)
 		return nil
 	}
-	index := make(map[Hash]int, len(it.hashes))
-	for i, h := range it.hashes {
-		index[h] = i
+	index := make(map[Key]int, len(it.keys))
+	for i, k := range it.keys {
+		index[k] = i
 	}
 	limit := min(s.p.maxListed(), room.lack)
 	var (
 		scan      []Key // every key scanned, in order
 		extras    []Key
-		matched   = make(map[Hash]struct{})
+		matched   = make(map[Key]struct{})
 		lastMatch = -1 // list index of the last of our keys the list matched
 		lastKey   Key  // that key
 		before    int  // extras below it
@@ -46,8 +46,8 @@ func (s *side) onKeyList(ctx context.Context, it *rangeItem) error {
 		stop      Key // the first key not scanned
 	)
 	err := s.set.Iterate(ctx, it.lo, it.hi, func(k Key) error {
-		if i, ok := index[k.Hash]; ok {
-			matched[k.Hash] = struct{}{}
+		if i, ok := index[k]; ok {
+			matched[k] = struct{}{}
 			lastMatch, lastKey, before = i, k, len(extras)
 		} else {
 			if len(extras) == limit {
@@ -65,7 +65,7 @@ func (s *side) onKeyList(ctx context.Context, it *rangeItem) error {
 	}
 	if err == nil {
 		// The whole range was scanned: resolve it.
-		return s.resolveKeyList(ctx, it.lo, it.hi, extras, unmatched(it.hashes, matched, len(it.hashes)))
+		return s.resolveKeyList(ctx, it.lo, it.hi, extras, unmatched(it.keys, matched, len(it.keys)))
 	}
 	switch {
 	case len(matched) == len(index) && scanned:
@@ -79,7 +79,7 @@ func (s *side) onKeyList(ctx context.Context, it *rangeItem) error {
 		s.handBack(cut, it.hi)
 		return nil
 	case lastMatch >= 0:
-		missing := unmatched(it.hashes, matched, lastMatch)
+		missing := unmatched(it.keys, matched, lastMatch)
 		if before == 0 && len(missing) == 0 {
 			break
 		}
@@ -104,7 +104,7 @@ func (s *side) listPrefix(ctx context.Context, lo, hi Key, keys []Key) error {
 		return s.split(ctx, lo, hi)
 	}
 	cut := minimalBound(keys[n-1], keys[n])
-	if err := s.emit(ctx, rangeItem{lo: lo, hi: cut, mode: pb.Mode_KEYLIST, hashes: hashesOf(keys[:n])}); err != nil {
+	if err := s.emit(ctx, rangeItem{lo: lo, hi: cut, mode: pb.Mode_KEYLIST, keys: keys[:n]}); err != nil {
 		return err
 	}
 	s.handBack(cut, hi)
@@ -114,13 +114,13 @@ func (s *side) listPrefix(ctx context.Context, lo, hi Key, keys []Key) error {
 // resolveKeyList settles [lo, hi) of a peer's key list: it gives the peer
 // extras and tells it that we lack missing, or, when the reply has no
 // room for both, hands the range back.
-func (s *side) resolveKeyList(ctx context.Context, lo, hi Key, extras []Key, missing []Hash) error {
+func (s *side) resolveKeyList(ctx context.Context, lo, hi Key, extras []Key, missing []Key) error {
 	need := budget{lack: len(extras)}
 	var skip rangeItem
 	if len(missing) > 0 {
 		skip = rangeItem{lo: lo, hi: hi, mode: pb.Mode_SKIP, ids: make([]ShortID, len(missing))}
 		for i := range missing {
-			skip.ids[i] = shortID(&missing[i])
+			skip.ids[i] = shortID(&missing[i].Hash)
 		}
 		need = need.plus(costOf(&skip))
 	}
@@ -138,19 +138,14 @@ func (s *side) resolveKeyList(ctx context.Context, lo, hi Key, extras []Key, mis
 	return nil
 }
 
-// unmatched returns the listed hashes below index end that we did not
-// match, in list order, once each.
-func unmatched(hashes []Hash, matched map[Hash]struct{}, end int) []Hash {
-	var out []Hash
-	seen := make(map[Hash]struct{})
-	for _, h := range hashes[:end] {
-		_, ok := matched[h]
-		_, dup := seen[h]
-		if ok || dup {
-			continue
+// unmatched returns the listed keys below index end that we did not
+// match, in list order (a list holds no key twice).
+func unmatched(keys []Key, matched map[Key]struct{}, end int) []Key {
+	var out []Key
+	for _, k := range keys[:end] {
+		if _, ok := matched[k]; !ok {
+			out = append(out, k)
 		}
-		seen[h] = struct{}{}
-		out = append(out, h)
 	}
 	return out
 }

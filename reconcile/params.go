@@ -87,16 +87,16 @@ func (p *Params) maxRangeCells() int {
 	return min(p.FrameSize/2/cellSize, p.Limits.MaxCells, p.Limits.MaxIDs)
 }
 
-// maxListed is the most hashes one item lists, one WANT asks for, and
-// one item of the peer buys: the hashes given for a KEYLIST or
-// FINGERPRINT item, which may be a few bytes long. Half a frame keeps a
-// listing within a frame beside the item's other fields, and makes the
-// answer to one item at most what the asker is itself prepared to send
-// in one frame: 512 KiB for the default 1 MiB frame, about 10,000 times
-// the item, but never more than that per item, whatever the scope's
-// size. It is also within the receiver's ID limit, so one item's answer
+// maxListed is the most keys one item lists, one WANT asks for, and one
+// item of the peer buys: the keys given for a KEYLIST or FINGERPRINT
+// item, which may be a few bytes long. Half a frame of keys at their
+// largest (KeyWireMax) keeps a listing within a frame beside the item's
+// other fields, and makes the answer to one item at most what the asker
+// is itself prepared to send in one frame: 512 KiB for the default 1 MiB
+// frame, about 10,000 times the item, but never more than that per
+// item, whatever the scope's size. It is also within the receiver's ID limit, so one item's answer
 // always fits one message.
-func (p *Params) maxListed() int { return min(p.FrameSize/2/HashSize, p.Limits.MaxIDs) }
+func (p *Params) maxListed() int { return min(p.FrameSize/2/KeyWireMax, p.Limits.MaxIDs) }
 
 var (
 	// ErrTooLarge is returned for a message beyond the receiver's limits.

@@ -92,27 +92,27 @@ var scenarios = []scenario{
 	}},
 }
 
-// minus returns the hashes of a's keys in [lo, hi) that b lacks, sorted.
-func minus(a, b []reconcile.Key, lo, hi reconcile.Key) []reconcile.Hash {
+// minus returns a's keys in [lo, hi) that b lacks, sorted.
+func minus(a, b []reconcile.Key, lo, hi reconcile.Key) []reconcile.Key {
 	in := make(map[reconcile.Key]bool, len(b))
 	for _, k := range b {
 		in[k] = true
 	}
-	out := []reconcile.Hash{}
+	out := []reconcile.Key{}
 	for _, k := range a {
 		if !in[k] && !k.Less(lo) && k.Less(hi) {
-			out = append(out, k.Hash)
+			out = append(out, k)
 		}
 	}
-	slices.SortFunc(out, func(x, y reconcile.Hash) int { return slices.Compare(x[:], y[:]) })
+	slices.SortFunc(out, func(x, y reconcile.Key) int { return x.Compare(y) })
 	return out
 }
 
-func orEmpty(h []reconcile.Hash) []reconcile.Hash {
-	if h == nil {
-		return []reconcile.Hash{}
+func orEmpty(k []reconcile.Key) []reconcile.Key {
+	if k == nil {
+		return []reconcile.Key{}
 	}
-	return h
+	return k
 }
 
 // window picks the whole key space or a random time window.

@@ -107,6 +107,7 @@ func reserve(items []rangeItem) budget {
 			b.cells += int(it.cellCount)
 			inRun = false
 		case pb.Mode_WANT:
+			b.items++
 			b.lack += len(it.ids)
 			inRun = false
 		case pb.Mode_FINGERPRINT, pb.Mode_KEYLIST:
@@ -133,15 +134,30 @@ func (r *Responder) onMoreCells(ctx context.Context, s *side, it *rangeItem) err
 	return s.sendSketch(ctx, it.lo, it.hi, mine, it.firstCell, it.cellCount)
 }
 
-// onWant gives the initiator the full hashes of the keys it decoded from
-// our sketch as lacking, from the room reserved for them: one hash per ID
-// asked for (two keys of ours with one short ID are a collision someone
-// ground on purpose; the sketch check catches what is left out).
+// onWant answers the initiator's WANT with the keys it decoded from our
+// sketch as lacking, from the room reserved for them: per ID asked for,
+// in order, the key of ours with that short ID (two keys of ours with one
+// short ID are a collision someone ground on purpose: one is answered,
+// and the sketch check catches what is left out), or "not held".
 func (r *Responder) onWant(ctx context.Context, s *side, it *rangeItem) error {
-	s.hold = s.hold.minus(budget{lack: len(it.ids)})
+	s.hold = s.hold.minus(budget{items: 1, lack: len(it.ids)})
 	keys, err := keysWithIDs(ctx, r.set, it.lo, it.hi, it.ids)
 	if err != nil {
 		return err
 	}
-	return s.give(ctx, keys[:min(len(keys), len(it.ids))])
+	byID := make(map[ShortID]Key, len(keys))
+	for _, k := range keys {
+		byID[shortID(&k.Hash)] = k
+	}
+	ans := rangeItem{lo: it.lo, hi: it.hi, mode: pb.Mode_SKIP, answers: make([]answer, len(it.ids))}
+	var given []Key
+	for i, id := range it.ids {
+		if k, ok := byID[id]; ok {
+			ans.answers[i] = answerOf(k)
+			given = append(given, k)
+			delete(byID, id) // an ID asked twice is answered once
+		}
+	}
+	s.learnHave(given)
+	return s.emit(ctx, ans)
 }

@@ -81,6 +81,9 @@ func (s *Session) Next(ctx context.Context, in []*pb.ReconcileFrame) (out []*pb.
 	s.hold.items = 1
 	s.answered, s.asked = s.asked, nil
 	s.asks = (s.p.MaxMessages - s.messages) / 2
+	if m.items, err = s.takeAnswers(m.items); err != nil {
+		return nil, false, err
+	}
 	if overlaps(m.items, s.answered) {
 		return nil, false, fmt.Errorf("%w: reply covers a range awaiting hashes", ErrUnexpected)
 	}
@@ -175,16 +178,16 @@ func (s *Session) Result() Diff { return s.diff() }
 // Messages returns how many messages the session has sent and received.
 func (s *Session) Messages() int { return s.messages }
 
-// onYouLack records hashes the responder says we lack, and matches the
-// ones asked for by short ID.
-func (s *Session) onYouLack(hs []Hash) {
-	s.learnNeed(hs)
-	for i := range hs {
-		id := shortID(&hs[i])
+// onYouLack records the keys the responder says we lack, and matches
+// the ones asked for by short ID.
+func (s *Session) onYouLack(keys []Key) {
+	s.learnNeed(keys)
+	for i := range keys {
+		id := shortID(&keys[i].Hash)
 		if st := s.wanted[id]; st != nil {
 			delete(s.wanted, id)
 			st.missing--
-			st.received = st.received.AddHash(&hs[i])
+			st.received = st.received.AddHash(&keys[i].Hash)
 		}
 	}
 }

@@ -144,15 +144,6 @@ func sketchCells(ctx context.Context, s Set, lo, hi Key, first, n uint64) ([]cel
 	return cells, err
 }
 
-// hashesOf returns the hashes of keys.
-func hashesOf(keys []Key) []Hash {
-	out := make([]Hash, len(keys))
-	for i := range keys {
-		out[i] = keys[i].Hash
-	}
-	return out
-}
-
 // errStop ends an iteration early; it never leaves this package.
 var errStop = errStopType{}
 

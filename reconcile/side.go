@@ -8,11 +8,12 @@ import (
 	"github.com/storesync/storesync/pb"
 )
 
-// Diff is what one side of a session learned: the hashes it lacks and the
-// peer holds (Need), and the hashes it holds and the peer lacks (Have).
+// Diff is what one side of a session learned: the keys of the messages
+// it lacks and the peer holds (Need), and of those it holds and the peer
+// lacks (Have), each in key order.
 type Diff struct {
-	Need []Hash
-	Have []Hash
+	Need []Key
+	Have []Key
 }
 
 // side holds what both roles share while handling one incoming message:
@@ -23,8 +24,8 @@ type side struct {
 	p         *Params
 	initiator bool
 	out       message
-	need      map[Hash]struct{}
-	have      map[Hash]struct{}
+	need      map[Key]struct{}
+	have      map[Key]struct{}
 	// left is what the reply may still carry; hold is the part of it
 	// kept for tasks not handled yet.
 	left, hold budget
@@ -39,7 +40,7 @@ type side struct {
 
 func newSide(set Set, p *Params, initiator bool) side {
 	return side{set: set, p: p, initiator: initiator, asks: math.MaxInt,
-		need: make(map[Hash]struct{}), have: make(map[Hash]struct{})}
+		need: make(map[Key]struct{}), have: make(map[Key]struct{})}
 }
 
 // reset starts a new reply with the whole budget the receiver allows.
@@ -49,32 +50,32 @@ func (s *side) reset() {
 	s.tailOpen = false
 }
 
-func (s *side) learnNeed(hs []Hash) {
-	for _, h := range hs {
-		s.need[h] = struct{}{}
+func (s *side) learnNeed(keys []Key) {
+	for _, k := range keys {
+		s.need[k] = struct{}{}
 	}
 }
 
 func (s *side) learnHave(keys []Key) {
-	for i := range keys {
-		s.have[keys[i].Hash] = struct{}{}
+	for _, k := range keys {
+		s.have[k] = struct{}{}
 	}
 }
 
-// learned returns how many hashes this side has learned, both ways.
+// learned returns how many keys this side has learned, both ways.
 func (s *side) learned() int { return len(s.need) + len(s.have) }
 
 // diff returns what was learned, sorted.
 func (s *side) diff() Diff {
-	return Diff{Need: sortedHashes(s.need), Have: sortedHashes(s.have)}
+	return Diff{Need: sortedKeys(s.need), Have: sortedKeys(s.have)}
 }
 
-func sortedHashes(m map[Hash]struct{}) []Hash {
-	out := make([]Hash, 0, len(m))
-	for h := range m {
-		out = append(out, h)
+func sortedKeys(m map[Key]struct{}) []Key {
+	out := make([]Key, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
-	slices.SortFunc(out, func(a, b Hash) int { return slices.Compare(a[:], b[:]) })
+	slices.SortFunc(out, func(a, b Key) int { return a.Compare(b) })
 	return out
 }
 
@@ -252,7 +253,7 @@ func (s *side) sendKeyList(ctx context.Context, lo, hi Key) error {
 		}
 		return s.sendSplit(ctx, lo, hi, bounds)
 	}
-	return s.emitOrHandBack(ctx, rangeItem{lo: lo, hi: hi, mode: pb.Mode_KEYLIST, hashes: hashesOf(keys)})
+	return s.emitOrHandBack(ctx, rangeItem{lo: lo, hi: hi, mode: pb.Mode_KEYLIST, keys: keys})
 }
 
 // sendSplit offers the fingerprints of the parts of [lo, hi) cut at

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/storesync/storesync/pb"
 )
@@ -22,6 +23,7 @@ type sketchState struct {
 	extras   Aggregate // ours that the responder lacks, given
 	decoded  bool      // cells no longer expected
 	want     []ShortID // the responder's that we lack, not asked for yet
+	asking   []ShortID // asked for by the WANT awaiting its answer
 	missing  int       // asked for, not received yet
 	received Aggregate
 }
@@ -108,12 +110,52 @@ func (s *Session) askWant(ctx context.Context, st *sketchState) error {
 	}
 	ids := st.want[:n:n]
 	st.want = st.want[n:]
+	st.asking = ids
 	st.missing += n
 	for _, id := range ids {
 		s.wanted[id] = st
 	}
 	s.asked = append(s.asked, st)
 	return s.emit(ctx, rangeItem{lo: st.lo, hi: st.hi, mode: pb.Mode_WANT, ids: ids})
+}
+
+// takeAnswers applies the answers to our WANTs that a reply carries and
+// returns its other items. An answer must answer a WANT of exactly its
+// range, ID for ID, with keys in the range: anything else breaks the
+// protocol.
+func (s *Session) takeAnswers(items []rangeItem) ([]rangeItem, error) {
+	rest := items[:0]
+	for i := range items {
+		it := &items[i]
+		if len(it.answers) == 0 {
+			rest = append(rest, *it)
+			continue
+		}
+		j := slices.IndexFunc(s.answered, func(st *sketchState) bool { return st.lo == it.lo && st.hi == it.hi })
+		if j < 0 || len(it.ids) > 0 || len(s.answered[j].asking) != len(it.answers) {
+			return nil, fmt.Errorf("%w: an answer to no WANT of ours", ErrUnexpected)
+		}
+		st := s.answered[j]
+		for k, a := range it.answers {
+			if a.ts == 0 {
+				continue // not held: missing stays, and advance falls back
+			}
+			id := st.asking[k]
+			key := a.key(id)
+			if key.Less(it.lo) || !key.Less(it.hi) {
+				return nil, badFrame("an answered key outside its range")
+			}
+			if s.wanted[id] != st {
+				continue // answered twice
+			}
+			delete(s.wanted, id)
+			s.learnNeed([]Key{key})
+			st.missing--
+			st.received = st.received.AddHash(&key.Hash)
+		}
+		st.asking = nil
+	}
+	return rest, nil
 }
 
 // advance continues a sketch whose WANT the reply answered: it asks for

@@ -2,8 +2,10 @@ package reconcile
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/storesync/storesync/pb"
 )
@@ -18,7 +20,8 @@ type rangeItem struct {
 	firstCell uint64
 	cellCount uint64
 	cells     []cell
-	hashes    []Hash
+	keys      []Key    // KEYLIST
+	answers   []answer // SKIP: the answer to a WANT of the range
 	ids       []ShortID
 }
 
@@ -26,7 +29,7 @@ type rangeItem struct {
 // overlapping, and the hashes the receiver lacks.
 type message struct {
 	items   []rangeItem
-	youLack []Hash
+	youLack []Key
 }
 
 // needsReply reports whether the message asks the receiver for anything.
@@ -124,20 +127,26 @@ func encode(m *message, limit int) []*pb.ReconcileFrame {
 		}
 		addItem(w, it.hi)
 	}
-	hashes := m.youLack
-	for len(hashes) > 0 || f == nil {
-		if f == nil || size+2*HashSize > limit {
+	// The keys the receiver lacks, in key order, as a key list per frame
+	// (each frame's list starts from 0).
+	keys := slices.SortedFunc(slices.Values(m.youLack), func(a, b Key) int { return a.Compare(b) })
+	keys = slices.Compact(keys)
+	for len(keys) > 0 || f == nil {
+		if f == nil || len(f.YouLack) > 0 || size+2*KeyWireMax > limit {
 			open(Key{})
 		}
-		n := min(len(hashes), (limit-size)/HashSize-1)
-		buf := make([]byte, 0, len(f.YouLack)+n*HashSize)
-		buf = append(buf, f.YouLack...)
-		for _, h := range hashes[:n] {
-			buf = append(buf, h[:]...)
+		n, room := 0, limit-size-binary.MaxVarintLen32
+		for prevTS := uint64(0); n < len(keys); n++ {
+			c := uvarintLen(keys[n].TS-prevTS) + HashSize
+			if c > room {
+				break
+			}
+			room -= c
+			prevTS = keys[n].TS
 		}
-		f.YouLack = buf
-		size += n * HashSize
-		hashes = hashes[n:]
+		f.YouLack = AppendKeys(nil, keys[:n])
+		size += len(f.YouLack) + binary.MaxVarintLen32
+		keys = keys[n:]
 	}
 	for _, fr := range frames[:len(frames)-1] {
 		fr.More = true
@@ -157,11 +166,11 @@ func itemWire(it *rangeItem) *pb.RangeItem {
 	if len(it.cells) > 0 {
 		w.Cells = encodeCells(make([]byte, 0, len(it.cells)*cellSize), it.cells)
 	}
-	if len(it.hashes) > 0 {
-		w.Hashes = make([]byte, 0, len(it.hashes)*HashSize)
-		for _, h := range it.hashes {
-			w.Hashes = append(w.Hashes, h[:]...)
-		}
+	if len(it.keys) > 0 {
+		w.Keys = AppendKeys(nil, it.keys)
+	}
+	if len(it.answers) > 0 {
+		w.Answers = appendAnswers(nil, it.answers)
 	}
 	if len(it.ids) > 0 {
 		w.Ids = make([]byte, 0, len(it.ids)*8)
@@ -177,7 +186,7 @@ func itemWire(it *rangeItem) *pb.RangeItem {
 func decode(frames []*pb.ReconcileFrame, lim *Limits) (*message, error) {
 	m := &message{}
 	var floor Key // no item may start below the end of the previous one
-	cells, ids, hashes := 0, 0, 0
+	cells, ids, listed, answers := 0, 0, 0, 0
 	for fi, f := range frames {
 		if fi < len(frames)-1 && !f.More || fi == len(frames)-1 && f.More {
 			return nil, badFrame("frame %d: wrong continuation flag", fi)
@@ -189,12 +198,14 @@ func decode(frames []*pb.ReconcileFrame, lim *Limits) (*message, error) {
 		if len(f.Items) > 0 && lo.Less(floor) {
 			return nil, badFrame("frame %d overlaps the previous one", fi)
 		}
-		if len(f.YouLack)%HashSize != 0 {
-			return nil, badFrame("you_lack of %d bytes", len(f.YouLack))
+		lack, err := ParseKeys(f.YouLack, lim.MaxIDs-len(m.youLack))
+		switch {
+		case errors.Is(err, ErrTooManyKeys):
+			return nil, fmt.Errorf("%w: message exceeds its limits", ErrTooLarge)
+		case err != nil:
+			return nil, badFrame("frame %d: you_lack: %v", fi, err)
 		}
-		for p := f.YouLack; len(p) > 0; p = p[HashSize:] {
-			m.youLack = append(m.youLack, Hash(p[:HashSize]))
-		}
+		m.youLack = append(m.youLack, lack...)
 		for ii, w := range f.Items {
 			if lo == End {
 				return nil, badFrame("item %d after the end of the key space", ii)
@@ -214,14 +225,15 @@ func decode(frames []*pb.ReconcileFrame, lim *Limits) (*message, error) {
 			if !lo.Less(hi) {
 				return nil, badFrame("item %d: empty or reversed range", ii)
 			}
-			it, err := itemFromWire(w, lo, hi)
+			it, err := itemFromWire(w, lo, hi, lim.MaxIDs-listed, lim.MaxIDs-len(m.youLack)-answers)
 			if err != nil {
 				return nil, fmt.Errorf("item %d: %w", ii, err)
 			}
 			cells += len(it.cells) + int(it.cellCount)
 			ids += len(it.ids)
-			hashes += len(it.hashes)
-			if it.mode != pb.Mode_SKIP || len(it.ids) > 0 {
+			listed += len(it.keys)
+			answers += len(it.answers)
+			if it.mode != pb.Mode_SKIP || len(it.ids) > 0 || len(it.answers) > 0 {
 				m.items = append(m.items, it)
 			}
 			lo = hi
@@ -230,15 +242,16 @@ func decode(frames []*pb.ReconcileFrame, lim *Limits) (*message, error) {
 			floor = lo
 		}
 		if len(m.items) > lim.MaxItems || cells > lim.MaxCells || ids > lim.MaxIDs ||
-			hashes > lim.MaxIDs || len(m.youLack) > lim.MaxIDs {
+			listed > lim.MaxIDs || len(m.youLack)+answers > lim.MaxIDs {
 			return nil, fmt.Errorf("%w: message exceeds its limits", ErrTooLarge)
 		}
 	}
 	return m, nil
 }
 
-// itemFromWire checks one item's fields against its mode.
-func itemFromWire(w *pb.RangeItem, lo, hi Key) (rangeItem, error) {
+// itemFromWire checks one item's fields against its mode; it may list at
+// most maxKeys keys and maxAnswers answers.
+func itemFromWire(w *pb.RangeItem, lo, hi Key, maxKeys, maxAnswers int) (rangeItem, error) {
 	it := rangeItem{lo: lo, hi: hi, mode: w.Mode, count: w.Count, firstCell: w.FirstCell, cellCount: w.CellCount}
 	if _, ok := pb.Mode_name[int32(w.Mode)]; !ok {
 		return it, badFrame("unknown mode %d", w.Mode)
@@ -274,11 +287,28 @@ func itemFromWire(w *pb.RangeItem, lo, hi Key) (rangeItem, error) {
 	if w.FirstCell+uint64(len(it.cells)) > MaxSketchCells {
 		return it, badFrame("sketch longer than %d cells", MaxSketchCells)
 	}
-	if len(w.Hashes)%HashSize != 0 || (len(w.Hashes) > 0 && w.Mode != pb.Mode_KEYLIST) {
-		return it, badFrame("hashes of %d bytes in a %v item", len(w.Hashes), w.Mode)
+	if len(w.Keys) > 0 && w.Mode != pb.Mode_KEYLIST {
+		return it, badFrame("keys in a %v item", w.Mode)
 	}
-	for p := w.Hashes; len(p) > 0; p = p[HashSize:] {
-		it.hashes = append(it.hashes, Hash(p[:HashSize]))
+	it.keys, err = ParseKeys(w.Keys, maxKeys)
+	switch {
+	case errors.Is(err, ErrTooManyKeys):
+		return it, fmt.Errorf("%w: message exceeds its limits", ErrTooLarge)
+	case err != nil:
+		return it, badFrame("keys: %v", err)
+	}
+	if len(w.Answers) > 0 && w.Mode != pb.Mode_SKIP {
+		return it, badFrame("answers in a %v item", w.Mode)
+	}
+	it.answers, err = parseAnswers(w.Answers, maxAnswers)
+	switch {
+	case errors.Is(err, ErrTooManyKeys):
+		return it, fmt.Errorf("%w: message exceeds its limits", ErrTooLarge)
+	case err != nil:
+		return it, err
+	}
+	if len(it.keys) > 0 && (it.keys[0].Less(lo) || !it.keys[len(it.keys)-1].Less(hi)) {
+		return it, badFrame("a listed key outside its range")
 	}
 	if len(w.Ids)%8 != 0 || (len(w.Ids) > 0 && w.Mode != pb.Mode_WANT && w.Mode != pb.Mode_SKIP) ||
 		(w.Mode == pb.Mode_WANT && len(w.Ids) == 0) {

@@ -9,10 +9,10 @@ import (
 
 // hexes returns the hashes as sorted lower-case hex, the form both
 // implementations can be compared in.
-func hexes(hs []reconcile.Hash) []string {
-	out := make([]string, len(hs))
-	for i := range hs {
-		out[i] = hs[i].String()
+func hexes(keys []reconcile.Key) []string {
+	out := make([]string, len(keys))
+	for i := range keys {
+		out[i] = keys[i].Hash.String()
 	}
 	slices.Sort(out)
 	return out
