@@ -76,6 +76,7 @@ func (s *Store) put(ctx context.Context, msgs []reconcile.Message, extra writeFu
 		}
 	}
 	slices.Sort(added)
+	res.Added = make([]reconcile.Message, 0, len(added))
 	for _, i := range added {
 		res.Added = append(res.Added, msgs[i])
 	}
@@ -102,6 +103,11 @@ func (s *Store) putChunk(ctx context.Context, msgs []reconcile.Message, from, to
 		ch := byScope[st]
 		if ch == nil {
 			ch = &change{st: st}
+			if len(chs) == 0 {
+				// Most calls are of one scope: room for the rest of the
+				// chunk saves growing the slices.
+				ch.add, ch.keys = make([]int, 0, to-i), make([]reconcile.Key, 0, to-i)
+			}
 			byScope[st] = ch
 			chs = append(chs, ch)
 		}

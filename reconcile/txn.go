@@ -27,7 +27,7 @@ import (
 // batch's commit never shows them a half-written tree.
 type Txn struct {
 	t   *Tree
-	ops map[Key]bool // true insert, false delete; the last call wins
+	ops []op // in call order; the last call for a key wins
 
 	written bool
 	root    *node
@@ -41,15 +41,21 @@ type Txn struct {
 // Begin starts a transaction; see Txn.
 func (t *Tree) Begin() *Txn {
 	t.mu.Lock()
-	return &Txn{t: t, ops: make(map[Key]bool)}
+	return &Txn{t: t}
 }
 
 // Insert stages the insertion of k; inserting a key already present
 // changes nothing.
-func (x *Txn) Insert(k Key) { x.ops[k] = true }
+func (x *Txn) Insert(k Key) { x.ops = append(x.ops, op{k: k, insert: true}) }
 
 // Delete stages the deletion of k; deleting an absent key changes nothing.
-func (x *Txn) Delete(k Key) { x.ops[k] = false }
+func (x *Txn) Delete(k Key) { x.ops = append(x.ops, op{k: k}) }
+
+// op is a staged insert or delete.
+type op struct {
+	k      Key
+	insert bool
+}
 
 // Added returns how many staged inserts were new keys; valid after Write.
 func (x *Txn) Added() int { return len(x.added) }
@@ -119,15 +125,20 @@ func (x *Txn) Write(ctx context.Context, w ds.Write) error {
 	if len(x.ops) == 0 {
 		return nil
 	}
+	// Sorted by key, the calls for one key in call order: the last of
+	// each run is the one that stands.
+	slices.SortStableFunc(x.ops, func(a, b op) int { return a.k.Compare(b.k) })
 	edits := make([]edit, 0, len(x.ops))
-	for k, ins := range x.ops {
-		if ins {
-			edits = append(edits, edit{key: k, e: leafEntry(k)})
+	for i, o := range x.ops {
+		if i+1 < len(x.ops) && x.ops[i+1].k == o.k {
+			continue
+		}
+		if o.insert {
+			edits = append(edits, edit{key: o.k, e: leafEntry(o.k)})
 		} else {
-			edits = append(edits, edit{key: k, del: true})
+			edits = append(edits, edit{key: o.k, del: true})
 		}
 	}
-	slices.SortFunc(edits, func(a, b edit) int { return a.key.Compare(b.key) })
 
 	if err := x.rebuild(ctx, edits); err != nil {
 		return err
