@@ -90,3 +90,11 @@ func (s scopeKeys) parseMsgKey(dk []byte) (reconcile.Key, error) {
 	}
 	return reconcile.KeyFromBytes(raw[:])
 }
+
+// RecordKeyOf returns the function that names the datastore record of a
+// message of sc by its key. It serves tools that read or write a store's
+// records without the store, such as the benchmark's baseline of raw
+// puts of the same records.
+func RecordKeyOf(sc reconcile.Scope) func(reconcile.Key) ds.Key {
+	return newScopeKeys(scopeIDHex(sc.ID())).msg
+}
