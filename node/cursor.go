@@ -47,7 +47,7 @@ func decodeCursor(hi reconcile.Key, b []byte) (protocol.Cursor, error) {
 	}
 	b = b[1:]
 	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)-k) || len(b)-k-int(n) != 2*reconcile.KeySize {
+	if k <= 0 || k != len(binary.AppendUvarint(nil, n)) || n > uint64(len(b)-k) || len(b)-k-int(n) != 2*reconcile.KeySize {
 		return c, errBadCursor
 	}
 	if n > 0 {
@@ -60,7 +60,7 @@ func decodeCursor(hi reconcile.Key, b []byte) (protocol.Cursor, error) {
 	b = b[k+int(n):]
 	c.Lo, _ = reconcile.KeyFromBytes(b[:reconcile.KeySize])
 	c.After, _ = reconcile.KeyFromBytes(b[reconcile.KeySize:])
-	if !c.Lo.Less(c.Hi) || c.After.Less(c.Lo) {
+	if !c.Lo.Less(c.Hi) || c.After.Less(c.Lo) || !c.After.Less(c.Hi) {
 		return c, errBadCursor
 	}
 	return c, nil
