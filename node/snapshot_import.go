@@ -152,7 +152,7 @@ func (s *Store) importFrom(ctx context.Context, r io.ReadSeeker, obs snapshotObs
 	}
 	defer unlock()
 
-	end, err := verifySnapshot(ctx, vr)
+	end, seen, err := verifySnapshot(ctx, vr)
 	if err != nil {
 		return rep, fmt.Errorf("verify: %w", err)
 	}
@@ -179,7 +179,7 @@ func (s *Store) importFrom(ctx context.Context, r io.ReadSeeker, obs snapshotObs
 	if again, err := sr.State().MarshalBinary(); err != nil || !bytes.Equal(again, file) {
 		return rep, errors.New("the file changed since it was verified: another header")
 	}
-	err = s.store(ctx, st, sr, obs, &rep)
+	err = s.store(ctx, st, sr, seen, obs, &rep)
 	rep.Store = time.Since(start)
 	if err != nil {
 		return rep, fmt.Errorf("scope %s: %w", h.Scope, err)
@@ -201,31 +201,40 @@ func changed(err error) error {
 }
 
 // verifySnapshot reads r to its end, reporting ProgressVerify after each
-// batch, and returns the reader's final state.
-func verifySnapshot(ctx context.Context, r *snapshot.Reader) (snapshot.State, error) {
+// batch, and returns the reader's final state and every state it passed
+// through at a batch boundary (marshalled): the only states an import
+// record of this file may honestly hold.
+func verifySnapshot(ctx context.Context, r *snapshot.Reader) (snapshot.State, map[string]bool, error) {
 	h := r.Header()
+	seen := make(map[string]bool)
 	for {
 		if err := ctx.Err(); err != nil {
-			return snapshot.State{}, err
+			return snapshot.State{}, nil, err
 		}
 		b, err := r.Next()
 		if errors.Is(err, io.EOF) {
-			return r.State(), nil
+			return r.State(), seen, nil
 		}
 		if err != nil {
-			return snapshot.State{}, err
+			return snapshot.State{}, nil, err
 		}
+		at, err := r.State().MarshalBinary()
+		if err != nil {
+			return snapshot.State{}, nil, err
+		}
+		seen[string(at)] = true
 		protocol.ReportProgress(ctx, protocol.Progress{Kind: ProgressVerify, Scope: h.Scope,
 			Done: int(r.State().Count()), Total: int(h.Count), Bytes: b.Next})
 	}
 }
 
 // store is the storing pass: it resumes r from the scope's import record
-// if that is of r's file, then stores every batch with the record of the
-// state after it, and deletes the record at the end.
-func (s *Store) store(ctx context.Context, st *scopeState, r *snapshot.Reader, obs snapshotObserver, rep *ImportReport) error {
+// if that is one of the states the verification pass saw, then stores
+// every batch with the record of the state after it, and deletes the
+// record at the end.
+func (s *Store) store(ctx context.Context, st *scopeState, r *snapshot.Reader, seen map[string]bool, obs snapshotObserver, rep *ImportReport) error {
 	h := r.Header()
-	recorded, err := s.resumeImport(ctx, st, r)
+	recorded, err := s.resumeImport(ctx, st, r, seen)
 	if err != nil {
 		return err
 	}

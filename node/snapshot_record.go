@@ -29,17 +29,22 @@ func writeImportRecord(st *scopeState, state []byte) writeFunc {
 }
 
 // resumeImport moves r to the state the scope's import record names, if
-// there is a record and r's file is the one it was taken from. It reports
-// whether a record exists; one of another file, or one that does not
-// decode, is left for the import to replace, since starting over is
-// always safe.
-func (s *Store) resumeImport(ctx context.Context, st *scopeState, r *snapshot.Reader) (bool, error) {
+// there is a record and it is one of the states a reader of r's file
+// passed through (seen, from the verification pass): a record damaged on
+// disk, or of another file, is never trusted. It reports whether a
+// record exists; one not trusted is left for the import to replace,
+// since starting over is always safe.
+func (s *Store) resumeImport(ctx context.Context, st *scopeState, r *snapshot.Reader, seen map[string]bool) (bool, error) {
 	b, err := s.d.Get(ctx, importRecordKey(st.idHex))
 	if errors.Is(err, ds.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("read import record: %w", err)
+	}
+	if !seen[string(b)] {
+		log.Info("import record is not a state of this file; starting over", "scope", st.scope)
+		return true, nil
 	}
 	var state snapshot.State
 	if err := state.UnmarshalBinary(b); err != nil {

@@ -182,15 +182,27 @@ func cutRanges(lo, hi reconcile.Key, h *pb.CatchUpHeader, n int, t *tally) ([]Cu
 		k, _ := reconcile.KeyFromBytes(b[:reconcile.KeySize])
 		bounds = append(bounds, k)
 	}
-	if len(h.PartCounts) != len(bounds)+1 || len(h.Splits)%reconcile.KeySize != 0 {
+	if len(h.PartCounts) != len(bounds)+1 || len(h.Splits)%reconcile.KeySize != 0 || len(bounds) > maxSplits {
 		return nil, errors.Join(ErrBadRequest, errors.New("malformed catch-up summary"))
 	}
 	prev := lo
 	for _, b := range bounds {
-		if !prev.Less(b) || !b.Less(hi) {
-			return nil, errors.Join(ErrBadRequest, errors.New("catch-up summary splits out of order"))
+		// A cut between timestamps (reconcile.TimeBound) is never a
+		// message's key, which the ranges on both sides of it would
+		// leave out.
+		if !prev.Less(b) || !b.Less(hi) || b.Hash != (reconcile.Hash{}) {
+			return nil, errors.Join(ErrBadRequest, errors.New("catch-up summary splits out of order or not between timestamps"))
 		}
 		prev = b
+	}
+	var sum uint64
+	for _, c := range h.PartCounts {
+		if sum += c; sum < c || sum > reconcile.MaxCount {
+			return nil, errors.Join(ErrBadRequest, errors.New("catch-up summary counts overflow"))
+		}
+	}
+	if sum != h.Count {
+		return nil, errors.Join(ErrBadRequest, errors.New("catch-up summary parts do not add up to its count"))
 	}
 	if h.Count < minSplit {
 		return []Cursor{{Lo: lo, Hi: hi, After: lo}}, nil

@@ -81,7 +81,7 @@ func (s *Service) streamOnce(ctx context.Context, p peer.ID, sc reconcile.Scope,
 		_ = st.Reset()
 		return err
 	}
-	t.expect(cur.Hi, int(h.Count))
+	t.expect(cur.Hi, int(min(h.Count, reconcile.MaxCount)))
 
 	batches := make(chan catchUpBatch, 2)
 	var readErr error

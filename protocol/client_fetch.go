@@ -109,8 +109,11 @@ func (s *Service) unpack(batch *pb.MessageBatch, z []byte) ([]*pb.Message, error
 		return nil, errors.Join(ErrBadRequest, errors.New("a batch both plain and compressed"))
 	}
 	raw, err := decompress(z, s.cfg.maxBatchBytes+batchOverhead)
-	if err != nil {
-		return nil, errors.Join(ErrTooLarge, err)
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		return nil, err
+	case err != nil:
+		return nil, errors.Join(ErrBadRequest, err)
 	}
 	var b pb.MessageBatch
 	if err := b.Unmarshal(raw); err != nil {

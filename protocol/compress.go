@@ -1,6 +1,8 @@
 package protocol
 
 import (
+	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -29,8 +31,13 @@ func compress(b []byte) []byte {
 	return out
 }
 
+// errBadZstd is wrapped by a payload that does not decode.
+var errBadZstd = errors.New("malformed zstd payload")
+
 // decompress expands a zstd payload that must not exceed limit bytes, so
-// that a small hostile payload cannot make us allocate without bound.
+// that a small hostile payload cannot make us allocate without bound. A
+// payload over the limit is ErrTooLarge, one that does not decode wraps
+// errBadZstd.
 func decompress(b []byte, limit int) ([]byte, error) {
 	d, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(uint64(limit)), zstd.WithDecoderConcurrency(1),
 		zstd.WithDecoderMaxWindow(uint64(max(limit, zstd.MinWindowSize))))
@@ -39,8 +46,12 @@ func decompress(b []byte, limit int) ([]byte, error) {
 	}
 	defer d.Close()
 	out, err := d.DecodeAll(b, nil)
-	if err != nil {
-		return nil, err
+	switch {
+	case errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrWindowSizeExceeded),
+		errors.Is(err, zstd.ErrFrameSizeExceeded):
+		return nil, ErrTooLarge
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", errBadZstd, err)
 	}
 	if len(out) > limit {
 		return nil, ErrTooLarge

@@ -204,11 +204,11 @@ func (s *fuzzStore) Set(sc reconcile.Scope) (reconcile.Set, bool) {
 	return reconcile.SliceSet(s.keys[sc]), true
 }
 
-func (s *fuzzStore) Get(_ context.Context, _ reconcile.Scope, hs []reconcile.Hash) ([]*reconcile.Message, error) {
-	return make([]*reconcile.Message, len(hs)), nil
+func (s *fuzzStore) Get(_ context.Context, _ reconcile.Scope, keys []reconcile.Key) ([]*reconcile.Message, error) {
+	return make([]*reconcile.Message, len(keys)), nil
 }
 
-func (s *fuzzStore) Has(context.Context, reconcile.Scope, reconcile.Hash) (bool, error) {
+func (s *fuzzStore) Has(context.Context, reconcile.Scope, reconcile.Key) (bool, error) {
 	return false, nil
 }
 

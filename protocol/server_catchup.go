@@ -145,7 +145,9 @@ func (s *Service) catchUpRange(p peer.ID, req *pb.CatchUpRequest) (sc reconcile.
 // the scope's root, and, for a summary, where the tree's top boundaries
 // cut the range and how many messages each part holds.
 func catchUpHeader(ctx context.Context, set reconcile.Set, after, until reconcile.Key, summary bool) (*pb.CatchUpHeader, error) {
-	agg, err := set.Aggregate(ctx, after, until)
+	// after is exclusive: a resumed request names the last key it holds.
+	from := after.Next()
+	agg, err := set.Aggregate(ctx, from, until)
 	if err != nil {
 		return nil, err
 	}
@@ -158,11 +160,11 @@ func catchUpHeader(ctx context.Context, set reconcile.Set, after, until reconcil
 	if !summary {
 		return h, nil
 	}
-	splits, err := summarySplits(ctx, set, after, until)
+	splits, err := summarySplits(ctx, set, from, until)
 	if err != nil {
 		return nil, err
 	}
-	prev := after
+	prev := from
 	for i := 0; i <= len(splits); i++ {
 		end := until
 		if i < len(splits) {

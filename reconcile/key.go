@@ -97,6 +97,18 @@ func KeyFromBytes(b []byte) (Key, error) {
 	return k, nil
 }
 
+// Next returns the smallest key above k: the bound that cuts just above
+// it, so that [Next(), hi) leaves k out.
+func (k Key) Next() Key {
+	for i := HashSize - 1; i >= 0; i-- {
+		k.Hash[i]++
+		if k.Hash[i] != 0 {
+			return k
+		}
+	}
+	return TimeBound(k.TS + 1)
+}
+
 // TimeBound returns the smallest key with timestamp ts: the bound that
 // splits a key space between ts-1 and ts.
 func TimeBound(ts uint64) Key { return Key{TS: ts} }

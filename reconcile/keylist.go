@@ -83,7 +83,7 @@ func (s *side) onKeyList(ctx context.Context, it *rangeItem) error {
 		if before == 0 && len(missing) == 0 {
 			break
 		}
-		cut := successor(lastKey)
+		cut := lastKey.Next()
 		if err := s.resolveKeyList(ctx, it.lo, cut, extras[:before], missing); err != nil {
 			return err
 		}
@@ -148,15 +148,4 @@ func unmatched(keys []Key, matched map[Key]struct{}, end int) []Key {
 		}
 	}
 	return out
-}
-
-// successor returns the smallest key above k: the cut just above it.
-func successor(k Key) Key {
-	for i := HashSize - 1; i >= 0; i-- {
-		k.Hash[i]++
-		if k.Hash[i] != 0 {
-			return k
-		}
-	}
-	return TimeBound(k.TS + 1)
 }
