@@ -37,12 +37,12 @@ func (p protocolStore) Scan(ctx context.Context, sc reconcile.Scope, after, unti
 
 // PutCatchUp implements protocol.CatchUpStore: the messages and the
 // cursors commit in one batch (Store.put).
-func (p protocolStore) PutCatchUp(ctx context.Context, sc reconcile.Scope, msgs []reconcile.Message, curs ...protocol.Cursor) (int, error) {
+func (p protocolStore) PutCatchUp(ctx context.Context, sc reconcile.Scope, msgs []reconcile.Message, keys []reconcile.Key, curs ...protocol.Cursor) (int, error) {
 	st, ok := p.state(sc)
 	if !ok {
 		return 0, protocol.ErrUnknownScope
 	}
-	res, err := p.put(ctx, msgs, writeCursors(st.idHex, curs))
+	res, err := p.put(ctx, msgs, keys, writeCursors(st.idHex, curs))
 	return len(res.Added), err
 }
 

@@ -43,12 +43,15 @@ const putChunk = 4096
 // The error is for a failure of the datastore or of ctx; the result then
 // still lists what the batches committed before the failure added.
 func (s *Store) Put(ctx context.Context, msgs ...reconcile.Message) (PutResult, error) {
-	return s.put(ctx, msgs, nil)
+	return s.put(ctx, msgs, nil, nil)
 }
 
 // put is Put, with extra records written in the last batch: the batch
 // that makes the call's last message durable also makes them durable.
-func (s *Store) put(ctx context.Context, msgs []reconcile.Message, extra writeFunc) (PutResult, error) {
+// keys, when not nil, holds the messages' keys, computed from their
+// content by a caller that verified them (a catch-up, an import), so
+// that they are not hashed twice.
+func (s *Store) put(ctx context.Context, msgs []reconcile.Message, keys []reconcile.Key, extra writeFunc) (PutResult, error) {
 	var res PutResult
 	if err := s.enter(); err != nil {
 		return res, err
@@ -67,7 +70,7 @@ func (s *Store) put(ctx context.Context, msgs []reconcile.Message, extra writeFu
 			break
 		}
 		var idx []int
-		if idx, err = s.putChunk(ctx, msgs, from, to, &res, ex); err != nil {
+		if idx, err = s.putChunk(ctx, msgs, keys, from, to, &res, ex); err != nil {
 			break
 		}
 		added = append(added, idx...)
@@ -85,7 +88,7 @@ func (s *Store) put(ctx context.Context, msgs []reconcile.Message, extra writeFu
 
 // putChunk validates msgs[from:to], commits the valid ones of kept scopes
 // in one batch and returns the indices it added.
-func (s *Store) putChunk(ctx context.Context, msgs []reconcile.Message, from, to int, res *PutResult, extra writeFunc) ([]int, error) {
+func (s *Store) putChunk(ctx context.Context, msgs []reconcile.Message, keys []reconcile.Key, from, to int, res *PutResult, extra writeFunc) ([]int, error) {
 	var chs []*change
 	byScope := make(map[*scopeState]*change)
 	valid := 0
@@ -112,7 +115,11 @@ func (s *Store) putChunk(ctx context.Context, msgs []reconcile.Message, from, to
 			chs = append(chs, ch)
 		}
 		ch.add = append(ch.add, i)
-		ch.keys = append(ch.keys, m.Key())
+		if keys != nil {
+			ch.keys = append(ch.keys, keys[i])
+		} else {
+			ch.keys = append(ch.keys, m.Key())
+		}
 		valid++
 	}
 	if len(chs) == 0 && extra == nil {

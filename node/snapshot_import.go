@@ -262,7 +262,7 @@ func (s *Store) store(ctx context.Context, st *scopeState, r *snapshot.Reader, s
 		if err != nil {
 			return err
 		}
-		res, err := s.put(ctx, b.Messages, writeImportRecord(st, rec))
+		res, err := s.put(ctx, b.Messages, b.Keys, writeImportRecord(st, rec))
 		// A failed put may have committed the batch's first parts; they
 		// count, and a resumed import finds them stored.
 		added := len(res.Added)

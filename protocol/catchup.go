@@ -97,7 +97,7 @@ func (s *Service) catchUp(ctx context.Context, sc reconcile.Scope, peers []peer.
 		// finds every range; a single range is saved with its first
 		// batch, so that a peer that serves nothing leaves nothing.
 		if len(curs) > 1 {
-			if _, err := cs.PutCatchUp(ctx, sc, nil, curs...); err != nil {
+			if _, err := cs.PutCatchUp(ctx, sc, nil, nil, curs...); err != nil {
 				return rep, "", err
 			}
 		}

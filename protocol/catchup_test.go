@@ -75,7 +75,7 @@ func (s *streamStore) Scan(ctx context.Context, sc reconcile.Scope, after, until
 	return nil
 }
 
-func (s *streamStore) PutCatchUp(ctx context.Context, sc reconcile.Scope, msgs []reconcile.Message, curs ...protocol.Cursor) (int, error) {
+func (s *streamStore) PutCatchUp(ctx context.Context, sc reconcile.Scope, msgs []reconcile.Message, _ []reconcile.Key, curs ...protocol.Cursor) (int, error) {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
 	s.puts++
@@ -171,7 +171,7 @@ func TestCatchUpResumesFromCursor(t *testing.T) {
 	msgs := fillScope(t, chat, 2000, b.node)
 	// As if a catch-up had stored the first 1,200 and stopped.
 	done := msgs[1199].Key()
-	_, err := a.ss.PutCatchUp(t.Context(), chat, msgs[:1200], protocol.Cursor{Peer: b.h.ID(), Lo: reconcile.Key{}, Hi: reconcile.End, After: done})
+	_, err := a.ss.PutCatchUp(t.Context(), chat, msgs[:1200], nil, protocol.Cursor{Peer: b.h.ID(), Lo: reconcile.Key{}, Hi: reconcile.End, After: done})
 	require.NoError(t, err)
 
 	rep, err := a.svc.Sync(t.Context(), b.h.ID(), chat)

@@ -38,6 +38,7 @@ func (s *Service) streamRange(ctx context.Context, p peer.ID, sc reconcile.Scope
 // catchUpBatch is one batch received and verified, ready to store.
 type catchUpBatch struct {
 	msgs     []reconcile.Message // the good ones
+	keys     []reconcile.Key     // their keys
 	last     reconcile.Key       // the batch's last key, good or not
 	done     bool
 	rejected map[string]int
@@ -130,7 +131,8 @@ func (s *Service) readBatches(ctx context.Context, p peer.ID, sc reconcile.Scope
 		if len(msgs) == 0 && !f.Done {
 			return errors.Join(ErrBadRequest, errors.New("empty catch-up batch"))
 		}
-		b := catchUpBatch{done: f.Done, rejected: make(map[string]int), msgs: make([]reconcile.Message, 0, len(msgs))}
+		b := catchUpBatch{done: f.Done, rejected: make(map[string]int), msgs: make([]reconcile.Message, 0, len(msgs)),
+			keys: make([]reconcile.Key, 0, len(msgs))}
 		for _, pm := range msgs {
 			m := reconcile.MessageFromPB(pm)
 			k := m.Key()
@@ -143,6 +145,7 @@ func (s *Service) readBatches(ctx context.Context, p peer.ID, sc reconcile.Scope
 				continue
 			}
 			b.msgs = append(b.msgs, m)
+			b.keys = append(b.keys, k)
 		}
 		b.last = prev
 		in1, _ := c.bytes()
@@ -167,7 +170,7 @@ func (s *Service) storeBatch(ctx context.Context, p peer.ID, sc reconcile.Scope,
 		next.After = b.last
 	}
 	next.Done = b.done
-	added, err := s.store.(CatchUpStore).PutCatchUp(ctx, sc, b.msgs, next)
+	added, err := s.store.(CatchUpStore).PutCatchUp(ctx, sc, b.msgs, b.keys, next)
 	if err != nil {
 		return err
 	}

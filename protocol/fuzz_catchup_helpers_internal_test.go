@@ -231,7 +231,7 @@ func (s *fuzzStore) Scan(ctx context.Context, sc reconcile.Scope, after, until r
 	return nil
 }
 
-func (s *fuzzStore) PutCatchUp(_ context.Context, sc reconcile.Scope, msgs []reconcile.Message, curs ...Cursor) (int, error) {
+func (s *fuzzStore) PutCatchUp(_ context.Context, sc reconcile.Scope, msgs []reconcile.Message, _ []reconcile.Key, curs ...Cursor) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.puts = append(s.puts, fuzzPut{scope: sc, msgs: slices.Clone(msgs), curs: slices.Clone(curs)})

@@ -62,8 +62,10 @@ type CatchUpStore interface {
 	Scan(ctx context.Context, sc reconcile.Scope, after, until reconcile.Key, fn func(k reconcile.Key, raw []byte) error) error
 	// PutCatchUp stores messages of sc the protocol has verified and
 	// saves the cursors (deleting those that are Done), all in one
-	// atomic commit, and returns how many messages were new.
-	PutCatchUp(ctx context.Context, sc reconcile.Scope, msgs []reconcile.Message, cursors ...Cursor) (int, error)
+	// atomic commit, and returns how many messages were new. keys[i] is
+	// msgs[i]'s key, which the protocol computed from its content while
+	// verifying it; a store may take it rather than hash again.
+	PutCatchUp(ctx context.Context, sc reconcile.Scope, msgs []reconcile.Message, keys []reconcile.Key, cursors ...Cursor) (int, error)
 	// Cursors returns the saved cursors of sc, in key order of their
 	// ranges.
 	Cursors(ctx context.Context, sc reconcile.Scope) ([]Cursor, error)

@@ -26,6 +26,9 @@ type Batch struct {
 	// empty), so keeping one keeps the batch's buffer: copy what is kept
 	// long. The topics are the header's strings.
 	Messages []reconcile.Message
+	// Keys are the messages' keys, Keys[i] that of Messages[i], each
+	// computed from the message's content.
+	Keys []reconcile.Key
 }
 
 // Reader reads and verifies a snapshot batch by batch. Nothing it returns

@@ -45,20 +45,22 @@ func (r *Reader) batch(off int64) (Batch, error) {
 		return Batch{}, r.fail(off, is(ErrCorrupt), "%d bytes decompressed, the frame says %d", len(raw), f.raw)
 	}
 	msgs := make([]reconcile.Message, f.count)
+	keys := make([]reconcile.Key, f.count)
 	st := r.st
-	if err := r.decode(off, raw, msgs, &st); err != nil {
+	if err := r.decode(off, raw, msgs, keys, &st); err != nil {
 		return Batch{}, err
 	}
 	next := off + frameHeadSize + int64(f.comp)
-	b := Batch{Index: int(r.st.batches), Offset: off, Next: next, Size: len(raw), Messages: msgs}
+	b := Batch{Index: int(r.st.batches), Offset: off, Next: next, Size: len(raw), Messages: msgs, Keys: keys}
 	st.offset, st.batches, st.chain = next, st.batches+1, f.chain
 	r.st = st
 	return b, nil
 }
 
-// decode fills msgs from the raw content of the batch at off and verifies
-// each message, advancing st's aggregate and last key.
-func (r *Reader) decode(off int64, raw []byte, msgs []reconcile.Message, st *State) error {
+// decode fills msgs, and keys with their keys, from the raw content of
+// the batch at off and verifies each message, advancing st's aggregate
+// and last key.
+func (r *Reader) decode(off int64, raw []byte, msgs []reconcile.Message, keys []reconcile.Key, st *State) error {
 	hdr := &r.hdr
 	p := 0
 	var ts uint64
@@ -112,6 +114,7 @@ func (r *Reader) decode(off int64, raw []byte, msgs []reconcile.Message, st *Sta
 		}
 		st.agg = st.agg.AddHash(&k.Hash)
 		st.last = k
+		keys[i] = k
 	}
 	if p != len(raw) {
 		return r.fail(off, is(ErrCorrupt), "%d bytes after the last message", len(raw)-p)
