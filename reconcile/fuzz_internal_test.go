@@ -12,8 +12,8 @@ import (
 func FuzzDecodeNode(f *testing.F) {
 	k1 := Key{TS: 10, Hash: Hash{1}}
 	k2 := Key{TS: 12, Hash: Hash{2}}
-	f.Add((&node{height: 0, entries: []entry{leafEntry(k1), leafEntry(k2)}}).encode())
-	inner := &node{height: 1, entries: []entry{{key: k1, agg: Aggregate{Count: 3}}, {key: k2, agg: Aggregate{Count: 9}}}}
+	f.Add(newNode(0, []entry{leafEntry(k1), leafEntry(k2)}).encode())
+	inner := newNode(1, []entry{{key: k1, agg: Aggregate{Count: 3}}, {key: k2, agg: Aggregate{Count: 9}}})
 	f.Add(inner.encode())
 	f.Add(inner.encodeStored(nodeAddr{height: 1, open: true}))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -56,7 +56,7 @@ func FuzzDecodeCells(f *testing.F) {
 // FuzzDecodeMeta reads arbitrary bytes as the tree's meta record.
 func FuzzDecodeMeta(f *testing.F) {
 	f.Add(encodeMeta(nil))
-	f.Add(encodeMeta(&node{height: 2, entries: []entry{leafEntry(Key{TS: 3})}}))
+	f.Add(encodeMeta(newNode(2, []entry{leafEntry(Key{TS: 3})})))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _, _ = decodeMeta(data)
 	})

@@ -21,23 +21,36 @@ func leafEntry(k Key) entry {
 }
 
 // node is a tree node: a run of entries at one height, sorted by key. Nodes
-// are immutable once built; an update builds new ones.
+// are immutable once built (newNode, or completed by the store on
+// reading); an update builds new ones.
 type node struct {
 	height  int
 	entries []entry
+	agg     Aggregate // of all entries, computed once
+}
+
+// newNode returns a node of the entries, with its aggregate.
+func newNode(height int, entries []entry) *node {
+	n := &node{height: height, entries: entries}
+	n.sum()
+	return n
+}
+
+// sum computes the node's aggregate; every constructor calls it once the
+// entries are final.
+func (n *node) sum() {
+	var a Aggregate
+	for i := range n.entries {
+		a = a.Add(n.entries[i].agg)
+	}
+	n.agg = a
 }
 
 // last returns the node's last key; a stored node is never empty.
 func (n *node) last() Key { return n.entries[len(n.entries)-1].key }
 
 // aggregate returns the aggregate of the whole subtree.
-func (n *node) aggregate() Aggregate {
-	var a Aggregate
-	for i := range n.entries {
-		a = a.Add(n.entries[i].agg)
-	}
-	return a
-}
+func (n *node) aggregate() Aggregate { return n.agg }
 
 // search returns the index of the first entry whose key is >= k (> k when
 // strict), or len(entries) when there is none.
@@ -160,5 +173,6 @@ func decodeNode(b []byte) (n *node, tail bool, err error) {
 	if len(b) != 0 {
 		return nil, false, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(b))
 	}
+	n.sum()
 	return n, tail, nil
 }

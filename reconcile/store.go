@@ -38,6 +38,9 @@ func addrFor(height int, last Key) nodeAddr {
 type nodeStore struct {
 	d      ds.Read
 	prefix ds.Key
+	// heights holds "<prefix>/n/<height>/" for every height, built once:
+	// a Txn names a node per change.
+	heights [maxLevel + 2]string
 
 	mu     sync.Mutex
 	items  map[nodeAddr]*list.Element
@@ -52,18 +55,21 @@ type cached struct {
 }
 
 func newNodeStore(d ds.Read, prefix ds.Key, budget int) *nodeStore {
-	return &nodeStore{d: d, prefix: prefix, items: make(map[nodeAddr]*list.Element), budget: budget}
+	s := &nodeStore{d: d, prefix: prefix, items: make(map[nodeAddr]*list.Element), budget: budget}
+	for h := range s.heights {
+		s.heights[h] = prefix.ChildString("n").ChildString(fmt.Sprintf("%02d", h)).String() + "/"
+	}
+	return s
 }
 
 // key returns the datastore key of a node: /prefix/n/<height>/<key hex>,
 // or /prefix/n/<height>/open for an open node. Hex keeps keys sorted like
 // the tree, which keeps a height's nodes together on disk.
 func (s *nodeStore) key(a nodeAddr) ds.Key {
-	name := "open"
-	if !a.open {
-		name = hex.EncodeToString(a.last.Bytes())
+	if a.open {
+		return ds.RawKey(s.heights[a.height] + "open")
 	}
-	return s.prefix.ChildString("n").ChildString(fmt.Sprintf("%02d", a.height)).ChildString(name)
+	return ds.RawKey(s.heights[a.height] + hex.EncodeToString(a.last.Bytes()))
 }
 
 // metaKey holds the tree's root locator.
@@ -115,6 +121,7 @@ func (s *nodeStore) lookup(ctx context.Context, a nodeAddr) (*node, bool, error)
 			return nil, false, fmt.Errorf("%w: open node at height %d does not continue its parent", ErrCorrupt, c.height)
 		}
 		n.entries = append(n.entries, entry{key: last, agg: c.aggregate()})
+		n.sum()
 	}
 	s.add(a, n)
 	return n, true, nil

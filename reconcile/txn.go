@@ -453,12 +453,12 @@ func chunk(elems []entry, h int) []*node {
 	start := 0
 	for i := range elems {
 		if isBoundary(elems[i].key, h) {
-			out = append(out, &node{height: h, entries: elems[start : i+1 : i+1]})
+			out = append(out, newNode(h, elems[start:i+1:i+1]))
 			start = i + 1
 		}
 	}
 	if start < len(elems) {
-		out = append(out, &node{height: h, entries: elems[start:len(elems):len(elems)]})
+		out = append(out, newNode(h, elems[start:len(elems):len(elems)]))
 	}
 	return out
 }
