@@ -187,3 +187,27 @@ func (t *Tree) Splits(ctx context.Context, lo, hi Key) ([]Key, error) {
 	}
 	return nil, nil
 }
+
+// Has reports whether k is in the tree: one walk from the root, through
+// cached nodes for keys at the right edge, where new messages land.
+func (t *Tree) Has(ctx context.Context, k Key) (bool, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := t.root
+	for n != nil && n.height > 0 {
+		i := n.search(k, false)
+		if i == len(n.entries) {
+			return false, nil
+		}
+		c, err := t.child(ctx, n, i)
+		if err != nil {
+			return false, err
+		}
+		n = c
+	}
+	if n == nil {
+		return false, nil
+	}
+	i := n.search(k, false)
+	return i < len(n.entries) && n.entries[i].key == k, nil
+}

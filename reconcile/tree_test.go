@@ -96,6 +96,18 @@ func checkAgainst(t *testing.T, r *rand.Rand, tr *reconcile.Tree, m model, span 
 		if ok {
 			require.Equal(t, want[len(want)-1], last)
 		}
+		if len(want) > 0 {
+			k := want[r.IntN(len(want))]
+			has, err := tr.Has(ctx, k)
+			require.NoError(t, err)
+			require.True(t, has, "Has(%v)", k)
+		}
+		missing := randKey(r, span)
+		if !slices.ContainsFunc(m, func(k reconcile.Key) bool { return k == missing }) {
+			has, err := tr.Has(ctx, missing)
+			require.NoError(t, err)
+			require.False(t, has, "Has(%v) of a key not in the tree", missing)
+		}
 		var it model
 		require.NoError(t, tr.Iterate(ctx, lo, hi, func(k reconcile.Key) error {
 			it = append(it, k)
