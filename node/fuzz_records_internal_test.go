@@ -235,6 +235,7 @@ func FuzzImportRecord(f *testing.F) {
 		require.Equal(t, len(msgs)-from, rep.Added)
 		require.Zero(t, rep.Duplicates+rep.Rejected)
 		stored := []reconcile.Key{}
+		require.NoError(t, s.flush(ctx))
 		require.NoError(t, st.tree.Iterate(ctx, reconcile.Key{}, reconcile.End, func(k reconcile.Key) error {
 			stored = append(stored, k)
 			return nil

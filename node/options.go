@@ -14,10 +14,29 @@ type storeConfig struct {
 	now            func() time.Time
 	treeOpts       []reconcile.Option
 	maxMessageSize int
+	flushAt        int
+	flushEvery     time.Duration
 }
 
 func defaultStoreConfig() storeConfig {
-	return storeConfig{now: time.Now, maxMessageSize: reconcile.DefaultMaxMessageSize}
+	return storeConfig{now: time.Now, maxMessageSize: reconcile.DefaultMaxMessageSize,
+		flushAt: 1 << 16, flushEvery: time.Second}
+}
+
+// WithFlush sets when the keys of committed messages go from the journal
+// into the trees: once n are pending, or the oldest has waited every.
+// Whatever reads a tree flushes first, so this bounds only the memory of
+// the pending keys (about 100 bytes each) and the replay after a crash;
+// larger values let more commits share the trees' writes. Default 65,536
+// keys and 1 s.
+func WithFlush(n int, every time.Duration) StoreOption {
+	return func(c *storeConfig) error {
+		if n < 1 || every <= 0 {
+			return fmt.Errorf("WithFlush: %d keys, %v", n, every)
+		}
+		c.flushAt, c.flushEvery = n, every
+		return nil
+	}
 }
 
 // MaxMessageSizeLimit is the largest maximum message size a store

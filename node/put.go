@@ -135,6 +135,16 @@ func (s *Store) putChunk(ctx context.Context, msgs []reconcile.Message, keys []r
 	res.Duplicates += valid - len(added)
 	slices.Sort(added)
 	s.subs.publish(msgs, added)
+	s.jmu.Lock()
+	full := s.pendingN >= s.cfg.flushAt
+	s.jmu.Unlock()
+	if full {
+		// The messages are committed whether or not the flush works;
+		// one that fails leaves the keys pending for the next.
+		if err := s.flush(ctx); err != nil {
+			log.Warn("flushing the journal failed", "err", err)
+		}
+	}
 	return added, nil
 }
 

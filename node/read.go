@@ -37,6 +37,10 @@ func (s *Store) readRange(ctx context.Context, st *scopeState, lo, hi reconcile.
 			return fn(k, v)
 		})
 	}
+	// The tree must hold every committed message first.
+	if err := s.flushIfPending(ctx); err != nil {
+		return err
+	}
 	return st.tree.Iterate(ctx, lo, hi, func(k reconcile.Key) error {
 		v, err := s.d.Get(ctx, st.keys.msg(k))
 		if errors.Is(err, ds.ErrNotFound) {

@@ -36,6 +36,11 @@ func (s *Store) DeleteBefore(ctx context.Context, sc reconcile.Scope, ts int64) 
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
+		// Deletions go straight into the tree, which must hold every
+		// message first.
+		if err := s.flushIfPending(ctx); err != nil {
+			return total, fmt.Errorf("delete from scope %s: %w", sc, err)
+		}
 		// Keys are read before the commit: a commit holds the tree's
 		// write lock, under which the tree cannot be read. A concurrent
 		// DeleteBefore may remove some of them first; the tree reports
@@ -54,11 +59,14 @@ func (s *Store) DeleteBefore(ctx context.Context, sc reconcile.Scope, ts int64) 
 		if len(keys) == 0 {
 			return total, nil
 		}
-		ch := &change{st: st, del: keys}
-		if err := s.commit(ctx, nil, []*change{ch}, nil); err != nil {
+		n, err := s.commitDeletes(ctx, st, keys)
+		if errors.Is(err, errPendingKeys) {
+			continue // a commit came in between: flush again
+		}
+		if err != nil {
 			return total, fmt.Errorf("delete from scope %s: %w", sc, err)
 		}
-		total += ch.removed
+		total += n
 		if len(keys) < deleteBatch {
 			return total, nil
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,16 +23,23 @@ type scopeState struct {
 	keys  scopeKeys
 	tree  *reconcile.Tree
 
-	// snap is replaced, never modified, and only by a writer holding a
-	// Txn of tree: writers of a scope are serialised by the tree, so each
-	// starts from its predecessor's snapshot, while readers load it
-	// without any lock and always see one consistent state.
+	// wmu serialises the scope's writers: commits, deletions and the
+	// flushes of its pending keys. It guards pending and pendingSet.
+	wmu sync.Mutex
+	// pending holds the keys of messages committed but not yet in the
+	// tree, in commit order; pendingSet the same, for lookups.
+	pending    []reconcile.Key
+	pendingSet map[reconcile.Key]struct{}
+
+	// snap is replaced, never modified, and only by a writer holding
+	// wmu: each starts from its predecessor's snapshot, while readers
+	// load it without any lock and always see one consistent state.
 	snap atomic.Pointer[scopeSnap]
 }
 
 // scopeSnap is a scope's state after a commit.
 type scopeSnap struct {
-	agg       reconcile.Aggregate // equals the tree's root aggregate
+	agg       reconcile.Aggregate // of every stored message: the tree's and the pending keys'
 	newest    int64               // newest timestamp; 0 when empty
 	lastAdded time.Time           // last Put that added something
 }
@@ -42,8 +50,9 @@ type ScopeStats struct {
 	// Count is the number of messages stored.
 	Count uint64
 	// Root is the fingerprint of the whole scope: the
-	// reconcile.Aggregate.Fingerprint of its tree's root. Two stores with
-	// the same messages have the same Root.
+	// reconcile.Aggregate.Fingerprint of its messages' count and sum,
+	// which its tree's root holds once it is flushed. Two stores with the
+	// same messages have the same Root.
 	Root reconcile.Fingerprint
 	// Newest is the largest timestamp stored, 0 when the scope is empty.
 	Newest int64
@@ -103,7 +112,7 @@ func (s *Store) AddScope(ctx context.Context, sc reconcile.Scope) error {
 // openScope opens the tree of a recorded scope. It does not check the tree
 // against the record.
 func openScope(ctx context.Context, d ds.Datastore, rec scopeRecord, cfg storeConfig) (*scopeState, error) {
-	st := &scopeState{scope: rec.scope, id: rec.scope.ID()}
+	st := &scopeState{scope: rec.scope, id: rec.scope.ID(), pendingSet: make(map[reconcile.Key]struct{})}
 	st.idHex = scopeIDHex(st.id)
 	st.keys = newScopeKeys(st.idHex)
 	t, err := reconcile.Open(ctx, d, treeKey(st.idHex), cfg.treeOpts...)
@@ -151,8 +160,9 @@ func (s *Store) ScopeByID(id [8]byte) (reconcile.Scope, bool) {
 	return st.scope, true
 }
 
-// Set returns the key set of a kept scope (its tree) for reconciliation.
-// It stays valid while the store is open.
+// Set returns the key set of a kept scope (its tree) for reconciliation,
+// with every message committed so far in it (see Tree). It stays valid
+// while the store is open.
 func (s *Store) Set(sc reconcile.Scope) (reconcile.Set, bool) {
 	t, ok := s.Tree(sc)
 	if !ok {
@@ -161,13 +171,23 @@ func (s *Store) Set(sc reconcile.Scope) (reconcile.Set, bool) {
 	return t, true
 }
 
-// Tree returns the tree of a kept scope. Callers may read it; writing to
-// it other than through the Store would make the tree disagree with the
-// scope's record, which the next OpenStore reports as ErrCorrupt.
+// Tree returns the tree of a kept scope, first flushing the keys that
+// commits left pending (journal.go), so that the tree holds every message
+// committed before the call. Callers may read it; writing to it other
+// than through the Store would make the tree disagree with the scope's
+// record, which the next OpenStore reports as ErrCorrupt.
 func (s *Store) Tree(sc reconcile.Scope) (*reconcile.Tree, bool) {
 	st, ok := s.state(sc)
 	if !ok {
 		return nil, false
+	}
+	st.wmu.Lock()
+	pending := len(st.pending)
+	st.wmu.Unlock()
+	if pending > 0 {
+		if err := s.flush(context.Background()); err != nil {
+			log.Warn("flush before reading a tree failed", "scope", sc, "err", err)
+		}
 	}
 	return st.tree, true
 }

@@ -52,14 +52,14 @@ func TestExportImportIntoEmptyStore(t *testing.T) {
 func TestExportImportOverLevelDB(t *testing.T) {
 	msgs := snapMsgs(2, scopeA, 2000)
 	d := openLevel(t, t.TempDir())
-	defer d.Close()
+	t.Cleanup(func() { d.Close() }) // after the store's Close
 	src := openWith(t, d, []reconcile.Scope{scopeA}, node.WithVerifyOnOpen(true))
 	_, err := src.Put(t.Context(), msgs...)
 	require.NoError(t, err)
 	path, h := exportTo(t, src, scopeA, t.TempDir(), "a.snap")
 
 	d2 := openLevel(t, t.TempDir())
-	defer d2.Close()
+	t.Cleanup(func() { d2.Close() })
 	dst := openWith(t, d2, nil)
 	rep, err := dst.ImportFile(t.Context(), path)
 	require.NoError(t, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	ds "github.com/ipfs/go-datastore"
 
@@ -35,6 +36,22 @@ type Store struct {
 	// calls counts the calls in progress that use d; Close waits for them
 	// so that the caller may close d as soon as Close returns.
 	calls sync.WaitGroup
+
+	// The journal (journal.go). Commits hold commitMu shared from their
+	// journal record to their pending keys; a flush holds it alone while
+	// it takes the dirty scopes, and flushMu throughout. jmu guards the
+	// rest, a small leaf state.
+	commitMu sync.RWMutex
+	flushMu  sync.Mutex
+	jmu      sync.Mutex
+	seq      uint64                   // the next journal record's number
+	jfrom    uint64                   // the first not flushed
+	dirty    map[*scopeState]struct{} // scopes with pending keys
+	pendingN int                      // pending keys in all
+	oldest   time.Time                // when the first of them was committed
+
+	stopFlusher context.CancelFunc
+	flusherDone chan struct{}
 }
 
 // OpenStore opens the store kept in d. It loads the scopes recorded in d,
@@ -66,6 +83,7 @@ func OpenStore(ctx context.Context, d ds.Batching, opts ...StoreOption) (*Store,
 		cfg:    cfg,
 		scopes: make(map[reconcile.Scope]*scopeState),
 		byID:   make(map[[8]byte]*scopeState),
+		dirty:  make(map[*scopeState]struct{}),
 	}
 	s.subs.init()
 	states, err := loadScopes(ctx, d, cfg)
@@ -75,7 +93,52 @@ func OpenStore(ctx context.Context, d ds.Batching, opts ...StoreOption) (*Store,
 	for _, st := range states {
 		s.scopes[st.scope], s.byID[st.id] = st, st
 	}
+	// Commits a crash left in the journal go into the trees now, so that
+	// trees, records and messages agree again before anything reads them.
+	if err := s.replayJournal(ctx); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := s.flush(ctx); err != nil {
+		return nil, fmt.Errorf("open store: replay the journal: %w", err)
+	}
+	if cfg.verify {
+		for _, st := range states {
+			if err := prove(ctx, d, st, st.snap.Load().agg, true); err != nil {
+				return nil, fmt.Errorf("open store: %w", err)
+			}
+		}
+	}
+	s.goFlusher()
 	return s, nil
+}
+
+// goFlusher flushes the journal in the background once its oldest commit
+// is flushEvery old, so that a replay after a crash stays short and the
+// trees on disk stay close to the messages.
+func (s *Store) goFlusher() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopFlusher, s.flusherDone = cancel, make(chan struct{})
+	go func() {
+		defer close(s.flusherDone)
+		t := time.NewTicker(s.cfg.flushEvery / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			s.jmu.Lock()
+			due := s.pendingN > 0 && s.cfg.now().Sub(s.oldest) >= s.cfg.flushEvery
+			s.jmu.Unlock()
+			if due && s.enter() == nil {
+				if err := s.flush(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("flushing the journal failed", "err", err)
+				}
+				s.calls.Done()
+			}
+		}
+	}()
 }
 
 // Close ends every subscription and waits for the calls in progress to
@@ -84,10 +147,21 @@ func OpenStore(ctx context.Context, d ds.Batching, opts ...StoreOption) (*Store,
 // idempotent.
 func (s *Store) Close() error {
 	s.mu.Lock()
+	already := s.closed
 	s.closed = true
 	s.mu.Unlock()
+	if already {
+		return nil
+	}
+	s.stopFlusher()
+	<-s.flusherDone
 	s.calls.Wait()
 	s.subs.close()
+	// A clean close leaves no journal: the next open has nothing to
+	// replay.
+	if err := s.flush(context.Background()); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
 	return nil
 }
 

@@ -3,16 +3,18 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	ds "github.com/ipfs/go-datastore"
 
 	"github.com/storesync/storesync/reconcile"
 )
 
-// change is what one commit does to one kept scope: messages to add and
-// keys to delete. commit fills in the outcome.
+// change is what one commit does to one kept scope: messages to add, or
+// keys to delete. The commit fills in the outcome.
 type change struct {
 	st *scopeState
 	// add holds indices, into the message slice given to commit, of the
@@ -22,49 +24,69 @@ type change struct {
 	del  []reconcile.Key
 
 	// added holds the indices into the message slice of the messages
-	// that were new, in key order.
+	// that were new, in key order, and fresh their keys.
 	added []int
+	fresh []reconcile.Key
 	// removed counts the deleted keys that were present.
 	removed int
-
-	x    *reconcile.Txn
-	next scopeSnap
 }
 
 // writeFunc adds records of the caller's to a commit's batch: a cursor, a
 // progress record. It must only write; reading the store from it could
-// deadlock on the trees the commit holds.
+// deadlock on the scopes the commit holds.
 type writeFunc func(ctx context.Context, w ds.Write) error
 
-// commit is the store's one write path. It applies the changes, at most
-// one per scope, to their trees and records, and writes the messages of
-// the keys the trees report as new (the tree is the duplicate check: no
-// read per message) and removes those of the keys they report deleted,
-// all in one datastore batch together with what extra writes; then it
-// publishes the new states. When commit returns nil every change is
-// stored and visible; when it fails, nothing is.
-//
-// The trees are locked in the order of their scope IDs, so that commits
-// over overlapping sets of scopes never wait on each other in a cycle.
-func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, chs []*change, extra writeFunc) (err error) {
-	slices.SortFunc(chs, func(a, b *change) int { return bytes.Compare(a.st.id[:], b.st.id[:]) })
-	for _, ch := range chs {
-		ch.x = ch.st.tree.Begin()
+// lockScopes takes the writer locks of the changes' scopes in the order
+// of their scope IDs, so that commits and flushes over overlapping sets
+// of scopes never wait on each other in a cycle, and returns the unlock.
+func lockScopes(sts []*scopeState) func() {
+	slices.SortFunc(sts, func(a, b *scopeState) int { return bytes.Compare(a.id[:], b.id[:]) })
+	sts = slices.Compact(sts)
+	for _, st := range sts {
+		st.wmu.Lock()
 	}
-	defer func() {
-		if err != nil {
-			for _, ch := range chs {
-				ch.x.Discard()
-			}
+	return func() {
+		for _, st := range sts {
+			st.wmu.Unlock()
 		}
-	}()
+	}
+}
+
+// commit is the store's one write path for new messages. It writes the
+// records of the messages that are new (not given twice, not pending in
+// the journal, not in the tree: the tree is the duplicate check, and a
+// message at the right edge costs no read) and a journal record of their
+// keys, in one datastore batch together with what extra writes; then it
+// makes the keys pending and publishes the new states. When commit
+// returns nil every new message is stored and visible; when it fails,
+// nothing is. The keys reach the trees at the next flush (journal.go).
+func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, chs []*change, extra writeFunc) error {
+	s.commitMu.RLock()
+	defer s.commitMu.RUnlock()
+	sts := make([]*scopeState, len(chs))
+	for i, ch := range chs {
+		sts[i] = ch.st
+	}
+	defer lockScopes(sts)()
+	slices.SortFunc(chs, func(a, b *change) int { return bytes.Compare(a.st.id[:], b.st.id[:]) })
+
 	b, err := s.d.Batch(ctx)
 	if err != nil {
 		return err
 	}
-	for _, ch := range chs {
-		if err := s.stage(ctx, b, msgs, ch); err != nil {
+	nexts := make([]scopeSnap, len(chs))
+	var journal []journalEntry
+	for i, ch := range chs {
+		if nexts[i], err = s.stage(ctx, b, msgs, ch); err != nil {
 			return fmt.Errorf("scope %s: %w", ch.st.scope, err)
+		}
+		if len(ch.fresh) > 0 {
+			journal = append(journal, journalEntry{id: ch.st.id, keys: ch.fresh})
+		}
+	}
+	if len(journal) > 0 {
+		if err := b.Put(ctx, journalRecordKey(s.nextSeq()), encodeJournal(journal)); err != nil {
+			return err
 		}
 	}
 	if extra != nil {
@@ -76,82 +98,243 @@ func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, chs []*cha
 		return err
 	}
 	now := s.cfg.now()
-	for _, ch := range chs {
-		if len(ch.added) > 0 {
-			ch.next.lastAdded = now
+	fresh := 0
+	for i, ch := range chs {
+		if len(ch.fresh) == 0 {
+			continue
 		}
-		// The snapshot goes first: the scope's next writer starts from it
-		// as soon as Commit releases the tree.
-		ch.st.snap.Store(&ch.next)
-		ch.x.Commit()
+		st := ch.st
+		for _, k := range ch.fresh {
+			st.pendingSet[k] = struct{}{}
+		}
+		st.pending = append(st.pending, ch.fresh...)
+		nexts[i].lastAdded = now
+		st.snap.Store(&nexts[i])
+		fresh += len(ch.fresh)
+	}
+	if fresh > 0 {
+		s.jmu.Lock()
+		for _, ch := range chs {
+			if len(ch.fresh) > 0 {
+				s.dirty[ch.st] = struct{}{}
+			}
+		}
+		if s.pendingN == 0 {
+			s.oldest = now
+		}
+		s.pendingN += fresh
+		s.jmu.Unlock()
 	}
 	return nil
 }
 
-// stage writes one change into the batch: the tree's nodes, the records
-// of the messages added and removed, and the scope record.
-func (s *Store) stage(ctx context.Context, b ds.Write, msgs []reconcile.Message, ch *change) error {
-	x, st := ch.x, ch.st
-	for _, k := range ch.del {
-		x.Delete(k)
+// stage writes the records of a change's new messages into the batch and
+// returns the scope's state once the batch commits.
+func (s *Store) stage(ctx context.Context, b ds.Write, msgs []reconcile.Message, ch *change) (scopeSnap, error) {
+	st := ch.st
+	next := *st.snap.Load()
+	order := make([]int, len(ch.add))
+	for i := range order {
+		order[i] = i
 	}
-	for _, k := range ch.keys {
-		x.Insert(k)
-	}
-	if err := x.Write(ctx, b); err != nil {
-		return err
-	}
-	ch.next = *st.snap.Load()
-	agg := ch.next.agg
-	added := x.AddedKeys()
-	if len(added) > 0 {
-		// Walk the added keys (sorted) and the change's messages sorted
-		// by key side by side; a message given twice maps once.
-		order := make([]int, len(ch.add))
-		for i := range order {
-			order[i] = i
+	slices.SortFunc(order, func(a, b int) int { return ch.keys[a].Compare(ch.keys[b]) })
+	for j, o := range order {
+		k := ch.keys[o]
+		if j > 0 && ch.keys[order[j-1]] == k {
+			continue // given twice
 		}
-		slices.SortFunc(order, func(a, b int) int { return ch.keys[a].Compare(ch.keys[b]) })
-		j := 0
-		for _, k := range added {
-			for j < len(order) && ch.keys[order[j]] != k {
-				j++
-			}
-			if j == len(order) {
-				return fmt.Errorf("%w: the tree added a key no message has", ErrCorrupt)
-			}
-			m := &msgs[ch.add[order[j]]]
-			data, err := m.ToPB().Marshal()
-			if err != nil {
-				return err
-			}
-			if err := b.Put(ctx, st.keys.msg(k), data); err != nil {
-				return err
-			}
-			ch.added = append(ch.added, ch.add[order[j]])
-			agg = agg.AddHash(&k.Hash)
-			j++
+		if _, ok := st.pendingSet[k]; ok {
+			continue
 		}
-	}
-	for _, k := range x.RemovedKeys() {
-		if err := b.Delete(ctx, st.keys.msg(k)); err != nil {
-			return err
+		has, err := st.tree.Has(ctx, k)
+		if err != nil {
+			return next, err
 		}
-		agg = agg.SubHash(&k.Hash)
+		if has {
+			continue
+		}
+		m := &msgs[ch.add[o]]
+		data, err := m.ToPB().Marshal()
+		if err != nil {
+			return next, err
+		}
+		if err := b.Put(ctx, st.keys.msg(k), data); err != nil {
+			return next, err
+		}
+		ch.added = append(ch.added, ch.add[o])
+		ch.fresh = append(ch.fresh, k)
+		next.agg = next.agg.AddHash(&k.Hash)
+		next.newest = max(next.newest, int64(k.TS))
 	}
-	ch.removed = len(x.RemovedKeys())
-	if len(added) == 0 && ch.removed == 0 {
+	return next, nil
+}
+
+// nextSeq returns the journal's next sequence number.
+func (s *Store) nextSeq() uint64 {
+	s.jmu.Lock()
+	defer s.jmu.Unlock()
+	seq := s.seq
+	s.seq++
+	return seq
+}
+
+// flush writes the pending keys of every scope into its tree, with the
+// scope records, and deletes the journal records they came from, all in
+// one datastore batch. Commits to the scopes it flushes wait for it;
+// others go on.
+func (s *Store) flush(ctx context.Context) error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	// No commit is between its journal record and its pending keys while
+	// the dirty set is taken: the journal records below seq are exactly
+	// those of the keys pending in the dirty scopes.
+	s.commitMu.Lock()
+	s.jmu.Lock()
+	dirty := make([]*scopeState, 0, len(s.dirty))
+	for st := range s.dirty {
+		dirty = append(dirty, st)
+	}
+	from, to := s.jfrom, s.seq
+	s.jmu.Unlock()
+	if len(dirty) == 0 && from == to {
+		s.commitMu.Unlock()
 		return nil
 	}
-	if agg != x.Root() {
-		// The messages written and the tree would disagree: refuse the
-		// commit rather than store what the next open reports as corrupt.
-		return fmt.Errorf("%w: the tree's root differs from its messages' sum", ErrCorrupt)
+	unlock := lockScopes(dirty)
+	s.commitMu.Unlock()
+	defer unlock()
+
+	b, err := s.d.Batch(ctx)
+	if err != nil {
+		return err
 	}
-	ch.next.agg = agg
-	ch.next.newest = 0
+	txs := make([]*reconcile.Txn, 0, len(dirty))
+	discard := func() {
+		for _, x := range txs {
+			x.Discard()
+		}
+	}
+	flushed := 0
+	for _, st := range dirty {
+		x := st.tree.Begin()
+		txs = append(txs, x)
+		for _, k := range st.pending {
+			x.Insert(k)
+		}
+		if err := x.Write(ctx, b); err != nil {
+			discard()
+			return fmt.Errorf("flush scope %s: %w", st.scope, err)
+		}
+		agg := st.snap.Load().agg
+		if x.Added() != len(st.pending) || x.Root() != agg {
+			// The messages stored and the tree would disagree: refuse
+			// rather than write what the next open reports as corrupt.
+			discard()
+			return fmt.Errorf("%w: scope %s: the tree took %d of %d pending keys, or its root differs from its messages' sum",
+				ErrCorrupt, st.scope, x.Added(), len(st.pending))
+		}
+		if err := b.Put(ctx, scopeRecordKey(st.idHex), (&scopeRecord{scope: st.scope, agg: agg}).encode()); err != nil {
+			discard()
+			return err
+		}
+		flushed += len(st.pending)
+	}
+	for seq := from; seq < to; seq++ {
+		if err := b.Delete(ctx, journalRecordKey(seq)); err != nil {
+			discard()
+			return err
+		}
+	}
+	if err := b.Commit(ctx); err != nil {
+		discard()
+		return err
+	}
+	for i, st := range dirty {
+		txs[i].Commit()
+		st.pending, st.pendingSet = nil, make(map[reconcile.Key]struct{})
+	}
+	s.jmu.Lock()
+	for _, st := range dirty {
+		delete(s.dirty, st)
+	}
+	s.jfrom = to
+	s.pendingN -= flushed
+	if s.pendingN == 0 {
+		s.oldest = time.Time{}
+	}
+	s.jmu.Unlock()
+	return nil
+}
+
+// errPendingKeys is returned by commitDeletes for a scope with keys not
+// yet flushed: the caller flushes and tries again.
+var errPendingKeys = errors.New("scope has pending keys")
+
+// flushIfPending flushes when any scope has pending keys.
+func (s *Store) flushIfPending(ctx context.Context) error {
+	s.jmu.Lock()
+	n := s.pendingN
+	s.jmu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	return s.flush(ctx)
+}
+
+// commitDeletes removes the messages with the given keys from one scope,
+// with their tree entries and the scope's updated count and sum, in one
+// batch, and returns how many were stored. The scope must have no
+// pending keys: the caller flushes first.
+func (s *Store) commitDeletes(ctx context.Context, st *scopeState, keys []reconcile.Key) (int, error) {
+	s.commitMu.RLock()
+	defer s.commitMu.RUnlock()
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	if len(st.pending) > 0 {
+		return 0, errPendingKeys
+	}
+	b, err := s.d.Batch(ctx)
+	if err != nil {
+		return 0, err
+	}
+	x := st.tree.Begin()
+	for _, k := range keys {
+		x.Delete(k)
+	}
+	if err := x.Write(ctx, b); err != nil {
+		x.Discard()
+		return 0, err
+	}
+	next := *st.snap.Load()
+	for _, k := range x.RemovedKeys() {
+		if err := b.Delete(ctx, st.keys.msg(k)); err != nil {
+			x.Discard()
+			return 0, err
+		}
+		next.agg = next.agg.SubHash(&k.Hash)
+	}
+	removed := len(x.RemovedKeys())
+	if removed == 0 {
+		x.Discard()
+		return 0, nil
+	}
+	if next.agg != x.Root() {
+		x.Discard()
+		return 0, fmt.Errorf("%w: the tree's root differs from its messages' sum", ErrCorrupt)
+	}
+	next.newest = 0
 	if last, ok := x.Last(); ok {
-		ch.next.newest = int64(last.TS)
+		next.newest = int64(last.TS)
 	}
-	return b.Put(ctx, scopeRecordKey(st.idHex), (&scopeRecord{scope: st.scope, agg: agg}).encode())
+	if err := b.Put(ctx, scopeRecordKey(st.idHex), (&scopeRecord{scope: st.scope, agg: next.agg}).encode()); err != nil {
+		x.Discard()
+		return 0, err
+	}
+	if err := b.Commit(ctx); err != nil {
+		x.Discard()
+		return 0, err
+	}
+	st.snap.Store(&next)
+	x.Commit()
+	return removed, nil
 }
