@@ -95,7 +95,7 @@ func testPartitionsHeal(t *testing.T) {
 	require.EqualValues(t, ts-t0, count+countB)
 
 	intervals := float64(time.Since(start)) / float64(interval)
-	most, total := 0, 0
+	most, mostPulls, total := 0, 0, 0
 	byTrigger := map[string]int{}
 	failed := 0
 	for _, cs := range counters(t, c) {
@@ -106,12 +106,15 @@ func testPartitionsHeal(t *testing.T) {
 		n := sum(cs.Sessions)
 		total += n
 		most = max(most, n)
+		mostPulls = max(mostPulls, cs.Sessions[gossip.TriggerAnnouncement])
 	}
 	perNode := float64(total) / float64(nodes) / intervals
 	t.Logf("sessions by trigger: %v, %d failed", byTrigger, failed)
 	t.Logf("sessions: %.2f per node per interval on average, the busiest node %.2f (%d sessions, %.0f intervals)",
 		perNode, float64(most)/intervals, total, intervals)
 	// Pulls of a group are a quarter interval apart at least, so no node
-	// starts more than about four a interval, whatever the churn.
-	require.LessOrEqual(t, float64(most)/intervals, 4.5)
+	// starts more than four an interval (one more at the edges), whatever
+	// the churn. Its 3 start-up sessions come on top: the run is about 10
+	// intervals of fake time, too short to fold them into the rate.
+	require.LessOrEqual(t, mostPulls, int(4*intervals)+1, "pulls closer than a quarter interval")
 }
