@@ -89,94 +89,100 @@ func (c *cluster) converged(sc reconcile.Scope) bool {
 const t0 = int64(1_780_000_000_000_000_000)
 
 func TestGroupSpreadsMessages(t *testing.T) {
-	chat := scope("chat")
-	g := gossip.Group{Name: "chat", Scopes: []reconcile.Scope{chat}}
-	c := newCluster(t, 5, 300*time.Millisecond, func(int) []gossip.Group { return []gossip.Group{g} })
-	for i := range 20 {
-		_, err := c.nodes[i%5].Put(t.Context(), message(chat, t0+int64(i)))
-		require.NoError(t, err)
-	}
-	require.Eventually(t, func() bool {
-		_, n, _ := root(c.nodes[0], chat)
-		return n == 20 && c.converged(chat)
-	}, 10*time.Second, 50*time.Millisecond)
+	inBubble(t, func(t *testing.T) {
+		chat := scope("chat")
+		g := gossip.Group{Name: "chat", Scopes: []reconcile.Scope{chat}}
+		c := newCluster(t, 5, 300*time.Millisecond, func(int) []gossip.Group { return []gossip.Group{g} })
+		for i := range 20 {
+			_, err := c.nodes[i%5].Put(t.Context(), message(chat, t0+int64(i)))
+			require.NoError(t, err)
+		}
+		require.Eventually(t, func() bool {
+			_, n, _ := root(c.nodes[0], chat)
+			return n == 20 && c.converged(chat)
+		}, 10*time.Second, 50*time.Millisecond)
+	})
 }
 
 // TestGroupsAreScoped: a node in group X only never receives the scopes
 // of group Y, even where nodes in both groups hold Y's messages.
 func TestGroupsAreScoped(t *testing.T) {
-	x, y := scope("x"), scope("y")
-	gx := gossip.Group{Name: "x", Scopes: []reconcile.Scope{x}}
-	gy := gossip.Group{Name: "y", Scopes: []reconcile.Scope{y}}
-	// Nodes 0-1: X only; 2-3: both; 4-5: Y only.
-	c := newCluster(t, 6, 300*time.Millisecond, func(i int) []gossip.Group {
-		switch {
-		case i < 2:
-			return []gossip.Group{gx}
-		case i < 4:
-			return []gossip.Group{gx, gy}
+	inBubble(t, func(t *testing.T) {
+		x, y := scope("x"), scope("y")
+		gx := gossip.Group{Name: "x", Scopes: []reconcile.Scope{x}}
+		gy := gossip.Group{Name: "y", Scopes: []reconcile.Scope{y}}
+		// Nodes 0-1: X only; 2-3: both; 4-5: Y only.
+		c := newCluster(t, 6, 300*time.Millisecond, func(i int) []gossip.Group {
+			switch {
+			case i < 2:
+				return []gossip.Group{gx}
+			case i < 4:
+				return []gossip.Group{gx, gy}
+			}
+			return []gossip.Group{gy}
+		})
+		for i := range 12 {
+			_, err := c.nodes[2+i%4].Put(t.Context(), message(y, t0+int64(i)))
+			require.NoError(t, err)
+			_, err = c.nodes[i%4].Put(t.Context(), message(x, t0+int64(i)))
+			require.NoError(t, err)
 		}
-		return []gossip.Group{gy}
+		require.Eventually(t, func() bool {
+			for i, n := range c.nodes {
+				if _, cnt, _ := root(n, x); i < 4 && cnt != 12 {
+					return false
+				}
+				if _, cnt, _ := root(n, y); i >= 2 && cnt != 12 {
+					return false
+				}
+			}
+			return true
+		}, 10*time.Second, 50*time.Millisecond)
+		// Let more intervals pass: X-only nodes must still not keep Y.
+		time.Sleep(time.Second)
+		for _, n := range c.nodes[:2] {
+			_, _, kept := root(n, y)
+			require.False(t, kept, "an X-only node keeps Y")
+			require.Empty(t, n.Store().Scopes()[1:])
+		}
 	})
-	for i := range 12 {
-		_, err := c.nodes[2+i%4].Put(t.Context(), message(y, t0+int64(i)))
-		require.NoError(t, err)
-		_, err = c.nodes[i%4].Put(t.Context(), message(x, t0+int64(i)))
-		require.NoError(t, err)
-	}
-	require.Eventually(t, func() bool {
-		for i, n := range c.nodes {
-			if _, cnt, _ := root(n, x); i < 4 && cnt != 12 {
-				return false
-			}
-			if _, cnt, _ := root(n, y); i >= 2 && cnt != 12 {
-				return false
-			}
-		}
-		return true
-	}, 10*time.Second, 50*time.Millisecond)
-	// Let more intervals pass: X-only nodes must still not keep Y.
-	time.Sleep(time.Second)
-	for _, n := range c.nodes[:2] {
-		_, _, kept := root(n, y)
-		require.False(t, kept, "an X-only node keeps Y")
-		require.Empty(t, n.Store().Scopes()[1:])
-	}
 }
 
 // TestInSyncCostsOnlyAnnouncements: while roots are equal, members keep
 // announcing and no session starts.
 func TestInSyncCostsOnlyAnnouncements(t *testing.T) {
-	chat := scope("chat")
-	g := gossip.Group{Name: "chat", Scopes: []reconcile.Scope{chat}}
-	c := newCluster(t, 5, 200*time.Millisecond, func(int) []gossip.Group { return []gossip.Group{g} },
-		gossip.WithStartup(0, 0))
-	for _, n := range c.nodes {
-		for i := range 10 {
-			_, err := n.Store().Put(t.Context(), message(chat, t0+int64(i)))
+	inBubble(t, func(t *testing.T) {
+		chat := scope("chat")
+		g := gossip.Group{Name: "chat", Scopes: []reconcile.Scope{chat}}
+		c := newCluster(t, 5, 200*time.Millisecond, func(int) []gossip.Group { return []gossip.Group{g} },
+			gossip.WithStartup(0, 0))
+		for _, n := range c.nodes {
+			for i := range 10 {
+				_, err := n.Store().Put(t.Context(), message(chat, t0+int64(i)))
+				require.NoError(t, err)
+			}
+		}
+		// The same messages everywhere would still differ (random payloads);
+		// make them equal by putting node 0's messages everywhere instead.
+		for _, n := range c.nodes[1:] {
+			_, err := n.Store().DeleteBefore(t.Context(), chat, t0+100)
 			require.NoError(t, err)
 		}
-	}
-	// The same messages everywhere would still differ (random payloads);
-	// make them equal by putting node 0's messages everywhere instead.
-	for _, n := range c.nodes[1:] {
-		_, err := n.Store().DeleteBefore(t.Context(), chat, t0+100)
+		page, err := c.nodes[0].Query(t.Context(), node.Query{Scope: chat})
 		require.NoError(t, err)
-	}
-	page, err := c.nodes[0].Query(t.Context(), node.Query{Scope: chat})
-	require.NoError(t, err)
-	for _, n := range c.nodes[1:] {
-		_, err := n.Store().Put(t.Context(), page.Messages...)
-		require.NoError(t, err)
-	}
-	require.True(t, c.converged(chat))
-	before := counters(t, c)
-	time.Sleep(2 * time.Second) // about ten intervals
-	after := counters(t, c)
-	for i := range c.nodes {
-		require.Greater(t, after[i].Announcements, before[i].Announcements+5, "node %d stopped announcing", i)
-		require.Equal(t, sum(before[i].Sessions), sum(after[i].Sessions), "node %d started sessions while in sync", i)
-	}
+		for _, n := range c.nodes[1:] {
+			_, err := n.Store().Put(t.Context(), page.Messages...)
+			require.NoError(t, err)
+		}
+		require.True(t, c.converged(chat))
+		before := counters(t, c)
+		time.Sleep(2 * time.Second) // about ten intervals
+		after := counters(t, c)
+		for i := range c.nodes {
+			require.Greater(t, after[i].Announcements, before[i].Announcements+5, "node %d stopped announcing", i)
+			require.Equal(t, sum(before[i].Sessions), sum(after[i].Sessions), "node %d started sessions while in sync", i)
+		}
+	})
 }
 
 func counters(t testing.TB, c *cluster) []gossip.Counters {

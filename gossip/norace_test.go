@@ -2,6 +2,5 @@
 
 package gossip_test
 
-// slowdown stretches timing-based tests under the race detector, which
-// runs the code several times slower.
-const slowdown = 1
+// raceEnabled reports whether the race detector is on.
+const raceEnabled = false

@@ -35,17 +35,28 @@ func (c *cluster) heal(t testing.TB) {
 
 // TestPartitionsHeal is the many-node convergence test: 30 nodes in one
 // group with two scopes; messages are put at random nodes while the
-// network is cut into random partitions, three times over; after the last
+// network is cut into random partitions, three times over; after each
 // heal every node's root equals every other's within 3 gossip intervals,
 // and the sessions per node per interval stay bounded.
+//
+// It runs in a synctest bubble (inBubble): the intervals are the
+// service's own, so a loaded machine stretches the test's run time, not
+// the intervals it measures. Under the race detector, which makes every
+// signature check and session several times dearer and runs the bubble
+// on one P, 12 nodes take the place of 30.
 func TestPartitionsHeal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("30 nodes")
 	}
-	const (
-		nodes    = 30
-		interval = slowdown * 600 * time.Millisecond
-	)
+	inBubble(t, testPartitionsHeal)
+}
+
+func testPartitionsHeal(t *testing.T) {
+	const interval = 600 * time.Millisecond
+	nodes := 30
+	if raceEnabled {
+		nodes = 12
+	}
 	a, b := scope("alpha"), scope("beta")
 	g := gossip.Group{Name: "app", Scopes: []reconcile.Scope{a, b}}
 	c := newCluster(t, nodes, interval, func(int) []gossip.Group { return []gossip.Group{g} })
@@ -70,23 +81,21 @@ func TestPartitionsHeal(t *testing.T) {
 		}
 		pre := counters(t, c)
 		c.heal(t)
-		healed := time.Now()
-		require.Eventually(t, func() bool { return c.converged(a) && c.converged(b) }, 3*interval, 20*time.Millisecond,
+		took := within(t, 3*interval, func() bool { return c.converged(a) && c.converged(b) },
 			"round %d: not converged within 3 intervals of the heal", round)
-		took := time.Since(healed)
 		healing := 0
 		for i, cs := range counters(t, c) {
 			healing += sum(cs.Sessions) - sum(pre[i].Sessions)
 		}
 		t.Logf("round %d: %d parts, converged %v after the heal (%.1f intervals), %.1f sessions per node to get there",
-			round, parts, took.Round(time.Millisecond), float64(took)/float64(interval), float64(healing)/nodes)
+			round, parts, took.Round(time.Millisecond), float64(took)/float64(interval), float64(healing)/float64(nodes))
 	}
 	_, count, _ := root(c.nodes[0], a)
 	_, countB, _ := root(c.nodes[0], b)
 	require.EqualValues(t, ts-t0, count+countB)
 
 	intervals := float64(time.Since(start)) / float64(interval)
-	most, total := 0, 0
+	most, mostPulls, total := 0, 0, 0
 	byTrigger := map[string]int{}
 	failed := 0
 	for _, cs := range counters(t, c) {
@@ -97,12 +106,15 @@ func TestPartitionsHeal(t *testing.T) {
 		n := sum(cs.Sessions)
 		total += n
 		most = max(most, n)
+		mostPulls = max(mostPulls, cs.Sessions[gossip.TriggerAnnouncement])
 	}
-	perNode := float64(total) / nodes / intervals
+	perNode := float64(total) / float64(nodes) / intervals
 	t.Logf("sessions by trigger: %v, %d failed", byTrigger, failed)
 	t.Logf("sessions: %.2f per node per interval on average, the busiest node %.2f (%d sessions, %.0f intervals)",
 		perNode, float64(most)/intervals, total, intervals)
 	// Pulls of a group are a quarter interval apart at least, so no node
-	// starts more than about four a interval, whatever the churn.
-	require.LessOrEqual(t, float64(most)/intervals, 4.5)
+	// starts more than four an interval (one more at the edges), whatever
+	// the churn. Its 3 start-up sessions come on top: the run is about 10
+	// intervals of fake time, too short to fold them into the rate.
+	require.LessOrEqual(t, mostPulls, int(4*intervals)+1, "pulls closer than a quarter interval")
 }
