@@ -16,8 +16,9 @@ import (
 )
 
 // catchUpKey holds the cursors of catch-ups in progress, one record per
-// scope and range: /storesync/catchup/<scope ID hex>/<range's Hi hex>.
-var catchUpKey = rootKey.ChildString("catchup")
+// scope and range: /storesync/resume/catchup/<scope ID hex>/<range's Hi
+// hex>.
+var catchUpKey = resumeKey.ChildString("catchup")
 
 // cursorFormat is the first byte of a cursor record.
 const cursorFormat = 1

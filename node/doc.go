@@ -47,21 +47,31 @@
 //	                                          bytes, reconcile.Sum.Bytes)
 //	/storesync/m/<scope ID hex>/<key b64>     a message: pb.Message bytes
 //	/storesync/tree/<scope ID hex>/...        the scope's tree (reconcile.Open)
-//	/storesync/catchup/<scope ID hex>/<hi>    a catch-up in progress: the
+//	/storesync/pending/<seq, 16 hex digits>   a journal record: per scope,
+//	                                          the range of keys a commit
+//	                                          stored that no flush has put
+//	                                          in the tree yet; see journal.go
+//	/storesync/resume/catchup/<scope ID hex>/<hi>
+//	                                          a catch-up in progress: the
 //	                                          cursor of one range, whose
 //	                                          end is hi (hex); see cursor.go
-//	/storesync/import/<scope ID hex>          an unfinished import of a
+//	/storesync/resume/import/<scope ID hex>   an unfinished import of a
 //	                                          snapshot into the scope: the
 //	                                          snapshot.State after the last
 //	                                          batch stored (MarshalBinary,
 //	                                          161 bytes), written in that
 //	                                          batch's commit (Store.Import)
 //
+// Every record written as often as messages (journal, cursors, import
+// records, tree nodes, scope records) sorts after the messages: LevelDB
+// then moves a run of new messages down its levels without rewriting the
+// old ones.
+//
 // The scope ID is reconcile.Scope.ID in lower-case hex. The key is
 // reconcile.Key.Bytes (timestamp, then the Waku deterministic message
 // hash) in "b64": unpadded base64 with the alphabet -0-9A-Z_a-z, which is
-// in ASCII order, so that names sort like the bytes they encode. Message records sort like keys, so a scope's
-// messages read in key order sequentially (a Query, a catch-up stream, an
-// export). Format 1 kept messages under /storesync/msg/<scope ID
+// in ASCII order, so that names sort like the bytes they encode. Message
+// records sort like keys, so a scope's messages read in key order
+// sequentially (a Query, a catch-up stream, an export). Format 1 kept messages under /storesync/msg/<scope ID
 // hex>/<hash hex>; OpenStore upgrades such a store in place.
 package node

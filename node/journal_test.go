@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"encoding/binary"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -16,7 +15,7 @@ import (
 )
 
 // journalPrefix is where the store keeps its journal records.
-const journalPrefix = "/storesync/j"
+const journalPrefix = "/storesync/pending"
 
 // copyDatastore returns a new datastore holding every record of d: what a
 // machine that crashed would find on its disk.
@@ -195,11 +194,10 @@ func TestWithFlushRejectsNonsense(t *testing.T) {
 // unknownScopeJournal returns a well-formed journal record naming a scope
 // the store does not keep.
 func unknownScopeJournal() []byte {
-	keys := keysOf([]reconcile.Message{msg(scopeX, 1, 1)})
-	list := reconcile.AppendKeys(nil, keys)
-	b := []byte{1}
+	m := msg(scopeX, 1, 1)
+	k := m.Key()
 	id := scopeX.ID()
-	b = append(b, id[:]...)
-	b = binary.AppendUvarint(b, uint64(len(list)))
-	return append(b, list...)
+	b := append([]byte{2}, id[:]...) // format 2
+	b = append(b, 0)                 // one key
+	return append(b, k.Bytes()...)
 }

@@ -18,6 +18,8 @@ var (
 	scopesKey = rootKey.ChildString("scope")
 	msgsKey   = rootKey.ChildString("m")
 	treesKey  = rootKey.ChildString("tree")
+	// resumeKey holds what a catch-up or an import resumes from.
+	resumeKey = rootKey.ChildString("resume")
 	// legacyMsgsKey held the messages of format 1, by hash alone.
 	legacyMsgsKey = rootKey.ChildString("msg")
 )

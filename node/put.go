@@ -89,11 +89,18 @@ func (s *Store) put(ctx context.Context, msgs []reconcile.Message, keys []reconc
 // putChunk validates msgs[from:to], commits the valid ones of kept scopes
 // in one batch and returns the indices it added.
 func (s *Store) putChunk(ctx context.Context, msgs []reconcile.Message, keys []reconcile.Key, from, to int, res *PutResult, extra writeFunc) ([]int, error) {
+	// Two passes: find each message's scope, then give every scope's
+	// change its share of one array, so that a chunk spread over many
+	// scopes costs no allocation per scope.
+	n := to - from
+	of := make([]int32, n) // the change of msgs[from+i], or -1
 	var chs []*change
-	byScope := make(map[*scopeState]*change)
+	var counts []int
+	byScope := make(map[*scopeState]int32)
 	valid := 0
 	for i := from; i < to; i++ {
 		m := &msgs[i]
+		of[i-from] = -1
 		if err := s.check(m); err != nil {
 			res.Rejected = append(res.Rejected, Rejection{Index: i, Err: err})
 			continue
@@ -103,24 +110,38 @@ func (s *Store) putChunk(ctx context.Context, msgs []reconcile.Message, keys []r
 			res.Rejected = append(res.Rejected, Rejection{Index: i, Err: fmt.Errorf("%w: %s", ErrUnknownScope, m.Scope())})
 			continue
 		}
-		ch := byScope[st]
-		if ch == nil {
-			ch = &change{st: st}
-			if len(chs) == 0 {
-				// Most calls are of one scope: room for the rest of the
-				// chunk saves growing the slices.
-				ch.add, ch.keys = make([]int, 0, to-i), make([]reconcile.Key, 0, to-i)
-			}
-			byScope[st] = ch
-			chs = append(chs, ch)
+		j, ok := byScope[st]
+		if !ok {
+			j = int32(len(chs))
+			byScope[st] = j
+			chs = append(chs, &change{st: st})
+			counts = append(counts, 0)
 		}
+		of[i-from] = j
+		counts[j]++
+		valid++
+	}
+	adds, addeds := make([]int, valid), make([]int, valid)
+	ks, fresh := make([]reconcile.Key, valid), make([]reconcile.Key, valid)
+	off := 0
+	for j, ch := range chs {
+		end := off + counts[j]
+		ch.add, ch.added = adds[off:off:end], addeds[off:off:end]
+		ch.keys, ch.fresh = ks[off:off:end], fresh[off:off:end]
+		off = end
+	}
+	for i := from; i < to; i++ {
+		j := of[i-from]
+		if j < 0 {
+			continue
+		}
+		ch := chs[j]
 		ch.add = append(ch.add, i)
 		if keys != nil {
 			ch.keys = append(ch.keys, keys[i])
 		} else {
-			ch.keys = append(ch.keys, m.Key())
+			ch.keys = append(ch.keys, msgs[i].Key())
 		}
-		valid++
 	}
 	if len(chs) == 0 && extra == nil {
 		return nil, nil
@@ -128,7 +149,7 @@ func (s *Store) putChunk(ctx context.Context, msgs []reconcile.Message, keys []r
 	if err := s.commit(ctx, msgs, chs, extra); err != nil {
 		return nil, err
 	}
-	var added []int
+	added := make([]int, 0, valid)
 	for _, ch := range chs {
 		added = append(added, ch.added...)
 	}

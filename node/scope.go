@@ -24,12 +24,11 @@ type scopeState struct {
 	tree  *reconcile.Tree
 
 	// wmu serialises the scope's writers: commits, deletions and the
-	// flushes of its pending keys. It guards pending and pendingSet.
+	// flushes of its pending keys. It guards pending.
 	wmu sync.Mutex
 	// pending holds the keys of messages committed but not yet in the
-	// tree, in commit order; pendingSet the same, for lookups.
-	pending    []reconcile.Key
-	pendingSet map[reconcile.Key]struct{}
+	// tree.
+	pending pendingKeys
 
 	// snap is replaced, never modified, and only by a writer holding
 	// wmu: each starts from its predecessor's snapshot, while readers
@@ -112,7 +111,7 @@ func (s *Store) AddScope(ctx context.Context, sc reconcile.Scope) error {
 // openScope opens the tree of a recorded scope. It does not check the tree
 // against the record.
 func openScope(ctx context.Context, d ds.Datastore, rec scopeRecord, cfg storeConfig) (*scopeState, error) {
-	st := &scopeState{scope: rec.scope, id: rec.scope.ID(), pendingSet: make(map[reconcile.Key]struct{})}
+	st := &scopeState{scope: rec.scope, id: rec.scope.ID()}
 	st.idHex = scopeIDHex(st.id)
 	st.keys = newScopeKeys(st.idHex)
 	t, err := reconcile.Open(ctx, d, treeKey(st.idHex), cfg.treeOpts...)
@@ -182,7 +181,7 @@ func (s *Store) Tree(sc reconcile.Scope) (*reconcile.Tree, bool) {
 		return nil, false
 	}
 	st.wmu.Lock()
-	pending := len(st.pending)
+	pending := st.pending.len()
 	st.wmu.Unlock()
 	if pending > 0 {
 		if err := s.flush(context.Background()); err != nil {

@@ -80,7 +80,7 @@ func dump(t *testing.T, d ds.Datastore) map[string]string {
 func importRecord(t *testing.T, d ds.Datastore, sc reconcile.Scope) []byte {
 	t.Helper()
 	id := sc.ID()
-	b, err := d.Get(t.Context(), ds.NewKey("/storesync/import").ChildString(hex.EncodeToString(id[:])))
+	b, err := d.Get(t.Context(), ds.NewKey("/storesync/resume/import").ChildString(hex.EncodeToString(id[:])))
 	if errors.Is(err, ds.ErrNotFound) {
 		return nil
 	}

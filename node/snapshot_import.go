@@ -74,8 +74,8 @@ var ErrImportRunning = errors.New("an import of this scope is running")
 //
 // An import is resumable and idempotent. After each batch it records the
 // reader's snapshot.State in the store, in the datastore batch that
-// stores the batch's last messages (the layout's /storesync/import/ record
-// of the scope); an import of the same file that finds the record goes
+// stores the batch's last messages (the layout's /storesync/resume/import/
+// record of the scope); an import of the same file that finds the record goes
 // on after the batches it names (the verification pass still reads the
 // whole file, which may have changed), and a record of another file is
 // replaced. The record is deleted at the end. Messages stored already

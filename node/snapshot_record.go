@@ -16,7 +16,7 @@ import (
 // snapshot.State (MarshalBinary) after the last batch an import of the
 // scope stored, written in that batch's commit, and present only while an
 // import is unfinished.
-var importsKey = rootKey.ChildString("import")
+var importsKey = resumeKey.ChildString("import")
 
 // importRecordKey returns the key of a scope's import record.
 func importRecordKey(idHex string) ds.Key { return importsKey.ChildString(idHex) }

@@ -81,7 +81,7 @@ func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, chs []*cha
 			return fmt.Errorf("scope %s: %w", ch.st.scope, err)
 		}
 		if len(ch.fresh) > 0 {
-			journal = append(journal, journalEntry{id: ch.st.id, keys: ch.fresh})
+			journal = append(journal, journalEntry{id: ch.st.id, lo: ch.fresh[0], hi: ch.fresh[len(ch.fresh)-1]})
 		}
 	}
 	if len(journal) > 0 {
@@ -105,9 +105,8 @@ func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, chs []*cha
 		}
 		st := ch.st
 		for _, k := range ch.fresh {
-			st.pendingSet[k] = struct{}{}
+			st.pending.add(k)
 		}
-		st.pending = append(st.pending, ch.fresh...)
 		nexts[i].lastAdded = now
 		st.snap.Store(&nexts[i])
 		fresh += len(ch.fresh)
@@ -133,25 +132,41 @@ func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, chs []*cha
 func (s *Store) stage(ctx context.Context, b ds.Write, msgs []reconcile.Message, ch *change) (scopeSnap, error) {
 	st := ch.st
 	next := *st.snap.Load()
-	order := make([]int, len(ch.add))
-	for i := range order {
-		order[i] = i
+	// Messages mostly come in key order; only others need sorting.
+	var order []int
+	if !slices.IsSortedFunc(ch.keys, reconcile.Key.Compare) {
+		order = make([]int, len(ch.add))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(a, b int) int { return ch.keys[a].Compare(ch.keys[b]) })
 	}
-	slices.SortFunc(order, func(a, b int) int { return ch.keys[a].Compare(ch.keys[b]) })
-	for j, o := range order {
+	at := func(j int) int {
+		if order == nil {
+			return j
+		}
+		return order[j]
+	}
+	for j := range ch.keys {
+		o := at(j)
 		k := ch.keys[o]
-		if j > 0 && ch.keys[order[j-1]] == k {
+		if j > 0 && ch.keys[at(j-1)] == k {
 			continue // given twice
 		}
-		if _, ok := st.pendingSet[k]; ok {
-			continue
-		}
-		has, err := st.tree.Has(ctx, k)
-		if err != nil {
-			return next, err
-		}
-		if has {
-			continue
+		// newest is at least the timestamp of every stored message
+		// (deletes, which may lower it, flush first), so a key past it
+		// is new without a look at the pending keys or the tree.
+		if next.newest < 0 || k.TS <= uint64(next.newest) {
+			if st.pending.has(k) {
+				continue
+			}
+			has, err := st.tree.Has(ctx, k)
+			if err != nil {
+				return next, err
+			}
+			if has {
+				continue
+			}
 		}
 		m := &msgs[ch.add[o]]
 		data, err := m.ToPB().Marshal()
@@ -218,26 +233,25 @@ func (s *Store) flush(ctx context.Context) error {
 	for _, st := range dirty {
 		x := st.tree.Begin()
 		txs = append(txs, x)
-		for _, k := range st.pending {
-			x.Insert(k)
-		}
+		x.Grow(st.pending.len())
+		st.pending.each(x.Insert)
 		if err := x.Write(ctx, b); err != nil {
 			discard()
 			return fmt.Errorf("flush scope %s: %w", st.scope, err)
 		}
 		agg := st.snap.Load().agg
-		if x.Added() != len(st.pending) || x.Root() != agg {
+		if x.Added() != st.pending.len() || x.Root() != agg {
 			// The messages stored and the tree would disagree: refuse
 			// rather than write what the next open reports as corrupt.
 			discard()
 			return fmt.Errorf("%w: scope %s: the tree took %d of %d pending keys, or its root differs from its messages' sum",
-				ErrCorrupt, st.scope, x.Added(), len(st.pending))
+				ErrCorrupt, st.scope, x.Added(), st.pending.len())
 		}
 		if err := b.Put(ctx, scopeRecordKey(st.idHex), (&scopeRecord{scope: st.scope, agg: agg}).encode()); err != nil {
 			discard()
 			return err
 		}
-		flushed += len(st.pending)
+		flushed += st.pending.len()
 	}
 	for seq := from; seq < to; seq++ {
 		if err := b.Delete(ctx, journalRecordKey(seq)); err != nil {
@@ -251,7 +265,7 @@ func (s *Store) flush(ctx context.Context) error {
 	}
 	for i, st := range dirty {
 		txs[i].Commit()
-		st.pending, st.pendingSet = nil, make(map[reconcile.Key]struct{})
+		st.pending.reset()
 	}
 	s.jmu.Lock()
 	for _, st := range dirty {
@@ -290,7 +304,7 @@ func (s *Store) commitDeletes(ctx context.Context, st *scopeState, keys []reconc
 	defer s.commitMu.RUnlock()
 	st.wmu.Lock()
 	defer st.wmu.Unlock()
-	if len(st.pending) > 0 {
+	if st.pending.len() > 0 {
 		return 0, errPendingKeys
 	}
 	b, err := s.d.Batch(ctx)

@@ -48,6 +48,14 @@ func (t *Tree) Begin() *Txn {
 // changes nothing.
 func (x *Txn) Insert(k Key) { x.ops = append(x.ops, op{k: k, insert: true}) }
 
+// Grow makes room for n more staged inserts or deletes, for a caller
+// that knows how many it will stage.
+func (x *Txn) Grow(n int) {
+	if n > 0 {
+		x.ops = slices.Grow(x.ops, n)
+	}
+}
+
 // Delete stages the deletion of k; deleting an absent key changes nothing.
 func (x *Txn) Delete(k Key) { x.ops = append(x.ops, op{k: k}) }
 

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"time"
 )
 
@@ -50,6 +51,7 @@ type options struct {
 	calls   int
 	timeout time.Duration
 	kill    int
+	cpuProf string
 	fullRun bool // neither -d nor -mode nor -ingest: the table, then tree ingest
 }
 
@@ -68,6 +70,7 @@ func main() {
 	flag.IntVar(&o.single, "single", 50_000, "-mode ingest: one-message Put calls after the bulk load")
 	flag.IntVar(&o.calls, "calls", 200, "-mode ingest: Put calls of 1,000 messages, in one scope and over 1,000 scopes")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "-mode catchup: the longest one child process may run")
+	flag.StringVar(&o.cpuProf, "cpuprofile", "", "write a CPU profile of this process (not of child processes) to the file")
 	flag.IntVar(&o.kill, "kill", 0, "-mode catchup: also run a catch-up whose receiver is killed this many times")
 	flag.Parse()
 	flag.Visit(func(f *flag.Flag) {
@@ -103,6 +106,17 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer os.RemoveAll(work)
+	if o.cpuProf != "" {
+		f, err := os.Create(o.cpuProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	switch o.mode {
 	case modeIngest:

@@ -20,6 +20,7 @@ type ingestRun struct {
 	raw, store             loadTiming // n messages, batches of ingestBatch
 	rawSingle, storeSingle loadTiming // then o.single more, one per batch
 	oneScope, multiScope   loadTiming // o.calls batches into fresh stores
+	rawOne, rawMulti       loadTiming // the same records, raw, fresh LevelDBs
 }
 
 // runStoreIngest measures node.Store.Put against raw batched LevelDB puts
@@ -53,16 +54,31 @@ func storeIngestOnce(ctx context.Context, work string, o options) (ingestRun, er
 		return run, fmt.Errorf("store ingest: %w", err)
 	}
 	calls := o.calls * ingestBatch
-	g := newGenerator(o.seed, livePayloadSize, 1)
-	if run.oneScope, err = loadStore(ctx, work, g, calls, ingestBatch); err != nil {
+	if run.rawOne, err = loadRaw(ctx, work, newGenerator(o.seed, livePayloadSize, 1), calls, ingestBatch); err != nil {
+		return run, fmt.Errorf("one-scope raw: %w", err)
+	}
+	if run.oneScope, err = loadStore(ctx, work, newGenerator(o.seed, livePayloadSize, 1), calls, ingestBatch); err != nil {
 		return run, fmt.Errorf("one-scope Put: %w", err)
 	}
 	// The same payloads and timestamps, one message per scope per call.
-	g = newGenerator(o.seed, livePayloadSize, liveScopes)
-	if run.multiScope, err = loadStore(ctx, work, g, calls, ingestBatch); err != nil {
+	if run.rawMulti, err = loadRaw(ctx, work, newGenerator(o.seed, livePayloadSize, liveScopes), calls, ingestBatch); err != nil {
+		return run, fmt.Errorf("%d-scope raw: %w", liveScopes, err)
+	}
+	if run.multiScope, err = loadStore(ctx, work, newGenerator(o.seed, livePayloadSize, liveScopes), calls, ingestBatch); err != nil {
 		return run, fmt.Errorf("%d-scope Put: %w", liveScopes, err)
 	}
 	return run, nil
+}
+
+// loadRaw writes n messages of g, batch per rawWriter batch, into a
+// fresh LevelDB.
+func loadRaw(ctx context.Context, work string, g *generator, n, batch int) (t loadTiming, err error) {
+	d, done, err := freshLevelDB(work, "raw-scopes-")
+	if err != nil {
+		return t, err
+	}
+	defer done(&err)
+	return timedLoad(ctx, g, n, batch, newRawWriter(d).write)
 }
 
 // rawIngest writes o.n messages with rawWriter in batches, then o.single
