@@ -71,7 +71,8 @@ func TestSyncStreamsEmptyScope(t *testing.T) {
 		prev = p.Done
 	}
 	require.Equal(t, 20_000, prev)
-	require.GreaterOrEqual(t, len(log.all), 15, "small batches: many of them")
+	// Bare messages of about 30 bytes: some 2,200 to a 64 KiB batch.
+	require.GreaterOrEqual(t, len(log.all), 8, "small batches: many of them")
 }
 
 // TestStartWithPeersCatchesUp: a node started empty with three peers

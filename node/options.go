@@ -20,15 +20,16 @@ type storeConfig struct {
 
 func defaultStoreConfig() storeConfig {
 	return storeConfig{now: time.Now, maxMessageSize: reconcile.DefaultMaxMessageSize,
-		flushAt: 1 << 16, flushEvery: time.Second}
+		flushAt: 1 << 13, flushEvery: time.Second}
 }
 
 // WithFlush sets when the keys of committed messages go from the journal
 // into the trees: once n are pending, or the oldest has waited every.
 // Whatever reads a tree flushes first, so this bounds only the memory of
-// the pending keys (about 100 bytes each) and the replay after a crash;
-// larger values let more commits share the trees' writes. Default 65,536
-// keys and 1 s.
+// the pending keys (about 100 bytes each, and 300 more while a flush
+// inserts them) and the replay after a crash; larger values let more
+// commits share the trees' writes, though past a few thousand keys a
+// flush writes hardly less per key. Default 8,192 keys and 1 s.
 func WithFlush(n int, every time.Duration) StoreOption {
 	return func(c *storeConfig) error {
 		if n < 1 || every <= 0 {

@@ -147,13 +147,13 @@ func TestSyncStreamsEmptyScope(t *testing.T) {
 	a := newStreamNode(t, []reconcile.Scope{chat}, small...)
 	b := newStreamNode(t, []reconcile.Scope{chat}, small...)
 	connect(t, a.h, b.h)
-	fillScope(t, chat, 3000, b.node)
+	fillScope(t, chat, 6000, b.node)
 	rep, err := a.svc.Sync(t.Context(), b.h.ID(), chat)
 	require.NoError(t, err)
 	require.NoError(t, rep.Err())
 	sr := rep.Scopes[0]
-	require.Equal(t, 3000, sr.Streamed)
-	require.Equal(t, 3000, sr.Received)
+	require.Equal(t, 6000, sr.Streamed)
+	require.Equal(t, 6000, sr.Received)
 	require.Zero(t, sr.Need)
 	require.Equal(t, b.store.root(chat), a.store.root(chat))
 	require.Greater(t, a.ss.puts, 3, "many batches")
@@ -232,7 +232,7 @@ func TestCatchUpFromSeveralPeers(t *testing.T) {
 	stored := make(chan struct{})
 	var once, died sync.Once
 	victim.ss.dieAfter = func(served int) error {
-		if served < 700 { // past the first batch of 64 KiB
+		if served < 1500 { // past the first batch of 64 KiB: ~1,100 bare messages
 			return nil
 		}
 		select {
@@ -328,6 +328,20 @@ func TestCatchUpRejectsHostileStreams(t *testing.T) {
 		require.Equal(t, map[reconcile.Hash]bool{m1.Hash(): true}, victim.store.hashes(chat))
 		strikes, _ := victim.svc.Strikes(evil.h.ID())
 		require.Equal(t, 2, strikes)
+	})
+	t.Run("bare messages", func(t *testing.T) {
+		// Without both topics a message is the scope's (accept_bare);
+		// with only one, it is of no scope this client asked for.
+		victim := newStreamNode(t, []reconcile.Scope{chat})
+		done := batchOf(m1, m2, m3)
+		done.Done = true
+		done.Batch.Messages[0].PubsubTopic, done.Batch.Messages[0].ContentTopic = "", ""
+		done.Batch.Messages[1].PubsubTopic = ""
+		evil := hostileCatchUp(t, victim, &pb.CatchUpHeader{Count: 3}, done)
+		rep, err := victim.svc.CatchUp(t.Context(), chat, evil.h.ID())
+		require.NoError(t, err)
+		require.Equal(t, 1, rep.Rejected)
+		require.Equal(t, map[reconcile.Hash]bool{m1.Hash(): true, m3.Hash(): true}, victim.store.hashes(chat))
 	})
 	t.Run("empty batches", func(t *testing.T) {
 		victim := newStreamNode(t, []reconcile.Scope{chat})

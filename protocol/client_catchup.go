@@ -65,7 +65,8 @@ func (s *Service) streamOnce(ctx context.Context, p peer.ID, sc reconcile.Scope,
 	defer resetOnCancel(ctx, st)()
 	c := newConn(st, s.cfg.maxBatchBytes+batchOverhead, s.cfg.ioTimeout, deadlineOf(ctx))
 	id := sc.ID()
-	req := &pb.CatchUpRequest{Scope: id[:], After: cur.After.Bytes(), AcceptZstd: true, MaxBytes: uint32(s.cfg.maxBatchBytes)}
+	req := &pb.CatchUpRequest{Scope: id[:], After: cur.After.Bytes(), AcceptZstd: true, AcceptBare: true,
+		MaxBytes: uint32(s.cfg.maxBatchBytes)}
 	if cur.Hi != reconcile.End {
 		req.Until = cur.Hi.Bytes()
 	}
@@ -84,7 +85,7 @@ func (s *Service) streamOnce(ctx context.Context, p peer.ID, sc reconcile.Scope,
 	}
 	t.expect(cur.Hi, int(min(h.Count, reconcile.MaxCount)))
 
-	batches := make(chan catchUpBatch, 2)
+	batches := make(chan catchUpBatch, 1)
 	var readErr error
 	go func() {
 		defer close(batches)
@@ -135,6 +136,10 @@ func (s *Service) readBatches(ctx context.Context, p peer.ID, sc reconcile.Scope
 			keys: make([]reconcile.Key, 0, len(msgs))}
 		for _, pm := range msgs {
 			m := reconcile.MessageFromPB(pm)
+			if m.PubsubTopic == "" && m.ContentTopic == "" {
+				// A bare message (accept_bare): the scope's.
+				m.PubsubTopic, m.ContentTopic = sc.PubsubTopic, sc.ContentTopic
+			}
 			k := m.Key()
 			if !prev.Less(k) || !k.Less(cur.Hi) {
 				return errors.Join(ErrBadRequest, fmt.Errorf("catch-up message %v out of order or out of range", k))

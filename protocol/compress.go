@@ -34,17 +34,38 @@ func compress(b []byte) []byte {
 // errBadZstd is wrapped by a payload that does not decode.
 var errBadZstd = errors.New("malformed zstd payload")
 
-// decompress expands a zstd payload that must not exceed limit bytes, so
-// that a small hostile payload cannot make us allocate without bound. A
-// payload over the limit is ErrTooLarge, one that does not decode wraps
-// errBadZstd.
-func decompress(b []byte, limit int) ([]byte, error) {
+// decoders holds one zstd decoder per limit (*zstd.Decoder by int): a
+// decoder owns buffers as large as its window, too costly to make per
+// batch. DecodeAll is safe for concurrent use; a decoder of concurrency 1
+// serves one call at a time, which decoding at memory speed affords.
+var decoders sync.Map
+
+// decoder returns the shared decoder for payloads of at most limit bytes.
+func decoder(limit int) (*zstd.Decoder, error) {
+	if d, ok := decoders.Load(limit); ok {
+		return d.(*zstd.Decoder), nil
+	}
 	d, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(uint64(limit)), zstd.WithDecoderConcurrency(1),
 		zstd.WithDecoderMaxWindow(uint64(max(limit, zstd.MinWindowSize))))
 	if err != nil {
 		return nil, err
 	}
-	defer d.Close()
+	if prev, loaded := decoders.LoadOrStore(limit, d); loaded {
+		d.Close()
+		return prev.(*zstd.Decoder), nil
+	}
+	return d, nil
+}
+
+// decompress expands a zstd payload that must not exceed limit bytes, so
+// that a small hostile payload cannot make us allocate without bound. A
+// payload over the limit is ErrTooLarge, one that does not decode wraps
+// errBadZstd.
+func decompress(b []byte, limit int) ([]byte, error) {
+	d, err := decoder(limit)
+	if err != nil {
+		return nil, err
+	}
 	out, err := d.DecodeAll(b, nil)
 	switch {
 	case errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrWindowSizeExceeded),

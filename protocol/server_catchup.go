@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"time"
 
@@ -84,8 +83,11 @@ func (s *Service) serveCatchUp(ctx context.Context, p peer.ID, c *conn) error {
 	// Stop early enough to end the stream cleanly, with a batch the
 	// client stores, rather than at the deadline with a reset.
 	stopAt := time.Now().Add(s.cfg.sessionTimeout * 9 / 10)
-	b := &batcher{s: s, c: c, zstd: req.AcceptZstd, limit: limit, scope: sc}
+	b := &batcher{s: s, c: c, zstd: req.AcceptZstd, bare: req.AcceptBare, limit: limit, scope: sc}
 	err = cs.Scan(ctx, sc, after, until, func(k reconcile.Key, raw []byte) error {
+		if b.bare {
+			raw = withoutTopics(raw)
+		}
 		if b.size > 0 && b.size+len(raw)+8 > limit {
 			if err := b.flush(false); err != nil {
 				return err
@@ -230,50 +232,4 @@ func (s *Service) writeFlush(c *conn, m proto.Message) error {
 		return err
 	}
 	return c.flush()
-}
-
-// batcher gathers stored messages into catch-up batches. The stored form
-// of a message is its pb.Message encoding, so a batch's MessageBatch
-// encoding is built by framing the records as they are, without decoding
-// them.
-type batcher struct {
-	s     *Service
-	c     *conn
-	zstd  bool
-	limit int
-	scope reconcile.Scope
-	buf   []byte
-	size  int // message bytes in buf
-	count int
-}
-
-// add appends one message (its pb.Message bytes) as a MessageBatch field.
-func (b *batcher) add(raw []byte) {
-	b.buf = append(b.buf, 0x0a) // field 1 (messages), length-delimited
-	b.buf = binary.AppendUvarint(b.buf, uint64(len(raw)))
-	b.buf = append(b.buf, raw...)
-	b.size += len(raw) + 8
-	b.count++
-}
-
-// flush sends what is gathered as one batch; done says that no message
-// of the range follows.
-func (b *batcher) flush(done bool) error {
-	out := &pb.CatchUpBatch{Done: done}
-	if z := compress(b.buf); b.zstd && z != nil {
-		out.Zstd = z
-	} else if len(b.buf) > 0 {
-		out.Batch = &pb.MessageBatch{}
-		if err := out.Batch.Unmarshal(b.buf); err != nil {
-			return err
-		}
-	}
-	if err := b.s.writeFlush(b.c, out); err != nil {
-		return err
-	}
-	if m := b.s.cfg.metrics; m != nil && b.count > 0 {
-		m.MessagesSent(b.scope.String(), b.count)
-	}
-	b.buf, b.size, b.count = b.buf[:0], 0, 0
-	return nil
 }

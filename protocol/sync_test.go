@@ -63,7 +63,10 @@ func TestSyncConvergesBothWays(t *testing.T) {
 	for _, s := range rep.Scopes {
 		require.Zero(t, s.Rejected)
 		require.Positive(t, s.Bytes)
-		require.LessOrEqual(t, s.RoundTrips, 3)
+		// Three round trips, and one more when the sketch does not
+		// decode at the first try: 1 in 100 by design, and the
+		// payloads here are random.
+		require.LessOrEqual(t, s.RoundTrips, 4)
 	}
 
 	// Now in sync: one round trip, nothing moves.

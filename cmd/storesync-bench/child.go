@@ -127,6 +127,11 @@ func childMain(args []string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
 	defer cancel()
 	out := newLineWriter(os.Stdout)
+	if path := os.Getenv(childProfileEnv); path != "" {
+		if stop := startCPUProfile(path + "." + a.kind); stop != nil {
+			defer stop()
+		}
+	}
 	var res childResult
 	switch a.kind {
 	case kindCatchup:

@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"time"
 )
 
@@ -70,7 +69,7 @@ func main() {
 	flag.IntVar(&o.single, "single", 50_000, "-mode ingest: one-message Put calls after the bulk load")
 	flag.IntVar(&o.calls, "calls", 200, "-mode ingest: Put calls of 1,000 messages, in one scope and over 1,000 scopes")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "-mode catchup: the longest one child process may run")
-	flag.StringVar(&o.cpuProf, "cpuprofile", "", "write a CPU profile of this process (not of child processes) to the file")
+	flag.StringVar(&o.cpuProf, "cpuprofile", "", "write a CPU profile to the file, and one per child process to the file followed by .<kind>")
 	flag.IntVar(&o.kill, "kill", 0, "-mode catchup: also run a catch-up whose receiver is killed this many times")
 	flag.Parse()
 	flag.Visit(func(f *flag.Flag) {
@@ -107,15 +106,14 @@ func run(ctx context.Context, o options) error {
 	}
 	defer os.RemoveAll(work)
 	if o.cpuProf != "" {
-		f, err := os.Create(o.cpuProf)
-		if err != nil {
+		stop := startCPUProfile(o.cpuProf)
+		if stop == nil {
+			return errors.New("cannot write -cpuprofile")
+		}
+		defer stop()
+		if err := os.Setenv(childProfileEnv, o.cpuProf); err != nil {
 			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
 	}
 
 	switch o.mode {

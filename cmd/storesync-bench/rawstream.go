@@ -125,6 +125,10 @@ func encodeRawCopy(seed uint64, n int) (stream []byte, encoded int64, err error)
 		for j := range msgs {
 			m := msgs[j].ToPB()
 			size := m.Size()
+			if stream == nil {
+				// Messages differ little in size: room for n like the first.
+				stream = make([]byte, 0, n*(size+binary.MaxVarintLen32))
+			}
 			stream = binary.AppendUvarint(stream, uint64(size))
 			head := len(stream)
 			stream = slices.Grow(stream, size)[:head+size]

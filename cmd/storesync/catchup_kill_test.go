@@ -64,9 +64,10 @@ func countOf(ctx context.Context, dir string) int {
 // message lost, none stored twice, tree and messages in agreement.
 func TestCatchUpSurvivesKills(t *testing.T) {
 	bin := storesyncBinary(t)
-	// A batch is 1 MiB, about 3,200 of these messages: each run commits
-	// one or two of them before it is killed, and the last run the rest.
-	n, kills := 150_000, 20
+	// A batch is 1 MiB, about 3,800 of these messages (sent without
+	// their topics): each run commits one or two of them before it is
+	// killed, and the last run the rest.
+	n, kills := 200_000, 20
 	sender, sc := senderNode(t, n)
 	want, _ := sender.Store().Stats(sc)
 	addr := sender.Addrs()[0].String()
@@ -84,7 +85,7 @@ func TestCatchUpSurvivesKills(t *testing.T) {
 		for c := countOf(t.Context(), dir); c <= last && time.Now().Before(deadline); c = countOf(t.Context(), dir) {
 			time.Sleep(5 * time.Millisecond)
 		}
-		time.Sleep(time.Duration(r.IntN(60)) * time.Millisecond)
+		time.Sleep(time.Duration(r.IntN(30)) * time.Millisecond)
 		require.NoError(t, p.cmd.Process.Kill())
 		<-p.done
 		got := countOf(t.Context(), dir) // the socket is stale: -1

@@ -1,0 +1,167 @@
+package protocol
+
+import (
+	"encoding/binary"
+	"errors"
+
+	"github.com/storesync/storesync/reconcile"
+)
+
+// probeEvery is how many batches a catch-up stream sends uncompressed
+// after one whose compression did not pay, before it tries again.
+const probeEvery = 16
+
+// batcher gathers stored messages into catch-up batches. The stored form
+// of a message is its pb.Message encoding, so a batch's MessageBatch
+// encoding is built by framing the records as they are, without decoding
+// them, and sent as it is. It compresses where that pays: a batch must
+// shrink by an eighth, and after one that does not the next probeEvery
+// go uncompressed (encrypted payloads, the usual case, do not compress).
+type batcher struct {
+	s     *Service
+	c     *conn
+	zstd  bool
+	bare  bool // the client takes messages without their topics
+	limit int
+	scope reconcile.Scope
+	buf   []byte
+	size  int // message bytes in buf
+	count int
+	skip  int // batches to send before compressing again
+}
+
+// add appends one message (its pb.Message bytes) as a MessageBatch field.
+func (b *batcher) add(raw []byte) {
+	b.buf = append(b.buf, 0x0a) // field 1 (messages), length-delimited
+	b.buf = binary.AppendUvarint(b.buf, uint64(len(raw)))
+	b.buf = append(b.buf, raw...)
+	b.size += len(raw) + 8
+	b.count++
+}
+
+// flush sends what is gathered as one batch; done says that no message
+// of the range follows.
+func (b *batcher) flush(done bool) error {
+	f := &batchFrame{done: done}
+	if len(b.buf) > 0 {
+		f.batch = b.buf
+	}
+	if z := b.compressed(); z != nil {
+		f.zstd, f.batch = z, nil
+	}
+	if err := b.s.writeFlush(b.c, f); err != nil {
+		return err
+	}
+	if m := b.s.cfg.metrics; m != nil && b.count > 0 {
+		m.MessagesSent(b.scope.String(), b.count)
+	}
+	b.buf, b.size, b.count = b.buf[:0], 0, 0
+	return nil
+}
+
+// compressed returns the gathered batch zstd-compressed, or nil to send
+// it as it is: the client does not take zstd, the batch is empty, a
+// recent batch did not shrink by an eighth, or this one does not.
+func (b *batcher) compressed() []byte {
+	if !b.zstd || len(b.buf) == 0 {
+		return nil
+	}
+	if b.skip > 0 {
+		b.skip--
+		return nil
+	}
+	z := compress(b.buf)
+	if z == nil || len(z) > len(b.buf)-len(b.buf)/8 {
+		b.skip = probeEvery
+		return nil
+	}
+	return z
+}
+
+// withoutTopics returns a stored pb.Message encoding without its pubsub
+// and content topics (fields 1 and 2). The store writes them first, so
+// this is a suffix of raw, no copy; raw comes back whole if they are not
+// the leading fields, which still serves a client that takes bare
+// messages.
+func withoutTopics(raw []byte) []byte {
+	rest := raw
+	for len(rest) > 0 && (rest[0] == 0x0a || rest[0] == 0x12) { // fields 1, 2; length-delimited
+		n, w := binary.Uvarint(rest[1:])
+		if w <= 0 || n > uint64(len(rest)-1-w) {
+			return raw
+		}
+		rest = rest[1+w+int(n):]
+	}
+	return rest
+}
+
+// batchFrame is a pb.CatchUpBatch whose batch field holds MessageBatch
+// bytes as they are, so that sending it copies them once, into the
+// stream's buffer, rather than decoding and encoding them again. It
+// encodes exactly as the pb.CatchUpBatch with the same fields.
+type batchFrame struct {
+	batch []byte // MessageBatch encoding, or nil
+	zstd  []byte
+	done  bool
+}
+
+// Reset, String and ProtoMessage make batchFrame a proto.Message.
+func (f *batchFrame) Reset()         { *f = batchFrame{} }
+func (f *batchFrame) String() string { return "CatchUpBatch" }
+func (*batchFrame) ProtoMessage()    {}
+
+// Size is the length of the encoding.
+func (f *batchFrame) Size() int {
+	n := 0
+	if f.batch != nil {
+		n += 1 + uvarintLen(len(f.batch)) + len(f.batch)
+	}
+	if len(f.zstd) > 0 {
+		n += 1 + uvarintLen(len(f.zstd)) + len(f.zstd)
+	}
+	if f.done {
+		n += 2
+	}
+	return n
+}
+
+// MarshalTo writes the encoding into data, which must hold Size bytes.
+func (f *batchFrame) MarshalTo(data []byte) (int, error) {
+	if len(data) < f.Size() {
+		return 0, errors.New("buffer too small for the batch")
+	}
+	n := 0
+	field := func(tag byte, b []byte) {
+		data[n] = tag
+		n++
+		n += binary.PutUvarint(data[n:], uint64(len(b)))
+		n += copy(data[n:], b)
+	}
+	if f.batch != nil {
+		field(0x0a, f.batch) // field 1, length-delimited
+	}
+	if len(f.zstd) > 0 {
+		field(0x12, f.zstd) // field 2, length-delimited
+	}
+	if f.done {
+		data[n], data[n+1] = 0x18, 1 // field 3, varint true
+		n += 2
+	}
+	return n, nil
+}
+
+// Marshal returns the encoding.
+func (f *batchFrame) Marshal() ([]byte, error) {
+	b := make([]byte, f.Size())
+	n, err := f.MarshalTo(b)
+	return b[:n], err
+}
+
+// uvarintLen is the length of n as a protobuf varint.
+func uvarintLen(n int) int {
+	l := 1
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
+}
