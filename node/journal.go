@@ -259,3 +259,19 @@ func inRanges(rs []keyRange, k reconcile.Key) bool {
 	i := sort.Search(len(rs), func(i int) bool { return rs[i].lo.Compare(k) > 0 })
 	return i > 0 && k.Compare(rs[i-1].hi) < 0
 }
+
+// Keys spread over many scopes wait longer: a flush rewrites the open
+// leaf of every scope it touches, so it waits for flushPerScope keys a
+// scope on average, up to flushAtMost times the configured count.
+const (
+	flushPerScope = 64
+	flushAtMost   = 8
+)
+
+// flushDue reports whether enough keys are pending for a flush. The
+// caller holds jmu.
+func (s *Store) flushDue() bool {
+	at := s.cfg.flushAt
+	at = max(at, min(len(s.dirty)*flushPerScope, flushAtMost*at))
+	return s.pendingN >= at
+}

@@ -157,7 +157,7 @@ func (s *Store) putChunk(ctx context.Context, msgs []reconcile.Message, keys []r
 	slices.Sort(added)
 	s.subs.publish(msgs, added)
 	s.jmu.Lock()
-	full := s.pendingN >= s.cfg.flushAt
+	full := s.flushDue()
 	s.jmu.Unlock()
 	if full {
 		// The messages are committed whether or not the flush works;
