@@ -272,6 +272,8 @@ const (
 // caller holds jmu.
 func (s *Store) flushDue() bool {
 	at := s.cfg.flushAt
-	at = max(at, min(len(s.dirty)*flushPerScope, flushAtMost*at))
+	if len(s.dirty) > 1 {
+		at = max(at, min(len(s.dirty)*flushPerScope, flushAtMost*at))
+	}
 	return s.pendingN >= at
 }

@@ -122,7 +122,7 @@ func TestImportResumesAfterAPartBatch(t *testing.T) {
 	require.Greater(t, sizes[1], 4096)
 
 	f := &failingDS{Batching: dssync.MutexWrap(ds.NewMapDatastore())}
-	dst := openWith(t, f, nil)
+	dst := openWith(t, f, nil, neverFlush) // flushes would be commits too
 	f.commits.Store(0)
 	// Batch 0 takes commits 1 to 3, batch 1 commits 4 to 6.
 	f.failAt.Store(5)
