@@ -56,11 +56,30 @@ func (s *Store) load(ctx context.Context, st *scopeState, k reconcile.Key) (*rec
 // its record's key names, in the scope it is stored under.
 func decodeStored(st *scopeState, k reconcile.Key, b []byte) (*reconcile.Message, error) {
 	m := new(reconcile.Message)
-	if err := reconcile.UnmarshalMessage(b, m); err != nil {
-		return nil, fmt.Errorf("%w: message %s: %w", ErrCorrupt, k.Hash, err)
+	if err := unmarshalStored(k, b, m); err != nil {
+		return nil, err
 	}
-	if m.Key() != k || m.Scope() != st.scope {
-		return nil, fmt.Errorf("%w: message stored as %s in scope %s does not match it", ErrCorrupt, k.Hash, st.scope)
+	if err := checkStored(st, k, m); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// unmarshalStored is the first half of decodeStored: it decodes b, the
+// record stored under k, into m, copying what it keeps of b.
+func unmarshalStored(k reconcile.Key, b []byte, m *reconcile.Message) error {
+	if err := reconcile.UnmarshalMessage(b, m); err != nil {
+		return fmt.Errorf("%w: message %s: %w", ErrCorrupt, k.Hash, err)
+	}
+	return nil
+}
+
+// checkStored is the second half of decodeStored: it checks that m,
+// decoded from the record stored under k, is the message k names (its
+// hash recomputed) and of the scope it is stored under.
+func checkStored(st *scopeState, k reconcile.Key, m *reconcile.Message) error {
+	if m.Key() != k || m.Scope() != st.scope {
+		return fmt.Errorf("%w: message stored as %s in scope %s does not match it", ErrCorrupt, k.Hash, st.scope)
+	}
+	return nil
 }

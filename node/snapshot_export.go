@@ -37,10 +37,11 @@ const ProgressExport = protocol.ProgressKind("export")
 // for (ErrCorrupt). The writer's maximum message size defaults to the
 // store's when that is larger than snapshot.DefaultMaxMessageSize, so
 // that anything the store holds can be exported; opts come after it.
-// Export reports ProgressExport after every batch written. It writes w
-// from its current offset and leaves it at the end of the snapshot; a
-// failed export leaves a partial snapshot that any reader refuses
-// (ExportFile leaves nothing).
+// The store is read on a goroutine of its own while the calling one
+// checks, compresses and writes. Export reports ProgressExport after
+// every batch written. It writes w from its current offset and leaves it
+// at the end of the snapshot; a failed export leaves a partial snapshot
+// that any reader refuses (ExportFile leaves nothing).
 func (s *Store) Export(ctx context.Context, sc reconcile.Scope, w io.WriteSeeker, opts ...snapshot.Option) (snapshot.Header, error) {
 	h, err := s.export(ctx, sc, w, nil, opts)
 	if err != nil {
@@ -51,9 +52,10 @@ func (s *Store) Export(ctx context.Context, sc reconcile.Scope, w io.WriteSeeker
 
 // ExportFile exports a kept scope (see Export) to the file at path,
 // readable by everyone as a file meant for publishing. It writes a
-// temporary file in path's folder, syncs it to disk and renames it over
-// path, so that path holds either what it held before or the whole
-// snapshot, never part of one, and a failed export leaves nothing behind.
+// temporary file in path's folder, syncs it to disk (as it writes, every
+// 32 MiB, and at the end) and renames it over path, so that path holds
+// either what it held before or the whole snapshot, never part of one,
+// and a failed export leaves nothing behind.
 func (s *Store) ExportFile(ctx context.Context, sc reconcile.Scope, path string, opts ...snapshot.Option) (snapshot.Header, error) {
 	return s.exportFile(ctx, sc, path, nil, opts)
 }
@@ -67,9 +69,12 @@ func (s *Store) exportFile(ctx context.Context, sc reconcile.Scope, path string,
 	if err != nil {
 		return snapshot.Header{}, fmt.Errorf("export scope %s: %w", sc, err)
 	}
-	h, err := s.export(ctx, sc, f, obs, opts)
+	es := newEarlySync(f)
+	h, err := s.export(ctx, sc, es, obs, opts)
 	if err == nil {
-		err = f.Sync()
+		err = es.Sync()
+	} else {
+		es.stop()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -151,23 +156,45 @@ func (s *Store) export(ctx context.Context, sc reconcile.Scope, w io.WriteSeeker
 		}
 		reported, flushed = n, cw.end
 	}
-	err = s.readRange(ctx, st, reconcile.Key{}, reconcile.End, func(k reconcile.Key, raw []byte) error {
-		m, err := decodeStored(st, k, raw)
-		if err != nil {
-			return err
+	add := func(c storedChunk) error {
+		for i, k := range c.keys {
+			var m reconcile.Message
+			if err := unmarshalStored(k, c.record(i), &m); err != nil {
+				return err
+			}
+			if err := checkStored(st, k, &m); err != nil {
+				return err
+			}
+			before := cw.end
+			// checkStored hashed m: the writer need not again.
+			if err := sw.AddKeyed(m, k); err != nil {
+				return err
+			}
+			// The writer wrote out a batch before taking m: one that
+			// holds every message before m.
+			if cw.end != before {
+				report()
+			}
+			n++
 		}
-		before := cw.end
-		if err := sw.Add(*m); err != nil {
-			return err
-		}
-		// The writer wrote out a batch before taking m: one that holds
-		// every message before m.
-		if cw.end != before {
-			report()
-		}
-		n++
 		return nil
-	})
+	}
+	// The store is read on a second goroutine (scanScope) while this
+	// one decodes, checks, compresses and writes.
+	scanCtx, cancel := context.WithCancel(ctx)
+	chunks, wait := s.scanScope(scanCtx, st)
+	for c := range chunks {
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		if err = add(c); err != nil {
+			break
+		}
+	}
+	cancel()
+	if serr := wait(); err == nil {
+		err = serr
+	}
 	if err != nil {
 		_, _ = sw.Close() // releases the compressor; the file is partial anyway
 		return snapshot.Header{}, err

@@ -67,10 +67,10 @@ var ErrImportRunning = errors.New("an import of this scope is running")
 // truncated, corrupted or forged file thus fails with the reader's error
 // (wrapping snapshot.ErrTruncated, ErrCorrupt, ErrMismatch, ...) and
 // leaves the store as it was. The price is a second read of the file,
-// which is far cheaper than storing it: the verification pass takes 6 to
-// 10 % of an import into LevelDB (OpenLevelDB), 0.3 s of 4.3 s for
-// 300,000 messages of 256 bytes and 2.4 s of 41 s for 1,000,000, on two
-// shared cores (storesync-bench -mode snapshot).
+// which is far cheaper than storing it: the verification pass
+// (snapshot.Reader.Verify) takes about 15 % of an import into LevelDB
+// (OpenLevelDB), 0.45 s of 2.9 s for 1,000,000 messages of 256 bytes on
+// two shared cores (storesync-bench -mode snapshot).
 //
 // An import is resumable and idempotent. After each batch it records the
 // reader's snapshot.State in the store, in the datastore batch that
@@ -88,7 +88,8 @@ var ErrImportRunning = errors.New("an import of this scope is running")
 // the store holds every message of the file but the rejected ones; a
 // retention running meanwhile may delete old ones again. The storing
 // pass checks that its file has the same header as the verified one and
-// verifies every batch again before storing it.
+// verifies every batch again before storing it, on a second goroutine a
+// few batches ahead of the commits.
 //
 // The reader's maximum message size defaults to the store's when that is
 // larger than snapshot.DefaultMaxMessageSize; opts come after it. Import
@@ -211,7 +212,7 @@ func verifySnapshot(ctx context.Context, r *snapshot.Reader) (snapshot.State, ma
 		if err := ctx.Err(); err != nil {
 			return snapshot.State{}, nil, err
 		}
-		b, err := r.Next()
+		b, err := r.Verify() // the messages are the storing pass's to read
 		if errors.Is(err, io.EOF) {
 			return r.State(), seen, nil
 		}
@@ -231,7 +232,8 @@ func verifySnapshot(ctx context.Context, r *snapshot.Reader) (snapshot.State, ma
 // store is the storing pass: it resumes r from the scope's import record
 // if that is one of the states the verification pass saw, then stores
 // every batch with the record of the state after it, and deletes the
-// record at the end.
+// record at the end. Reading and verifying runs on a goroutine of its
+// own (prefetch), a few batches ahead of the commits.
 func (s *Store) store(ctx context.Context, st *scopeState, r *snapshot.Reader, seen map[string]bool, obs snapshotObserver, rep *ImportReport) error {
 	h := r.Header()
 	recorded, err := s.resumeImport(ctx, st, r, seen)
@@ -246,18 +248,22 @@ func (s *Store) store(ctx context.Context, st *scopeState, r *snapshot.Reader, s
 			Done: done, Total: int(h.Count), Bytes: offset})
 	}
 	progress(rep.ResumedMessages, r.State().Offset())
-	for {
+	// The reader verifies the next batches while this goroutine stores.
+	eof := false
+	batches, stop := prefetch(ctx, r, prefetchDepth)
+	defer stop()
+	for p := range batches {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		b, err := r.Next()
-		if errors.Is(err, io.EOF) {
+		if errors.Is(p.err, io.EOF) {
+			eof = true
 			break
 		}
-		if err != nil {
-			return changed(err)
+		if p.err != nil {
+			return changed(p.err)
 		}
-		at := r.State()
+		b, at := p.b, p.at
 		rec, err := at.MarshalBinary()
 		if err != nil {
 			return err
@@ -285,6 +291,10 @@ func (s *Store) store(ctx context.Context, st *scopeState, r *snapshot.Reader, s
 		}
 		recorded = true
 		progress(int(at.Count()), b.Next)
+	}
+	if !eof {
+		// The reader stopped without an error only when ctx ended.
+		return context.Cause(ctx)
 	}
 	if recorded {
 		if err := s.deleteImportRecord(ctx, st); err != nil {

@@ -91,6 +91,14 @@
 // Its key is its timestamp and hash (reconcile.Key); its size, the length
 // of its pb.Message encoding, is at most the reader's limit.
 //
+// A writer compresses adaptively, since encrypted payloads (the usual
+// Waku case) do not shrink: a batch that zstd shrinks by less than 1/16
+// makes the next 15 batches go out untried as zstd frames of raw blocks
+// (RFC 8878: magic, descriptor 0xa0 for a single segment with a 4-byte
+// content size, the size, then raw blocks of 128 KiB, the last one
+// shorter and flagged last), and the batch after them is tried again.
+// A reader reads any zstd frame.
+//
 // The trailer (49 bytes):
 //
 //	off  size  field

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -30,6 +31,18 @@ func seedFiles(t testing.TB) map[string][]byte {
 	batches := batchesOf(t, valid, small...)
 	swapped := specOf(chat, 2<<10, batches)
 	swapped.batches[0], swapped.batches[1] = swapped.batches[1], swapped.batches[0]
+	// Incompressible payloads: raw frames after the first batch.
+	noise := rand.New(rand.NewPCG(40, 2))
+	incompressible := make([]reconcile.Message, 0, 40)
+	for i := range 40 {
+		m := reconcile.Message{PubsubTopic: chat.PubsubTopic, ContentTopic: chat.ContentTopic,
+			Timestamp: 1_700_000_000_000_000_000 + int64(i), Payload: make([]byte, 150)}
+		for j := range m.Payload {
+			m.Payload[j] = byte(noise.Uint32())
+		}
+		incompressible = append(incompressible, m)
+	}
+	raw, _ := write(t, chat, sortByKey(incompressible), small...)
 	var unfinished memFile
 	w, err := snapshot.NewWriter(&unfinished, chat, append(small, snapshot.WithCreated(created))...)
 	require.NoError(t, err)
@@ -42,18 +55,21 @@ func seedFiles(t testing.TB) map[string][]byte {
 		"flipped":    flipped,
 		"swapped":    swapped.bytes(),
 		"unfinished": unfinished.b,
+		"raw":        raw,
 	}
 }
 
 // FuzzReader reads arbitrary bytes as a snapshot: the reader never
 // panics, fails only with its sentinels, never returns a batch or
 // message beyond its limits or one that does not verify, and returns
-// io.EOF only for content equal to the header's claims.
+// io.EOF only for content equal to the header's claims; Verify reads
+// the bytes exactly as Next does.
 func FuzzReader(f *testing.F) {
 	for _, d := range seedFiles(f) {
 		f.Add(d)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		requireVerifyAgrees(t, data, small...)
 		r, err := snapshot.NewReader(bytes.NewReader(data), small...)
 		if err != nil {
 			require.True(t, anySentinel(err), "%v", err)

@@ -103,6 +103,7 @@ func WithMaxBatchSize(n int) Option {
 
 // WithCompressionLevel sets the writer's zstd level, 1 (fastest) to 22
 // (smallest), mapped to the nearest level the zstd package implements.
+// At any level, batches that do not shrink are stored raw (doc.go).
 // Writer only. Default DefaultCompressionLevel.
 func WithCompressionLevel(level int) Option {
 	return func(c *config) error {

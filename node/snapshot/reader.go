@@ -52,6 +52,12 @@ type Reader struct {
 	pos  int64             // r's offset from base, or -1 when unknown
 	head [trailerSize]byte // a frame head or the trailer, the longer
 	comp []byte            // compressed payload, reused
+	// scratch holds a batch that Verify does not return, reused.
+	scratch struct {
+		raw  []byte
+		msgs []reconcile.Message
+		keys []reconcile.Key
+	}
 
 	err    error // sticky until Resume
 	done   bool
@@ -173,7 +179,17 @@ func (r *Reader) fits(st *State) error {
 // io.EOF wraps ErrTruncated, ErrCorrupt, ErrMismatch or ErrTooLarge (or
 // the reader's own I/O error), names the batch and offset, and is
 // returned again by every later call until Resume.
-func (r *Reader) Next() (Batch, error) {
+func (r *Reader) Next() (Batch, error) { return r.step(true) }
+
+// Verify reads and verifies the next batch exactly as Next does, with
+// the same errors and the same State after it, but returns the batch
+// without its Messages and Keys: for a pass that only checks a file, it
+// reuses its buffers from batch to batch instead of allocating each
+// batch's. Next and Verify may be mixed.
+func (r *Reader) Verify() (Batch, error) { return r.step(false) }
+
+// step is Next, keeping the batch's messages if keep.
+func (r *Reader) step(keep bool) (Batch, error) {
 	switch {
 	case r.closed:
 		return Batch{}, ErrClosed
@@ -182,7 +198,7 @@ func (r *Reader) Next() (Batch, error) {
 	case r.done:
 		return Batch{}, io.EOF
 	}
-	b, err := r.next()
+	b, err := r.next(keep)
 	switch {
 	case err == io.EOF:
 		r.done = true
@@ -202,7 +218,7 @@ func (r *Reader) Close() error {
 	return nil
 }
 
-func (r *Reader) next() (Batch, error) {
+func (r *Reader) next(keep bool) (Batch, error) {
 	off := r.st.offset
 	if r.pos != off {
 		if _, err := r.r.Seek(r.base+off, io.SeekStart); err != nil {
@@ -217,7 +233,7 @@ func (r *Reader) next() (Batch, error) {
 	}
 	switch r.head[0] {
 	case kindBatch:
-		return r.batch(off)
+		return r.batch(off, keep)
 	case kindEnd:
 		return Batch{}, r.end(off)
 	}

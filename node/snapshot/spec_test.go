@@ -1,9 +1,11 @@
 package snapshot_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"hash/crc32"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -71,14 +73,46 @@ func encodeRaw(msgs []reconcile.Message) []byte {
 var specEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
 	zstd.WithSingleSegment(true), zstd.WithEncoderCRC(false))
 
-// bytes returns the file.
+// specRawFrame is a zstd frame of raw blocks (RFC 8878): magic, a
+// descriptor for a 4-byte content size and a single segment, the size,
+// then blocks of 128 KiB, the last shorter and flagged last.
+func specRawFrame(raw []byte) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, 0xFD2FB528)
+	b = append(b, 0xa0)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(raw)))
+	for {
+		n := min(len(raw), 128<<10)
+		h := n << 3
+		if n == len(raw) {
+			h |= 1
+		}
+		b = append(append(b, byte(h), byte(h>>8), byte(h>>16)), raw[:n]...)
+		if raw = raw[n:]; h&1 == 1 {
+			return b
+		}
+	}
+}
+
+// bytes returns the file. Payloads follow the writer's policy in doc.go:
+// a batch zstd shrinks by less than 1/16 makes the next 15 go out as raw
+// frames.
 func (s *spec) bytes() []byte {
 	comps := make([][]byte, len(s.batches))
 	size := 160 + len(s.hdr.Scope.PubsubTopic) + len(s.hdr.Scope.ContentTopic) + 49
+	skip := 0
 	for i, b := range s.batches {
-		comps[i] = b.comp
-		if comps[i] == nil {
+		switch {
+		case skip > 0:
+			comps[i] = specRawFrame(b.raw)
+			skip--
+		default:
 			comps[i] = specEnc.EncodeAll(b.raw, nil)
+			if len(comps[i]) > len(b.raw)-len(b.raw)/16 {
+				skip = 15
+			}
+		}
+		if b.comp != nil {
+			comps[i] = b.comp
 		}
 		size += 45 + len(comps[i])
 	}
@@ -147,5 +181,35 @@ func TestSpecMatchesWriter(t *testing.T) {
 		data, _ := write(t, chat, msgs, small...)
 		s := specOf(chat, 2<<10, batchesOf(t, data, small...))
 		require.Equal(t, data, s.bytes(), "%d messages", n)
+	}
+}
+
+// TestSpecMatchesWriterAdaptive holds the description of adaptive
+// compression to the Writer, over content that changes from
+// incompressible to compressible and back, and checks that raw frames
+// (zstd's raw blocks, batches over 128 KiB among them) are what the
+// Writer wrote for incompressible batches.
+func TestSpecMatchesWriterAdaptive(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	var msgs []reconcile.Message
+	for i := range 3000 {
+		m := reconcile.Message{PubsubTopic: chat.PubsubTopic, ContentTopic: chat.ContentTopic,
+			Timestamp: 1_700_000_000_000_000_000 + int64(i), Payload: make([]byte, 200)}
+		for j := range m.Payload {
+			if i/1000 == 1 {
+				m.Payload[j] = 'a' + byte(j%3) // compressible in the middle third
+			} else {
+				m.Payload[j] = byte(rng.Uint32())
+			}
+		}
+		msgs = append(msgs, m)
+	}
+	msgs = sortByKey(msgs)
+	for _, limit := range []int{2 << 10, 300 << 10} {
+		opts := []snapshot.Option{snapshot.WithMaxMessageSize(1 << 10), snapshot.WithMaxBatchSize(limit)}
+		data, _ := write(t, chat, msgs, opts...)
+		batches := batchesOf(t, data, opts...)
+		require.Equal(t, data, specOf(chat, limit, batches).bytes(), "limit %d", limit)
+		require.Greater(t, bytes.Count(data, specRawFrame(nil)[:5]), len(batches)/2, "raw frames, limit %d", limit)
 	}
 }

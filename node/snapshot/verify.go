@@ -3,14 +3,16 @@ package snapshot
 import (
 	"fmt"
 	"io"
+	"runtime"
 
 	"github.com/storesync/storesync/reconcile"
 )
 
-// batch reads and verifies the batch whose head is in r.head. The state
-// advances only once the whole batch has passed, so that after a failure
-// State still points at the failed batch.
-func (r *Reader) batch(off int64) (Batch, error) {
+// batch reads and verifies the batch whose head is in r.head, and
+// returns it with its messages if keep (see content). The state advances
+// only once the whole batch has passed, so that after a failure State
+// still points at the failed batch.
+func (r *Reader) batch(off int64, keep bool) (Batch, error) {
 	f := parseFrameHead(r.head[:])
 	// Sizes are checked before anything is allocated from them.
 	switch {
@@ -34,27 +36,88 @@ func (r *Reader) batch(off int64) (Batch, error) {
 	if err := r.read(comp); err != nil {
 		return Batch{}, r.fail(off, is(err), "payload")
 	}
+	// The chain digest of a large batch is computed on a second
+	// goroutine while the batch decodes; a digest that does not match
+	// fails the batch whatever its content, as if checked first.
+	var chain digest
+	if len(comp) >= minParallelLink && runtime.GOMAXPROCS(0) > 1 {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			chain = link(&r.st.chain, r.head[:], comp)
+		}()
+		b, st, err := r.content(off, f, comp, keep)
+		<-done
+		if chain != f.chain {
+			return Batch{}, r.fail(off, is(ErrCorrupt), errChain)
+		}
+		return r.advance(b, st, err)
+	}
 	if link(&r.st.chain, r.head[:], comp) != f.chain {
-		return Batch{}, r.fail(off, is(ErrCorrupt), "chain digest mismatch: damaged, out of place or from another file")
+		return Batch{}, r.fail(off, is(ErrCorrupt), errChain)
 	}
-	raw, err := r.dec.DecodeAll(comp, make([]byte, 0, f.raw))
+	return r.advance(r.content(off, f, comp, keep))
+}
+
+// minParallelLink is the smallest payload whose chain digest is worth a
+// goroutine of its own.
+const minParallelLink = 64 << 10
+
+const errChain = "chain digest mismatch: damaged, out of place or from another file"
+
+// advance makes the state after a batch that passed the Reader's, or
+// returns the batch's error.
+func (r *Reader) advance(b Batch, st State, err error) (Batch, error) {
 	if err != nil {
-		return Batch{}, r.fail(off, is(ErrCorrupt), "zstd: %v", err)
-	}
-	if len(raw) != int(f.raw) {
-		return Batch{}, r.fail(off, is(ErrCorrupt), "%d bytes decompressed, the frame says %d", len(raw), f.raw)
-	}
-	msgs := make([]reconcile.Message, f.count)
-	keys := make([]reconcile.Key, f.count)
-	st := r.st
-	if err := r.decode(off, raw, msgs, keys, &st); err != nil {
 		return Batch{}, err
 	}
-	next := off + frameHeadSize + int64(f.comp)
-	b := Batch{Index: int(r.st.batches), Offset: off, Next: next, Size: len(raw), Messages: msgs, Keys: keys}
-	st.offset, st.batches, st.chain = next, st.batches+1, f.chain
 	r.st = st
 	return b, nil
+}
+
+// content decompresses and decodes the batch at off with head f and
+// payload comp, verifying every message, and returns it with the state
+// after it. With keep, the batch's content, messages and keys are new,
+// for the caller; without, they are the Reader's scratch buffers and the
+// batch is returned without them.
+func (r *Reader) content(off int64, f frameHead, comp []byte, keep bool) (Batch, State, error) {
+	var raw []byte
+	var msgs []reconcile.Message
+	var keys []reconcile.Key
+	if keep {
+		raw = make([]byte, 0, f.raw)
+		msgs, keys = make([]reconcile.Message, f.count), make([]reconcile.Key, f.count)
+	} else {
+		if cap(r.scratch.raw) < int(f.raw) {
+			r.scratch.raw = make([]byte, 0, r.batchLimit)
+		}
+		if cap(r.scratch.msgs) < int(f.count) {
+			r.scratch.msgs = make([]reconcile.Message, f.count)
+			r.scratch.keys = make([]reconcile.Key, f.count)
+		}
+		// Capped at the frame's size, as a new buffer would be, so that
+		// the decoder's output stays bounded by it.
+		raw = r.scratch.raw[:0:f.raw]
+		msgs, keys = r.scratch.msgs[:f.count], r.scratch.keys[:f.count]
+	}
+	raw, err := r.dec.DecodeAll(comp, raw)
+	if err != nil {
+		return Batch{}, State{}, r.fail(off, is(ErrCorrupt), "zstd: %v", err)
+	}
+	if len(raw) != int(f.raw) {
+		return Batch{}, State{}, r.fail(off, is(ErrCorrupt), "%d bytes decompressed, the frame says %d", len(raw), f.raw)
+	}
+	st := r.st
+	if err := r.decode(off, raw, msgs, keys, &st); err != nil {
+		return Batch{}, State{}, err
+	}
+	next := off + frameHeadSize + int64(f.comp)
+	b := Batch{Index: int(r.st.batches), Offset: off, Next: next, Size: len(raw)}
+	if keep {
+		b.Messages, b.Keys = msgs, keys
+	}
+	st.offset, st.batches, st.chain = next, st.batches+1, f.chain
+	return b, st, nil
 }
 
 // decode fills msgs, and keys with their keys, from the raw content of

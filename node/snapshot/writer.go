@@ -30,6 +30,7 @@ type Writer struct {
 	n       int    // messages in the open batch
 	prevTS  uint64 // timestamp of the open batch's last message
 	buf     []byte // frame head and compressed payload, reused
+	skip    int    // batches still to store raw without trying zstd
 
 	err    error // a failed write or seek: the file is unusable
 	closed bool
@@ -95,7 +96,18 @@ func NewWriter(w io.WriteSeeker, sc reconcile.Scope, opts ...Option) (*Writer, e
 // (ErrOrder); a message refused for one of these leaves nothing in the
 // file and the Writer usable. Add copies what it keeps of m. A failed
 // write makes this and every later call fail.
-func (w *Writer) Add(m reconcile.Message) error {
+func (w *Writer) Add(m reconcile.Message) error { return w.add(&m, nil) }
+
+// AddKeyed is Add for a message whose key the caller has computed
+// already, as a store does to check a stored message against the key it
+// is stored under: k must be m.Key(). It saves Add's hashing of m, the
+// largest part of its cost. A wrong k is not detected here; it makes a
+// file that every Reader refuses (ErrCorrupt or ErrMismatch), since a
+// Reader recomputes every hash.
+func (w *Writer) AddKeyed(m reconcile.Message, k reconcile.Key) error { return w.add(&m, &k) }
+
+// add is Add, with m's key when the caller knows it.
+func (w *Writer) add(m *reconcile.Message, key *reconcile.Key) error {
 	if w.closed {
 		return ErrClosed
 	}
@@ -108,17 +120,22 @@ func (w *Writer) Add(m reconcile.Message) error {
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if n := messageSize(&m); n > w.cfg.maxMessage {
+	if n := messageSize(m); n > w.cfg.maxMessage {
 		return fmt.Errorf("%w: message of %d bytes, limit %d", ErrTooLarge, n, w.cfg.maxMessage)
 	}
-	k := m.Key()
+	var k reconcile.Key
+	if key != nil {
+		k = *key
+	} else {
+		k = m.Key()
+	}
 	if w.hdr.Count > 0 && !w.hdr.Last.Less(k) {
 		return fmt.Errorf("%w: key %v after %v", ErrOrder, k, w.hdr.Last)
 	}
 	delta := k.TS
 	if w.n > 0 {
 		delta -= w.prevTS
-		if len(w.raw)+entrySize(delta, &m) > w.cfg.maxBatch || w.n == MaxBatchMessages {
+		if len(w.raw)+entrySize(delta, m) > w.cfg.maxBatch || w.n == MaxBatchMessages {
 			if err := w.flush(); err != nil {
 				return err
 			}
@@ -128,7 +145,7 @@ func (w *Writer) Add(m reconcile.Message) error {
 	if w.raw == nil {
 		w.raw = make([]byte, 0, w.cfg.maxBatch)
 	}
-	w.raw = appendMessage(w.raw, delta, &m)
+	w.raw = appendMessage(w.raw, delta, m)
 	w.n++
 	w.prevTS = k.TS
 	if w.hdr.Count == 0 {
@@ -140,13 +157,32 @@ func (w *Writer) Add(m reconcile.Message) error {
 	return nil
 }
 
-// flush compresses the open batch and writes its frame.
+// Compression is adaptive, since compressing what does not shrink
+// (encrypted payloads) is most of an export's cost for nothing: a batch
+// that zstd shrinks by less than 1/minSaving makes the next skipBatches
+// batches go out as raw blocks (appendRawFrame) untried; the batch after
+// them tries again, so a scope whose content changes is compressed again.
+const (
+	minSaving   = 16
+	skipBatches = 15
+)
+
+// flush compresses the open batch, or stores it raw (see minSaving),
+// and writes its frame.
 func (w *Writer) flush() error {
 	buf := w.buf[:0]
 	if cap(buf) < frameHeadSize {
 		buf = make([]byte, 0, frameHeadSize+compressBound(w.cfg.maxBatch))
 	}
-	buf = w.enc.EncodeAll(w.raw, buf[:frameHeadSize])
+	if w.skip > 0 {
+		w.skip--
+		buf = appendRawFrame(buf[:frameHeadSize], w.raw)
+	} else {
+		buf = w.enc.EncodeAll(w.raw, buf[:frameHeadSize])
+		if len(buf)-frameHeadSize > len(w.raw)-len(w.raw)/minSaving {
+			w.skip = skipBatches
+		}
+	}
 	comp := len(buf) - frameHeadSize
 	if comp > compressBound(len(w.raw)) {
 		// A reader would refuse the frame; better to fail here.
