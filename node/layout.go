@@ -64,13 +64,19 @@ func newScopeKeys(idHex string) scopeKeys {
 // msg returns the key of the message with key k: its timestamp and hash
 // (reconcile.Key.Bytes) in sortedBase64, so that records sort like keys.
 func (s scopeKeys) msg(k reconcile.Key) ds.Key {
+	return ds.RawKey(string(s.appendMsg(make([]byte, 0, len(s.msgs)+keyNameLen), k)))
+}
+
+// appendMsg appends the bytes of msg(k) to dst.
+func (s scopeKeys) appendMsg(dst []byte, k reconcile.Key) []byte {
 	var raw [reconcile.KeySize]byte
 	binary.BigEndian.PutUint64(raw[:8], k.TS)
 	copy(raw[8:], k.Hash[:])
-	b := make([]byte, len(s.msgs)+keyNameLen)
-	copy(b, s.msgs)
-	sortedBase64.Encode(b[len(s.msgs):], raw[:])
-	return ds.RawKey(string(b))
+	dst = append(dst, s.msgs...)
+	n := len(dst)
+	dst = append(dst, make([]byte, keyNameLen)...)
+	sortedBase64.Encode(dst[n:], raw[:])
+	return dst
 }
 
 // msgRange returns the record keys that bound the messages with keys in

@@ -177,6 +177,16 @@ func (b *levelBatch) Put(_ context.Context, k ds.Key, v []byte) error {
 	return nil
 }
 
+// putBytes is Put with the key as bytes. LevelDB copies key and value
+// into the batch, so the caller may reuse both at once.
+func (b *levelBatch) putBytes(k, v []byte) error {
+	if b.b == nil {
+		return errBatchDone
+	}
+	b.b.Put(k, v)
+	return nil
+}
+
 func (b *levelBatch) Delete(_ context.Context, k ds.Key) error {
 	if b.b == nil {
 		return errBatchDone

@@ -75,9 +75,10 @@ func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, chs []*cha
 		return err
 	}
 	nexts := make([]scopeSnap, len(chs))
+	rw := newRecordWriter(b)
 	var journal []journalEntry
 	for i, ch := range chs {
-		if nexts[i], err = s.stage(ctx, b, msgs, ch); err != nil {
+		if nexts[i], err = s.stage(ctx, rw, msgs, ch); err != nil {
 			return fmt.Errorf("scope %s: %w", ch.st.scope, err)
 		}
 		if len(ch.fresh) > 0 {
@@ -129,7 +130,7 @@ func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, chs []*cha
 
 // stage writes the records of a change's new messages into the batch and
 // returns the scope's state once the batch commits.
-func (s *Store) stage(ctx context.Context, b ds.Write, msgs []reconcile.Message, ch *change) (scopeSnap, error) {
+func (s *Store) stage(ctx context.Context, w *recordWriter, msgs []reconcile.Message, ch *change) (scopeSnap, error) {
 	st := ch.st
 	next := *st.snap.Load()
 	// Messages mostly come in key order; only others need sorting.
@@ -168,12 +169,7 @@ func (s *Store) stage(ctx context.Context, b ds.Write, msgs []reconcile.Message,
 				continue
 			}
 		}
-		m := &msgs[ch.add[o]]
-		data, err := m.ToPB().Marshal()
-		if err != nil {
-			return next, err
-		}
-		if err := b.Put(ctx, st.keys.msg(k), data); err != nil {
+		if err := w.put(ctx, st.keys, k, &msgs[ch.add[o]]); err != nil {
 			return next, err
 		}
 		ch.added = append(ch.added, ch.add[o])
