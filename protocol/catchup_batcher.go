@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"encoding/binary"
-	"errors"
 
 	"github.com/storesync/storesync/reconcile"
 )
@@ -49,7 +48,10 @@ func (b *batcher) flush(done bool) error {
 	if z := b.compressed(); z != nil {
 		f.zstd, f.batch = z, nil
 	}
-	if err := b.s.writeFlush(b.c, f); err != nil {
+	if err := b.c.writeParts(f.parts()...); err != nil {
+		return err
+	}
+	if err := b.c.flush(); err != nil {
 		return err
 	}
 	if m := b.s.cfg.metrics; m != nil && b.count > 0 {
@@ -96,46 +98,20 @@ func withoutTopics(raw []byte) []byte {
 }
 
 // batchFrame is a pb.CatchUpBatch whose batch field holds MessageBatch
-// bytes as they are, so that sending it copies them once, into the
-// stream's buffer, rather than decoding and encoding them again. It
-// encodes exactly as the pb.CatchUpBatch with the same fields.
+// bytes as they are, written straight to the stream rather than copied
+// into an encoded message first: a catch-up moves every byte once.
 type batchFrame struct {
 	batch []byte // MessageBatch encoding, or nil
 	zstd  []byte
 	done  bool
 }
 
-// Reset, String and ProtoMessage make batchFrame a proto.Message.
-func (f *batchFrame) Reset()         { *f = batchFrame{} }
-func (f *batchFrame) String() string { return "CatchUpBatch" }
-func (*batchFrame) ProtoMessage()    {}
-
-// Size is the length of the encoding.
-func (f *batchFrame) Size() int {
-	n := 0
-	if f.batch != nil {
-		n += 1 + uvarintLen(len(f.batch)) + len(f.batch)
-	}
-	if len(f.zstd) > 0 {
-		n += 1 + uvarintLen(len(f.zstd)) + len(f.zstd)
-	}
-	if f.done {
-		n += 2
-	}
-	return n
-}
-
-// MarshalTo writes the encoding into data, which must hold Size bytes.
-func (f *batchFrame) MarshalTo(data []byte) (int, error) {
-	if len(data) < f.Size() {
-		return 0, errors.New("buffer too small for the batch")
-	}
-	n := 0
+// parts returns the encoding of the pb.CatchUpBatch with the same fields,
+// in pieces: field headers and the fields' bytes, not copied.
+func (f *batchFrame) parts() [][]byte {
+	var out [][]byte
 	field := func(tag byte, b []byte) {
-		data[n] = tag
-		n++
-		n += binary.PutUvarint(data[n:], uint64(len(b)))
-		n += copy(data[n:], b)
+		out = append(out, binary.AppendUvarint([]byte{tag}, uint64(len(b))), b)
 	}
 	if f.batch != nil {
 		field(0x0a, f.batch) // field 1, length-delimited
@@ -144,24 +120,7 @@ func (f *batchFrame) MarshalTo(data []byte) (int, error) {
 		field(0x12, f.zstd) // field 2, length-delimited
 	}
 	if f.done {
-		data[n], data[n+1] = 0x18, 1 // field 3, varint true
-		n += 2
+		out = append(out, []byte{0x18, 1}) // field 3, varint true
 	}
-	return n, nil
-}
-
-// Marshal returns the encoding.
-func (f *batchFrame) Marshal() ([]byte, error) {
-	b := make([]byte, f.Size())
-	n, err := f.MarshalTo(b)
-	return b[:n], err
-}
-
-// uvarintLen is the length of n as a protobuf varint.
-func uvarintLen(n int) int {
-	l := 1
-	for ; n >= 0x80; n >>= 7 {
-		l++
-	}
-	return l
+	return out
 }

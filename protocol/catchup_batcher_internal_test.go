@@ -77,14 +77,7 @@ func TestBatchFrameEncodesAsCatchUpBatch(t *testing.T) {
 		}
 		wb, err := want.Marshal()
 		require.NoError(t, err)
-		got, err := f.Marshal()
-		require.NoError(t, err)
-		require.Equal(t, wb, got)
-		require.Equal(t, len(wb), f.Size())
-		if f.Size() > 0 {
-			_, err = f.MarshalTo(make([]byte, f.Size()-1))
-			require.Error(t, err, "a short buffer is an error, not a panic")
-		}
+		require.Equal(t, wb, bytes.Join(f.parts(), nil))
 	}
 }
 

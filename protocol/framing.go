@@ -3,6 +3,7 @@ package protocol
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -99,6 +100,28 @@ func (c *conn) write(m proto.Message) error {
 		return err
 	}
 	return c.w.WriteMsg(m)
+}
+
+// writeParts writes one frame made of parts, in order, without copying
+// them into one message first: a part larger than the buffer goes
+// straight to the stream.
+func (c *conn) writeParts(parts ...[]byte) error {
+	if err := c.s.SetWriteDeadline(c.until()); err != nil {
+		return err
+	}
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if _, err := c.bw.Write(binary.AppendUvarint(nil, uint64(n))); err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if _, err := c.bw.Write(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // flush sends what is buffered.
