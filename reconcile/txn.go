@@ -496,6 +496,10 @@ func (t *Tree) locate(ctx context.Context, h int, k Key, strict bool) (*node, er
 	return n, nil
 }
 
+// cacheWrittenLeaves is the most leaves a Txn may write and still have
+// them cached.
+const cacheWrittenLeaves = 16
+
 // Commit publishes the written changes to readers and ends the Txn. Call
 // it only after the batch given to Write has committed.
 func (x *Txn) Commit() {
@@ -506,11 +510,25 @@ func (x *Txn) Commit() {
 	if x.written && x.root != x.t.root {
 		for a := range x.dels {
 			if _, ok := x.puts[a]; !ok {
-				x.t.store.drop(a)
+				x.t.store.drop(a) // a stale copy, of a rewritten leaf
+			}
+		}
+		leaves := 0
+		for a := range x.puts {
+			if a.height == 0 {
+				leaves++
 			}
 		}
 		for a, n := range x.puts {
-			x.t.store.add(a, n)
+			// A bulk write's leaves are not read again soon: caching
+			// them would only evict the internal nodes every read
+			// goes through. Those of a small write, at the edge that
+			// the next write and recent reads touch, are.
+			if a.height > 0 || leaves <= cacheWrittenLeaves {
+				x.t.store.add(a, n)
+			} else {
+				x.t.store.drop(a) // a stale copy, of a rewritten leaf
+			}
 		}
 		x.t.root = x.root
 	}
