@@ -40,7 +40,7 @@ func WithSyncWrites(on bool) LevelOption {
 
 // WithWriteBuffer sets LevelDB's write buffer (memtable) size. Larger
 // buffers make bulk ingest faster, at the cost of memory (up to twice the
-// size while one is flushed). Default 32 MiB; at least 1 MiB.
+// size while one is flushed). Default 24 MiB; at least 1 MiB.
 func WithWriteBuffer(bytes int) LevelOption {
 	return func(c *levelConfig) error {
 		if bytes < 1<<20 {
@@ -75,7 +75,7 @@ func WithBlockCache(bytes int) LevelOption {
 // key range in order from any start key, which the store uses to read a
 // scope's messages sequentially.
 func OpenLevelDB(path string, opts ...LevelOption) (ds.Batching, error) {
-	cfg := levelConfig{writeBuffer: 32 << 20, blockCache: opt.DefaultBlockCacheCapacity}
+	cfg := levelConfig{writeBuffer: 24 << 20, blockCache: opt.DefaultBlockCacheCapacity}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, fmt.Errorf("open leveldb: %w", err)
@@ -102,14 +102,15 @@ func OpenLevelDB(path string, opts ...LevelOption) (ds.Batching, error) {
 		// after the messages and spread over the whole tree, so every
 		// level-0 table overlaps the tree's tables below it, which its
 		// compaction rewrites. Compacting level 0 at 8 tables rather
-		// than 4 halves that rewriting, and slowing writes at 24 and
-		// stopping them at 36 (LevelDB's: 8 and 12; RocksDB's: 20 and
-		// 36) lets a bulk load end with compaction still to do rather
-		// than every commit after it wait a millisecond. A read may
-		// look in more tables; their bloom filters make a miss cheap.
+		// than 4 halves that rewriting, and slowing writes at 32 tables
+		// and stopping them at 48 (LevelDB's: 8 and 12; RocksDB's: 20
+		// and 36, of larger tables) lets a bulk load end with
+		// compaction still to do rather than every commit after it
+		// wait a millisecond. A read may look in more tables; their
+		// bloom filters make a miss cheap.
 		CompactionL0Trigger:    8,
-		WriteL0SlowdownTrigger: 24,
-		WriteL0PauseTrigger:    36,
+		WriteL0SlowdownTrigger: 32,
+		WriteL0PauseTrigger:    48,
 	}
 	d, err := dsleveldb.NewDatastore(path, o)
 	if err != nil {
@@ -210,7 +211,9 @@ func (b *levelBatch) Commit(context.Context) error {
 // order, from a consistent snapshot of the database. The slices passed to
 // fn are valid only during the call.
 func (l *levelStore) scanRange(ctx context.Context, start, limit ds.Key, fn func(k, v []byte) error) error {
-	it := l.DB.NewIterator(&util.Range{Start: start.Bytes(), Limit: limit.Bytes()}, nil)
+	// A scan reads each block once: caching them would only evict
+	// what point reads (tree nodes) keep there.
+	it := l.DB.NewIterator(&util.Range{Start: start.Bytes(), Limit: limit.Bytes()}, &opt.ReadOptions{DontFillCache: true})
 	defer it.Release()
 	for n := 0; it.Next(); n++ {
 		if n%256 == 0 {
