@@ -99,9 +99,9 @@ func OpenLevelDB(path string, opts ...LevelOption) (ds.Batching, error) {
 		CompactionTableSize: 8 << 20,
 		CompactionTotalSize: 64 << 20,
 		// Every flush of the journal writes tree nodes, whose keys sort
-		// after the messages and spread over the whole tree, so every
-		// level-0 table overlaps the tree's tables below it, which its
-		// compaction rewrites. Compacting level 0 at 8 tables rather
+		// after the messages, so a level-0 table's keys run from new
+		// messages to new nodes, a range that holds every older node of
+		// the tree: its compaction rewrites them. Compacting level 0 at 8 tables rather
 		// than 4 halves that rewriting, and slowing writes at 32 tables
 		// and stopping them at 48 (LevelDB's: 8 and 12; RocksDB's: 20
 		// and 36, of larger tables) lets a bulk load end with
