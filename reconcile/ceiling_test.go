@@ -562,6 +562,8 @@ func FuzzReplyWithinLimits(f *testing.F) {
 	})
 }
 
+// delimitedFrames writes frames as the stream carries them: each after
+// its length as a uvarint.
 func delimitedFrames(frames []*pb.ReconcileFrame) []byte {
 	var b []byte
 	for _, f := range frames {
@@ -572,6 +574,8 @@ func delimitedFrames(frames []*pb.ReconcileFrame) []byte {
 	return b
 }
 
+// parseFrames reads length-delimited frames; it stops at the first that
+// does not parse.
 func parseFrames(data []byte) []*pb.ReconcileFrame {
 	var out []*pb.ReconcileFrame
 	for len(data) > 0 {

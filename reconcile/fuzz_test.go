@@ -2,7 +2,6 @@ package reconcile_test
 
 import (
 	"context"
-	"encoding/binary"
 	"math/rand/v2"
 	"testing"
 
@@ -32,35 +31,6 @@ func fuzzParams() reconcile.Params {
 	return p
 }
 
-// framesOf reads length-delimited frames; it stops at the first that does
-// not parse.
-func framesOf(data []byte) []*pb.ReconcileFrame {
-	var out []*pb.ReconcileFrame
-	for len(data) > 0 {
-		n, k := binary.Uvarint(data)
-		if k <= 0 || n > uint64(len(data)-k) {
-			break
-		}
-		var f pb.ReconcileFrame
-		if f.Unmarshal(data[k:k+int(n)]) != nil {
-			break
-		}
-		out = append(out, &f)
-		data = data[k+int(n):]
-	}
-	return out
-}
-
-func delimited(frames []*pb.ReconcileFrame) []byte {
-	var b []byte
-	for _, f := range frames {
-		m, _ := f.Marshal()
-		b = binary.AppendUvarint(b, uint64(len(m)))
-		b = append(b, m...)
-	}
-	return b
-}
-
 // traffic records the messages of real sessions between the variants
 // (initiators) and the base set (responder).
 func traffic(t testing.TB) (toResponder, toInitiator [][]byte) {
@@ -74,18 +44,18 @@ func traffic(t testing.TB) (toResponder, toInitiator [][]byte) {
 		msg, err := s.Start(ctx)
 		require.NoError(t, err)
 		for range 20 {
-			toResponder = append(toResponder, delimited(msg))
+			toResponder = append(toResponder, reconcile.DelimitedFrames(msg))
 			reply, _, more, err := r.Respond(ctx, msg)
 			require.NoError(t, err)
 			if !more {
 				break
 			}
-			toInitiator = append(toInitiator, delimited(reply))
+			toInitiator = append(toInitiator, reconcile.DelimitedFrames(reply))
 			next, done, err := s.Next(ctx, reply)
 			require.NoError(t, err)
 			if done {
 				if next != nil {
-					toResponder = append(toResponder, delimited(next))
+					toResponder = append(toResponder, reconcile.DelimitedFrames(next))
 				}
 				break
 			}
@@ -117,7 +87,7 @@ func FuzzRespond(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := reconcile.NewResponder(base, p)
 		require.NoError(t, err)
-		out, _, _, err := r.Respond(context.Background(), framesOf(data))
+		out, _, _, err := r.Respond(context.Background(), reconcile.ParseFrames(data))
 		if err == nil {
 			checkReply(t, out, p)
 		}
@@ -139,7 +109,7 @@ func FuzzSessionNext(f *testing.F) {
 		require.NoError(t, err)
 		_, err = s.Start(context.Background())
 		require.NoError(t, err)
-		next, _, err := s.Next(context.Background(), framesOf(data))
+		next, _, err := s.Next(context.Background(), reconcile.ParseFrames(data))
 		if err == nil {
 			checkReply(t, next, p)
 		}

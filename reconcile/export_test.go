@@ -1,0 +1,7 @@
+package reconcile
+
+// The frame helpers of the internal tests, for the external ones.
+var (
+	DelimitedFrames = delimitedFrames
+	ParseFrames     = parseFrames
+)
