@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	dsq "github.com/ipfs/go-datastore/query"
+	ds "github.com/ipfs/go-datastore"
 	"github.com/stretchr/testify/require"
 
 	"github.com/storesync/storesync/node"
@@ -91,17 +91,15 @@ func TestCatchUpSurvivesKills(t *testing.T) {
 		got := countOf(t.Context(), dir) // the socket is stale: -1
 		require.Equal(t, -1, got)
 		// What survived is whatever committed before the kill.
-		d, err := node.OpenLevelDB(filepath.Join(dir, "datastore"))
-		require.NoError(t, err)
-		st, err := node.OpenStore(t.Context(), d)
-		require.NoError(t, err)
-		stats, _ := st.Stats(sc)
-		require.NoError(t, st.Close())
-		require.NoError(t, d.Close())
+		var stats node.ScopeStats
+		withDataFolder(t, dir, func(d ds.Batching, st *node.Store) {
+			stats, _ = st.Stats(sc)
+			if stats.Count > 0 && int(stats.Count) < n {
+				midway++
+				require.NotEmpty(t, keysUnder(t, d, catchUpCursors), "kill %d: midway, the cursor is stored", kill)
+			}
+		})
 		require.GreaterOrEqual(t, int(stats.Count), last, "kill %d: a committed batch was lost", kill)
-		if stats.Count > 0 && int(stats.Count) < n {
-			midway++
-		}
 		require.Greater(t, int(stats.Count), stored, "kill %d: the catch-up made no progress", kill)
 		last, stored = int(stats.Count), int(stats.Count)
 		t.Logf("kill %d: %d of %d messages stored", kill, last, n)
@@ -114,18 +112,10 @@ func TestCatchUpSurvivesKills(t *testing.T) {
 	require.Equal(t, hex.EncodeToString(want.Root[:]), st.Scopes[0].Root)
 	p.stop(t)
 
-	d, err := node.OpenLevelDB(filepath.Join(dir, "datastore"))
-	require.NoError(t, err)
-	defer d.Close()
-	s, err := node.OpenStore(t.Context(), d, node.WithVerifyOnOpen(true))
-	require.NoError(t, err)
-	defer s.Close()
-	got, _ := s.Stats(sc)
-	require.Equal(t, want.Count, got.Count)
-	require.Equal(t, want.Root, got.Root)
-	res, err := d.Query(t.Context(), dsq.Query{Prefix: "/storesync/catchup", KeysOnly: true})
-	require.NoError(t, err)
-	left, err := res.Rest()
-	require.NoError(t, err)
-	require.Empty(t, left, "the finished catch-up left no cursor")
+	withDataFolder(t, dir, func(d ds.Batching, s *node.Store) {
+		got, _ := s.Stats(sc)
+		require.Equal(t, want.Count, got.Count)
+		require.Equal(t, want.Root, got.Root)
+		require.Empty(t, keysUnder(t, d, catchUpCursors), "the finished catch-up left no cursor")
+	}, node.WithVerifyOnOpen(true))
 }
