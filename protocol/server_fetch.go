@@ -114,14 +114,15 @@ func (s *Service) answerFetch(ctx context.Context, p peer.ID, req *pb.FetchReque
 		answered++
 	}
 	resp := &pb.FetchResponse{Answered: uint32(answered)}
-	raw, err := batch.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	if z := compress(raw); req.AcceptZstd && z != nil {
-		resp.Zstd = z
-	} else {
-		resp.Batch = batch
+	resp.Batch = batch
+	if req.AcceptZstd {
+		raw, err := batch.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		if z := compress(raw); z != nil {
+			resp.Zstd, resp.Batch = z, nil
+		}
 	}
 	if m := s.cfg.metrics; m != nil {
 		m.MessagesSent(scope.String(), len(batch.Messages))
