@@ -192,39 +192,22 @@ func (s *Store) replayScope(ctx context.Context, st *scopeState, ranges []keyRan
 	}
 	if rr, ok := s.d.(rangeReader); ok {
 		for _, r := range ranges {
-			start, limit := st.keys.msgRange(r.lo, r.hi)
-			err := rr.scanRange(ctx, start, limit, func(dk, _ []byte) error {
-				k, err := st.keys.parseMsgKey(dk)
-				if err != nil {
-					return err
-				}
-				return found(k)
-			})
+			err := scanMsgs(ctx, rr, st, r.lo, r.hi, func(k reconcile.Key, _ []byte) error { return found(k) })
 			if err != nil {
 				return err
 			}
 		}
 	} else {
 		// Any other datastore lists the scope's records once.
-		res, err := s.d.Query(ctx, dsq.Query{Prefix: st.keys.msgs, KeysOnly: true})
+		err := eachStoredKey(ctx, s.d, st, func(k reconcile.Key) error {
+			if !inRanges(ranges, k) {
+				return nil
+			}
+			return found(k)
+		})
 		if err != nil {
 			return err
 		}
-		for e := range res.Next() {
-			if e.Error != nil {
-				res.Close()
-				return e.Error
-			}
-			k, err := st.keys.parseMsgKey([]byte(e.Key))
-			if err == nil && inRanges(ranges, k) {
-				err = found(k)
-			}
-			if err != nil {
-				res.Close()
-				return err
-			}
-		}
-		res.Close()
 	}
 	st.snap.Store(&next)
 	if st.pending.len() > 0 {

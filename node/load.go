@@ -92,26 +92,9 @@ func prove(ctx context.Context, d ds.Datastore, st *scopeState, want reconcile.A
 // a scope, read from their record keys alone.
 func sumStoredMessages(ctx context.Context, d ds.Datastore, st *scopeState) (reconcile.Aggregate, error) {
 	var agg reconcile.Aggregate
-	res, err := d.Query(ctx, dsq.Query{Prefix: st.keys.msgs, KeysOnly: true})
-	if err != nil {
-		return agg, fmt.Errorf("list messages: %w", err)
-	}
-	defer res.Close()
-	for {
-		if err := ctx.Err(); err != nil {
-			return agg, err
-		}
-		r, ok := res.NextSync()
-		if !ok {
-			return agg, nil
-		}
-		if r.Error != nil {
-			return agg, fmt.Errorf("list messages: %w", r.Error)
-		}
-		k, err := st.keys.parseMsgKey([]byte(r.Key))
-		if err != nil {
-			return agg, err
-		}
+	err := eachStoredKey(ctx, d, st, func(k reconcile.Key) error {
 		agg = agg.AddHash(&k.Hash)
-	}
+		return nil
+	})
+	return agg, err
 }

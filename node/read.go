@@ -3,8 +3,10 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	ds "github.com/ipfs/go-datastore"
+	dsq "github.com/ipfs/go-datastore/query"
 
 	"github.com/storesync/storesync/reconcile"
 )
@@ -28,14 +30,7 @@ type rangeReader interface {
 // during the read may or may not be seen.
 func (s *Store) readRange(ctx context.Context, st *scopeState, lo, hi reconcile.Key, fn func(k reconcile.Key, raw []byte) error) error {
 	if rr, ok := s.d.(rangeReader); ok {
-		start, limit := st.keys.msgRange(lo, hi)
-		return rr.scanRange(ctx, start, limit, func(dk, v []byte) error {
-			k, err := st.keys.parseMsgKey(dk)
-			if err != nil {
-				return err
-			}
-			return fn(k, v)
-		})
+		return scanMsgs(ctx, rr, st, lo, hi, fn)
 	}
 	// The tree must hold every committed message first.
 	if err := s.flushIfPending(ctx); err != nil {
@@ -51,4 +46,47 @@ func (s *Store) readRange(ctx context.Context, st *scopeState, lo, hi reconcile.
 		}
 		return fn(k, v)
 	})
+}
+
+// scanMsgs calls fn for every message record of st whose key is in
+// [lo, hi), in key order, from a datastore that scans key ranges.
+func scanMsgs(ctx context.Context, rr rangeReader, st *scopeState, lo, hi reconcile.Key, fn func(k reconcile.Key, raw []byte) error) error {
+	start, limit := st.keys.msgRange(lo, hi)
+	return rr.scanRange(ctx, start, limit, func(dk, v []byte) error {
+		k, err := st.keys.parseMsgKey(dk)
+		if err != nil {
+			return err
+		}
+		return fn(k, v)
+	})
+}
+
+// eachStoredKey calls fn with the key of every message record of st,
+// read from the record keys alone by one Query of d, in no promised
+// order.
+func eachStoredKey(ctx context.Context, d ds.Read, st *scopeState, fn func(reconcile.Key) error) error {
+	res, err := d.Query(ctx, dsq.Query{Prefix: st.keys.msgs, KeysOnly: true})
+	if err != nil {
+		return fmt.Errorf("list messages: %w", err)
+	}
+	defer res.Close()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r, ok := res.NextSync()
+		if !ok {
+			return nil
+		}
+		if r.Error != nil {
+			return fmt.Errorf("list messages: %w", r.Error)
+		}
+		k, err := st.keys.parseMsgKey([]byte(r.Key))
+		if err != nil {
+			return err
+		}
+		if err := fn(k); err != nil {
+			return err
+		}
+	}
 }
