@@ -365,14 +365,17 @@ func TestCatchUpRejectsHostileStreams(t *testing.T) {
 func TestCatchUpServerRefusesMalformedRequests(t *testing.T) {
 	server := newStreamNode(t, []reconcile.Scope{chat})
 	fillScope(t, chat, 10, server.node)
-	h := newHost(t)
-	connect(t, h, server.h)
 	id := chat.ID()
 	for _, req := range []*pb.CatchUpRequest{
 		{Scope: id[:4]},
 		{Scope: id[:], After: make([]byte, 7)},
 		{Scope: id[:], After: reconcile.End.Bytes(), Until: reconcile.TimeBound(5).Bytes()},
 	} {
+		// A host per request: the server releases a refused stream's
+		// session slot after the client has read the refusal, so one
+		// peer asking in quick succession could meet its own limit.
+		h := newHost(t)
+		connect(t, h, server.h)
 		s, err := h.NewStream(t.Context(), server.h.ID(), protocol.CatchUpID)
 		require.NoError(t, err)
 		require.NoError(t, protoio.NewDelimitedWriter(s).WriteMsg(req))
