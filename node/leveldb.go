@@ -74,6 +74,13 @@ func WithBlockCache(bytes int) LevelOption {
 // are not fsynced unless WithSyncWrites says so. The datastore can list a
 // key range in order from any start key, which the store uses to read a
 // scope's messages sequentially.
+//
+// goleveldb (v1.0.0 and later) has a flaw the store's write path works
+// around: a read that finds its key in the current write buffer while
+// the previous one is being flushed never releases the previous one, so
+// it is not reused, and the next write buffer is a fresh allocation (24
+// MiB to clear and fault in). The tree caches the nodes its next write
+// rewrites, so that bulk writes read nothing they have just written.
 func OpenLevelDB(path string, opts ...LevelOption) (ds.Batching, error) {
 	cfg := levelConfig{writeBuffer: 24 << 20, blockCache: opt.DefaultBlockCacheCapacity}
 	for _, o := range opts {

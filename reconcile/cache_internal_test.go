@@ -66,3 +66,40 @@ func TestBulkWriteCachesNoLeaves(t *testing.T) {
 	}))
 	require.Equal(t, len(keys), n)
 }
+
+// countingGets is a datastore that counts its reads of records.
+type countingGets struct {
+	ds.Batching
+	gets int
+}
+
+func (c *countingGets) Get(ctx context.Context, k ds.Key) ([]byte, error) {
+	c.gets++
+	return c.Batching.Get(ctx, k)
+}
+
+// TestBulkWriteCachesItsEdge: after a bulk write, the next write in key
+// order finds the nodes it rewrites in the cache (the internal nodes and
+// the last leaf), without reading the datastore. A read of a record just
+// written is one LevelDB serves from its write buffer, and such reads
+// keep LevelDB from reusing its buffers.
+func TestBulkWriteCachesItsEdge(t *testing.T) {
+	ctx := context.Background()
+	d := &countingGets{Batching: dssync.MutexWrap(ds.NewMapDatastore())}
+	tr, err := Open(ctx, d, ds.NewKey("/t"))
+	require.NoError(t, err)
+	var keys []Key
+	for i := range 40_000 {
+		keys = append(keys, Key{TS: uint64(i + 1), Hash: MessageHash("/p", "/c", []byte{byte(i), byte(i >> 8)}, nil, int64(i+1))})
+	}
+	for from := 0; from < len(keys); from += 8192 {
+		writeKeys(t, tr, keys[from:min(from+8192, len(keys))])
+	}
+	d.gets = 0
+	for i := range 5 {
+		ts := uint64(len(keys) + i + 1)
+		writeKeys(t, tr, []Key{{TS: ts, Hash: MessageHash("/p", "/c", nil, nil, int64(ts))}})
+	}
+	require.Zero(t, d.gets, "the writes at the edge read no node from the datastore")
+	require.Equal(t, uint64(len(keys)+5), tr.Count())
+}

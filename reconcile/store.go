@@ -31,6 +31,15 @@ func addrFor(height int, last Key) nodeAddr {
 	return nodeAddr{height: height, open: true}
 }
 
+// less orders addresses of one height as their nodes lie in the tree:
+// by last key, the open node after every closed one.
+func (a nodeAddr) less(b nodeAddr) bool {
+	if a.open || b.open {
+		return !a.open && b.open
+	}
+	return a.last.Less(b.last)
+}
+
 // nodeStore reads nodes from a datastore through a bounded LRU cache. The
 // cache keeps the upper levels of a large tree in memory without ever
 // needing the whole tree there. Safe for concurrent use: the cache is a

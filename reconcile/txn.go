@@ -514,17 +514,22 @@ func (x *Txn) Commit() {
 			}
 		}
 		leaves := 0
+		var edge nodeAddr // the written leaf furthest right
 		for a := range x.puts {
 			if a.height == 0 {
+				if leaves == 0 || edge.less(a) {
+					edge = a
+				}
 				leaves++
 			}
 		}
 		for a, n := range x.puts {
 			// A bulk write's leaves are not read again soon: caching
 			// them would only evict the internal nodes every read
-			// goes through. Those of a small write, at the edge that
-			// the next write and recent reads touch, are.
-			if a.height > 0 || leaves <= cacheWrittenLeaves {
+			// goes through. Those of a small write are, and so is a
+			// bulk write's last leaf, which the next write in key
+			// order (a catch-up's next batch, live traffic) rewrites.
+			if a.height > 0 || leaves <= cacheWrittenLeaves || a == edge {
 				x.t.store.add(a, n)
 			} else {
 				x.t.store.drop(a) // a stale copy, of a rewritten leaf
