@@ -16,6 +16,11 @@ func FuzzDecodeNode(f *testing.F) {
 	inner := newNode(1, []entry{{key: k1, agg: Aggregate{Count: 3}}, {key: k2, agg: Aggregate{Count: 9}}})
 	f.Add(inner.encode())
 	f.Add(inner.encodeStored(nodeAddr{height: 1, open: true}))
+	// A child closed by the size bound: the entries carry flags.
+	k3 := Key{TS: 13, Hash: Hash{3, 31: 0xff}}
+	forced := newNode(1, []entry{{key: k1, agg: Aggregate{Count: 3}}, {key: k3, agg: Aggregate{Count: 4096}, forced: true}})
+	f.Add(forced.encode())
+	f.Add(forced.encodeStored(nodeAddr{height: 1, open: true}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		n, tail, err := decodeNode(data)
 		if err != nil {
@@ -35,6 +40,10 @@ func FuzzDecodeNode(f *testing.F) {
 		require.Equal(t, tail, againTail)
 		require.Equal(t, n.entries, again.entries)
 		require.Equal(t, n.height, again.height)
+		for i, e := range n.entries {
+			require.False(t, e.forced && (n.height == 0 || isBoundary(e.key, n.height-1)),
+				"entry %d: only a child whose last key is no boundary is closed by the bound", i)
+		}
 	})
 }
 

@@ -23,12 +23,23 @@ type nodeAddr struct {
 }
 
 // addrFor returns the address of the node of the given height whose last
-// key is last.
-func addrFor(height int, last Key) nodeAddr {
-	if isBoundary(last, height) {
+// key is last and which the size bound closed or not (forced): a closed
+// node lives at its last key, the open one at its height's open address.
+func addrFor(height int, last Key, forced bool) nodeAddr {
+	if forced || isBoundary(last, height) {
 		return nodeAddr{height: height, last: last}
 	}
 	return nodeAddr{height: height, open: true}
+}
+
+// addrOf returns the address of n.
+func addrOf(n *node) nodeAddr { return addrFor(n.height, n.last(), n.forcedClosed()) }
+
+// childAddr returns the address of the child that parent's i-th entry
+// stands for.
+func childAddr(parent *node, i int) nodeAddr {
+	e := &parent.entries[i]
+	return addrFor(parent.height-1, e.key, e.forced)
 }
 
 // less orders addresses of one height as their nodes lie in the tree:
@@ -126,7 +137,7 @@ func (s *nodeStore) lookup(ctx context.Context, a nodeAddr) (*node, bool, error)
 			return nil, false, err
 		}
 		last := c.last()
-		if isBoundary(last, c.height) || (len(n.entries) > 0 && !n.last().Less(last)) {
+		if c.closed() || (len(n.entries) > 0 && !n.last().Less(last)) {
 			return nil, false, fmt.Errorf("%w: open node at height %d does not continue its parent", ErrCorrupt, c.height)
 		}
 		n.entries = append(n.entries, entry{key: last, agg: c.aggregate()})

@@ -91,7 +91,7 @@ func encodeMeta(root *node) []byte {
 	if root == nil {
 		return []byte{metaFormat, 1}
 	}
-	a := addrFor(root.height, root.last())
+	a := addrOf(root)
 	b := []byte{metaFormat, 0, byte(root.height)}
 	if a.open {
 		b[1] = 2
@@ -144,5 +144,5 @@ func (t *Tree) Height() int {
 
 // child returns the node an internal entry stands for.
 func (t *Tree) child(ctx context.Context, parent *node, i int) (*node, error) {
-	return t.store.get(ctx, addrFor(parent.height-1, parent.entries[i].key))
+	return t.store.get(ctx, childAddr(parent, i))
 }

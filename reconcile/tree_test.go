@@ -133,25 +133,7 @@ func TestTreeMatchesModel(t *testing.T) {
 	tr := newTree(t, newMemStore())
 	var m model
 	for round := range 60 {
-		n := r.IntN(400) + 1
-		var ins, del []reconcile.Key
-		for range n {
-			if len(m) > 0 && r.IntN(3) == 0 {
-				del = append(del, m[r.IntN(len(m))])
-			} else {
-				ins = append(ins, randKey(r, span))
-			}
-		}
-		// Re-inserting present keys and deleting absent ones are no-ops.
-		if len(m) > 0 {
-			ins = append(ins, m[r.IntN(len(m))])
-		}
-		del = append(del, randKey(r, span))
-		added, removed := applyTxn(t, tr, ins, del)
-		wantAdded, wantRemoved := changesOf(m, ins, del)
-		require.Equal(t, wantAdded, added, "AddedKeys")
-		require.Equal(t, wantRemoved, removed, "RemovedKeys")
-		m = applyModel(m, ins, del)
+		m = randomRound(t, r, tr, m, 400, func() reconcile.Key { return randKey(r, span) })
 		checkAgainst(t, r, tr, m, span)
 		if round%20 == 19 {
 			// Delete most of the set now and then, so that the tree
@@ -162,6 +144,32 @@ func TestTreeMatchesModel(t *testing.T) {
 			checkAgainst(t, r, tr, m, span)
 		}
 	}
+}
+
+// randomRound applies one Txn of up to size random inserts (of keys from
+// newKey) and deletes (of keys in m), plus a re-insert of a present key
+// and a delete of an absent one, which are no-ops; it checks the keys the
+// Txn reports added and removed against the model and returns the model
+// after the Txn.
+func randomRound(t *testing.T, r *rand.Rand, tr *reconcile.Tree, m model, size int, newKey func() reconcile.Key) model {
+	t.Helper()
+	var ins, del []reconcile.Key
+	for range r.IntN(size) + 1 {
+		if len(m) > 0 && r.IntN(3) == 0 {
+			del = append(del, m[r.IntN(len(m))])
+		} else {
+			ins = append(ins, newKey())
+		}
+	}
+	if len(m) > 0 {
+		ins = append(ins, m[r.IntN(len(m))])
+	}
+	del = append(del, newKey())
+	added, removed := applyTxn(t, tr, ins, del)
+	wantAdded, wantRemoved := changesOf(m, ins, del)
+	require.Equal(t, wantAdded, added, "AddedKeys")
+	require.Equal(t, wantRemoved, removed, "RemovedKeys")
+	return applyModel(m, ins, del)
 }
 
 // applyTxn applies deletes, then inserts, through a Txn of their own and
@@ -258,9 +266,19 @@ func dump(t *testing.T, d ds.Datastore) map[string]string {
 // requires byte-identical datastores, hence identical nodes and roots.
 func TestHistoryIndependence(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
-	final := make(model, 3000)
+	checkHistoryIndependence(t, r, 3000, 500, 8, func() reconcile.Key { return randKey(r, 1<<30) })
+}
+
+// checkHistoryIndependence builds a set of size keys from newKey in one
+// Txn, then the same set along trials other histories: with extra more
+// keys, in random order, one key a Txn or random batches, and the extra
+// keys deleted again in random batches. Every history must leave the
+// same stored records.
+func checkHistoryIndependence(t *testing.T, r *rand.Rand, size, extras, trials int, newKey func() reconcile.Key) {
+	t.Helper()
+	final := make(model, size)
 	for i := range final {
-		final[i] = randKey(r, 1<<30)
+		final[i] = newKey()
 	}
 	final = final.sorted()
 	ref := newMemStore()
@@ -268,16 +286,15 @@ func TestHistoryIndependence(t *testing.T) {
 	_, _, err := refTree.Apply(t.Context(), final, nil)
 	require.NoError(t, err)
 	want := dump(t, ref)
-	for trial := range 8 {
+	for trial := range trials {
 		d := newMemStore()
 		tr := newTree(t, d)
-		order := slices.Clone(final)
-		r.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-		extra := make(model, 500)
+		extra := make(model, extras)
 		for i := range extra {
-			extra[i] = randKey(r, 1<<30)
+			extra[i] = newKey()
 		}
-		pending := append(order, extra...)
+		extra = slices.DeleteFunc(extra.sorted(), func(k reconcile.Key) bool { return slices.Contains(final, k) })
+		pending := append(slices.Clone(final), extra...)
 		r.Shuffle(len(pending), func(i, j int) { pending[i], pending[j] = pending[j], pending[i] })
 		for len(pending) > 0 {
 			n := min(len(pending), 1+r.IntN(200))
@@ -289,6 +306,7 @@ func TestHistoryIndependence(t *testing.T) {
 			pending = pending[n:]
 		}
 		// Take the detour back out in random batches.
+		r.Shuffle(len(extra), func(i, j int) { extra[i], extra[j] = extra[j], extra[i] })
 		for len(extra) > 0 {
 			n := min(len(extra), 1+r.IntN(100))
 			_, _, err := tr.Apply(t.Context(), nil, extra[:n])

@@ -106,7 +106,7 @@ func (x *Txn) storedAs(ctx context.Context, a nodeAddr, b []byte) (bool, error) 
 		return false, nil
 	}
 	old, err := x.t.locate(ctx, a.height, End, false)
-	if err != nil || addrFor(a.height, old.last()) != a {
+	if err != nil || addrOf(old) != a {
 		return false, err
 	}
 	return bytes.Equal(old.encodeStored(a), b), nil
@@ -216,8 +216,8 @@ func (x *Txn) rebuild(ctx context.Context, edits []edit) error {
 				}
 			}
 			for _, c := range chunk(elems, h) {
-				x.puts[addrFor(h, c.last())] = c
-				up = append(up, edit{key: c.last(), e: entry{key: c.last(), agg: c.aggregate()}})
+				x.puts[addrOf(c)] = c
+				up = append(up, edit{key: c.last(), e: parentEntry(c)})
 				chunks++
 				last = c
 			}
@@ -226,18 +226,24 @@ func (x *Txn) rebuild(ctx context.Context, edits []edit) error {
 			if err != nil {
 				return err
 			}
-			for _, r := range runs {
-				elems, changed := x.apply(r, h)
+			for ri := 0; ri < len(runs); ri++ {
+				r := &runs[ri]
+				elems, changed := x.apply(*r, h)
 				if !changed {
 					continue
 				}
+				cs, merged, err := x.rechunk(ctx, h, runs[ri:], elems)
+				if err != nil {
+					return err
+				}
+				ri += merged
 				for _, n := range r.nodes {
-					x.dels[addrFor(h, n.last())] = struct{}{}
+					x.dels[addrOf(n)] = struct{}{}
 					up = append(up, edit{key: n.last(), del: true})
 				}
-				for _, c := range chunk(elems, h) {
-					x.puts[addrFor(h, c.last())] = c
-					up = append(up, edit{key: c.last(), e: entry{key: c.last(), agg: c.aggregate()}})
+				for _, c := range cs {
+					x.puts[addrOf(c)] = c
+					up = append(up, edit{key: c.last(), e: parentEntry(c)})
 					chunks++
 					last = c
 				}
@@ -265,16 +271,52 @@ func (x *Txn) rebuild(ctx context.Context, edits []edit) error {
 	return nil
 }
 
+// rechunk cuts the entries of the run runs[0], edited into elems, into
+// nodes of height h. Where the size bound closed a node, an insert or a
+// delete shifts every later close of the same run of keys without a
+// boundary, so while the last node does not close (and the run is not at
+// the right edge, where the open node may end anything) the nodes after
+// the run join it: the following runs of runs, whose edits apply with
+// them (merged counts how many), or nodes no edit touched. It stops at the
+// first close, where the chunking meets the old tree's again. The joined
+// nodes are added to runs[0].nodes.
+func (x *Txn) rechunk(ctx context.Context, h int, runs []run, elems []entry) (cs []*node, merged int, err error) {
+	r := &runs[0]
+	for {
+		cs = chunk(elems, h)
+		end := r.nodes[len(r.nodes)-1]
+		if len(cs) == 0 || cs[len(cs)-1].closed() || x.isRightmost(end) {
+			return cs, merged, nil
+		}
+		s, err := x.t.locate(ctx, h, end.last(), true)
+		if err != nil {
+			return nil, 0, err
+		}
+		if s == nil {
+			return cs, merged, nil
+		}
+		if next := 1 + merged; next < len(runs) && runs[next].nodes[0].last() == s.last() {
+			more, _ := x.apply(runs[next], h)
+			elems = append(elems, more...)
+			r.nodes = append(r.nodes, runs[next].nodes...)
+			merged++
+			continue
+		}
+		elems = append(elems, s.entries...)
+		r.nodes = append(r.nodes, s)
+	}
+}
+
 // shrink lowers a root that has a single child: the root is the node at
 // the lowest height where only one node is left.
 func (x *Txn) shrink(ctx context.Context) error {
 	for x.root.height > 0 && len(x.root.entries) == 1 {
-		a := addrFor(x.root.height, x.root.last())
+		a := addrOf(x.root)
 		// Built in this Txn or left over from the old tree: either way
 		// no node lives at this address any more.
 		delete(x.puts, a)
 		x.dels[a] = struct{}{}
-		ca := addrFor(x.root.height-1, x.root.entries[0].key)
+		ca := childAddr(x.root, 0)
 		c, ok := x.puts[ca]
 		if !ok {
 			var err error
@@ -322,7 +364,7 @@ func (x *Txn) runs(ctx context.Context, h int, edits []edit) ([]run, error) {
 		if err != nil {
 			return nil, err
 		}
-		a := addrFor(h, n.last())
+		a := addrOf(n)
 		j := i + 1
 		// Every following edit up to n's last key falls in n too; the
 		// rightmost node takes everything after it.
@@ -382,7 +424,7 @@ func (x *Txn) joinsNext(r *run) bool {
 // nextIs reports whether the node at address a directly follows the run.
 func (x *Txn) nextIs(ctx context.Context, h int, r *run, a nodeAddr) bool {
 	s, err := x.t.locate(ctx, h, r.nodes[len(r.nodes)-1].last(), true)
-	return err == nil && s != nil && addrFor(h, s.last()) == a
+	return err == nil && s != nil && addrOf(s) == a
 }
 
 // close extends a run with the nodes that follow it for as long as its
@@ -433,7 +475,7 @@ func (x *Txn) apply(r run, h int) ([]entry, bool) {
 						x.removed = append(x.removed, ed.key)
 					}
 					continue
-				case ed.e.agg != e.agg:
+				case ed.e != e:
 					out = append(out, ed.e)
 					changed = true
 					continue
@@ -455,12 +497,13 @@ func (x *Txn) apply(r run, h int) ([]entry, bool) {
 }
 
 // chunk cuts a sorted run of entries into nodes of height h, closing a
-// node after every entry whose key is a boundary at h.
+// node after every entry whose key is a boundary at h and after every
+// maxNodeEntries entries since the last close (closes).
 func chunk(elems []entry, h int) []*node {
 	var out []*node
 	start := 0
 	for i := range elems {
-		if isBoundary(elems[i].key, h) {
+		if closes(elems[i].key, h, i+1-start) {
 			out = append(out, newNode(h, elems[start:i+1:i+1]))
 			start = i + 1
 		}

@@ -7,7 +7,7 @@ import (
 
 // Verify walks the whole tree and checks every invariant the tree relies
 // on: keys sorted within and across nodes, every node closed exactly at
-// its boundary keys, every parent entry equal to its child's last key and
+// its boundary keys or the size bound, every parent entry equal to its child's last key and
 // aggregate, and a root that is not a single-child internal node. It
 // returns the root's aggregate, which a store can compare with its own
 // count and sum to prove at start-up that tree and messages agree. It
@@ -37,15 +37,16 @@ func (v *verifier) walk(ctx context.Context, n *node, rightmost bool) (Aggregate
 	if len(n.entries) == 0 {
 		return Aggregate{}, fmt.Errorf("%w: empty node", ErrCorrupt)
 	}
+	if len(n.entries) > maxNodeEntries {
+		return Aggregate{}, fmt.Errorf("%w: node at height %d holds %d entries", ErrCorrupt, n.height, len(n.entries))
+	}
 	for i, e := range n.entries {
-		closes := isBoundary(e.key, n.height)
-		lastOne := i == len(n.entries)-1
-		if closes && !lastOne {
+		if i < len(n.entries)-1 && isBoundary(e.key, n.height) {
 			return Aggregate{}, fmt.Errorf("%w: boundary key %v inside a node at height %d", ErrCorrupt, e.key, n.height)
 		}
-		if lastOne && !closes && !rightmost {
-			return Aggregate{}, fmt.Errorf("%w: node at height %d not closed by a boundary", ErrCorrupt, n.height)
-		}
+	}
+	if !n.closed() && !rightmost {
+		return Aggregate{}, fmt.Errorf("%w: node at height %d not closed by a boundary or the size bound", ErrCorrupt, n.height)
 	}
 	var total Aggregate
 	for i, e := range n.entries {
@@ -67,7 +68,7 @@ func (v *verifier) walk(ctx context.Context, n *node, rightmost bool) (Aggregate
 		if err != nil {
 			return Aggregate{}, err
 		}
-		if c.height != n.height-1 || c.last() != e.key {
+		if c.height != n.height-1 || c.last() != e.key || c.forcedClosed() != e.forced {
 			return Aggregate{}, fmt.Errorf("%w: child of entry %v does not match it", ErrCorrupt, e.key)
 		}
 		ca, err := v.walk(ctx, c, rightmost && i == len(n.entries)-1)
