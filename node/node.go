@@ -102,7 +102,8 @@ func (n *Node) start(ctx context.Context, cfg *config) error {
 		return err
 	}
 	popts := append([]protocol.Option{protocol.WithAuthorizer(n.authorize),
-		protocol.WithMaxMessageSize(n.store.cfg.maxMessageSize)}, cfg.protocolOpts...)
+		protocol.WithMaxMessageSize(n.store.cfg.maxMessageSize),
+		protocol.WithMaxClockSkew(n.store.cfg.maxClockSkew)}, cfg.protocolOpts...)
 	if cfg.logger != nil {
 		popts = append(popts, protocol.WithLogger(cfg.logger))
 	}

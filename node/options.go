@@ -14,13 +14,14 @@ type storeConfig struct {
 	now            func() time.Time
 	treeOpts       []reconcile.Option
 	maxMessageSize int
+	maxClockSkew   time.Duration
 	flushAt        int
 	flushEvery     time.Duration
 }
 
 func defaultStoreConfig() storeConfig {
 	return storeConfig{now: time.Now, maxMessageSize: reconcile.DefaultMaxMessageSize,
-		flushAt: 1 << 13, flushEvery: time.Second}
+		maxClockSkew: reconcile.DefaultMaxClockSkew, flushAt: 1 << 13, flushEvery: time.Second}
 }
 
 // WithFlush sets when the keys of committed messages go from the journal
@@ -38,6 +39,25 @@ func WithFlush(n int, every time.Duration) StoreOption {
 			return fmt.Errorf("WithFlush: %d keys, %v", n, every)
 		}
 		c.flushAt, c.flushEvery = n, every
+		return nil
+	}
+}
+
+// MaxClockSkewLimit is the largest maximum clock skew a store accepts.
+const MaxClockSkewLimit = 24 * time.Hour
+
+// WithMaxClockSkew bounds how far ahead of the store's clock (WithNow) a
+// message's timestamp may be; one further ahead is rejected with
+// ErrInvalidMessage wrapping reconcile.ErrTimestampAhead. Default
+// reconcile.DefaultMaxClockSkew (20 s, as Waku relays allow); at most
+// MaxClockSkewLimit. A node (New, WithStoreOptions) gives its protocol
+// the same bound, so that a peer sending such messages earns strikes.
+func WithMaxClockSkew(d time.Duration) StoreOption {
+	return func(c *storeConfig) error {
+		if d <= 0 || d > MaxClockSkewLimit {
+			return fmt.Errorf("WithMaxClockSkew: %v, want more than 0 and at most %v", d, MaxClockSkewLimit)
+		}
+		c.maxClockSkew = d
 		return nil
 	}
 }
@@ -79,7 +99,8 @@ func WithVerifyOnOpen(on bool) StoreOption {
 	}
 }
 
-// WithNow sets the clock that stamps ScopeStats.LastAdded; tests use it to
+// WithNow sets the clock that stamps ScopeStats.LastAdded and that
+// WithMaxClockSkew measures timestamps against; tests use it to
 // fix time. Default time.Now.
 func WithNow(now func() time.Time) StoreOption {
 	return func(c *storeConfig) error {

@@ -32,8 +32,9 @@ const putChunk = 4096
 
 // Put validates and stores messages. Messages of scopes not kept are
 // rejected (reported per message with ErrUnknownScope), invalid ones
-// (reconcile.Message.Validate) and ones larger than the store's maximum
-// message size (WithMaxMessageSize) rejected with ErrInvalidMessage, and
+// (reconcile.Message.Validate), ones larger than the store's maximum
+// message size (WithMaxMessageSize) and ones timestamped further ahead of
+// its clock than WithMaxClockSkew allows rejected with ErrInvalidMessage, and
 // duplicates skipped; neither fails the call. The messages commit with
 // their tree entries and their scopes' counts and sums in one batch,
 // whatever scopes they belong to, up to 4,096 messages a batch; a larger
@@ -169,12 +170,16 @@ func (s *Store) putChunk(ctx context.Context, msgs []reconcile.Message, keys []r
 	return added, nil
 }
 
-// check validates a message for storing: its fields and its size.
+// check validates a message for storing: its fields, its size and its
+// timestamp against the clock.
 func (s *Store) check(m *reconcile.Message) error {
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
 	if err := m.CheckSize(s.cfg.maxMessageSize); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	}
+	if err := m.CheckClock(s.cfg.now(), s.cfg.maxClockSkew); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
 	return nil

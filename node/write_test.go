@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	ds "github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
@@ -155,6 +156,34 @@ func TestPutRefusesLargeMessages(t *testing.T) {
 
 	_, err = node.OpenStore(t.Context(), dssync.MutexWrap(ds.NewMapDatastore()), node.WithMaxMessageSize(node.MaxMessageSizeLimit+1))
 	require.Error(t, err)
+}
+
+// TestPutRefusesMessagesAhead: a message timestamped more than the
+// allowed skew ahead of the store's clock is rejected with the reason;
+// one within it is stored, and the skew is configurable within bounds.
+func TestPutRefusesMessagesAhead(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	clock := node.WithNow(func() time.Time { return now })
+	s, _ := newMemStore(t, []reconcile.Scope{scopeA}, clock)
+	near := msg(scopeA, now.Add(reconcile.DefaultMaxClockSkew).UnixNano(), 1)
+	far := msg(scopeA, now.Add(time.Minute).UnixNano(), 2)
+	res, err := s.Put(t.Context(), near, far)
+	require.NoError(t, err)
+	require.Len(t, res.Added, 1)
+	require.Len(t, res.Rejected, 1)
+	require.Equal(t, 1, res.Rejected[0].Index)
+	require.ErrorIs(t, res.Rejected[0].Err, node.ErrInvalidMessage)
+	require.ErrorIs(t, res.Rejected[0].Err, reconcile.ErrTimestampAhead)
+
+	lenient, _ := newMemStore(t, []reconcile.Scope{scopeA}, clock, node.WithMaxClockSkew(2*time.Minute))
+	res, err = lenient.Put(t.Context(), far)
+	require.NoError(t, err)
+	require.Len(t, res.Added, 1)
+
+	for _, d := range []time.Duration{0, -time.Second, node.MaxClockSkewLimit + 1} {
+		_, err = node.OpenStore(t.Context(), dssync.MutexWrap(ds.NewMapDatastore()), node.WithMaxClockSkew(d))
+		require.Error(t, err, "skew %v", d)
+	}
 }
 
 // TestOpenUpgradesFormat1 writes a store in the layout of format 1

@@ -295,8 +295,9 @@ func batchOf(msgs ...reconcile.Message) *pb.CatchUpBatch {
 
 // TestCatchUpRejectsHostileStreams: a server that sends keys out of
 // order breaks the protocol and the catch-up stops with nothing of the
-// batch stored; messages of another scope or too large are dropped and
-// counted against it, the good ones of the batch kept.
+// batch stored; messages of another scope, too large or timestamped too
+// far ahead are dropped and counted against it, the good ones of the
+// batch kept.
 func TestCatchUpRejectsHostileStreams(t *testing.T) {
 	m1, m2, m3 := msg(chat, t0+1), msg(chat, t0+2), msg(chat, t0+3)
 	t.Run("out of order", func(t *testing.T) {
@@ -319,15 +320,17 @@ func TestCatchUpRejectsHostileStreams(t *testing.T) {
 		other := msg(files, t0+2)
 		big := msg(chat, t0+3)
 		big.Payload = make([]byte, 2000)
-		done := batchOf(m1, other, big)
+		// A minute ahead of the clock, past the 20 s allowed.
+		ahead := msg(chat, time.Now().Add(time.Minute).UnixNano())
+		done := batchOf(m1, other, big, ahead)
 		done.Done = true
-		evil := hostileCatchUp(t, victim, &pb.CatchUpHeader{Count: 3}, done)
+		evil := hostileCatchUp(t, victim, &pb.CatchUpHeader{Count: 4}, done)
 		rep, err := victim.svc.CatchUp(t.Context(), chat, evil.h.ID())
 		require.NoError(t, err)
-		require.Equal(t, 2, rep.Rejected)
+		require.Equal(t, 3, rep.Rejected)
 		require.Equal(t, map[reconcile.Hash]bool{m1.Hash(): true}, victim.store.hashes(chat))
 		strikes, _ := victim.svc.Strikes(evil.h.ID())
-		require.Equal(t, 2, strikes)
+		require.Equal(t, 3, strikes)
 	})
 	t.Run("bare messages", func(t *testing.T) {
 		// Without both topics a message is the scope's (accept_bare);

@@ -22,7 +22,7 @@ type MetricsTracer interface {
 	// MessagesReceived counts messages stored from a peer.
 	MessagesReceived(scope string, n int)
 	// MessagesRejected counts messages dropped; reason is "hash",
-	// "scope", "invalid" or "vetoed".
+	// "scope", "invalid", "too_large", "ahead" or "vetoed".
 	MessagesRejected(scope, reason string, n int)
 	// MessagesSent counts messages served to a peer.
 	MessagesSent(scope string, n int)

@@ -32,6 +32,7 @@ type config struct {
 	maxStrikes         int
 	refuseFor          time.Duration
 	maxMessageSize     int
+	maxClockSkew       time.Duration
 	catchUpRatio       float64
 	catchUpMinGap      int
 	validator          Validator
@@ -56,6 +57,7 @@ func defaults() config {
 		maxStrikes:         64,
 		refuseFor:          10 * time.Minute,
 		maxMessageSize:     reconcile.DefaultMaxMessageSize,
+		maxClockSkew:       reconcile.DefaultMaxClockSkew,
 		catchUpRatio:       2,
 		catchUpMinGap:      10_000,
 		logger:             log,
@@ -150,6 +152,20 @@ func WithMaxMessageSize(n int) Option {
 			return errOption
 		}
 		c.maxMessageSize = n
+		return nil
+	}
+}
+
+// WithMaxClockSkew bounds how far ahead of the service's clock (WithNow)
+// the timestamp of a message received from a peer may be; a message
+// further ahead is rejected and counted against the peer. Default
+// reconcile.DefaultMaxClockSkew (20 s). A node sets it to its store's.
+func WithMaxClockSkew(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return errOption
+		}
+		c.maxClockSkew = d
 		return nil
 	}
 }

@@ -15,12 +15,13 @@ const (
 	rejectScope    = "scope"     // of another scope than the one asked for
 	rejectInvalid  = "invalid"   // fails reconcile.Message.Validate
 	rejectTooLarge = "too_large" // over the maximum message size
+	rejectAhead    = "ahead"     // timestamped too far ahead of the clock
 	rejectVetoed   = "vetoed"    // refused by the application's Validator
 )
 
 // check verifies what every received message must pass, whatever brought
 // it: it is of the scope asked for, valid, within the maximum message
-// size, and accepted by the application's validator. It returns the
+// size, not timestamped too far ahead of the clock, and accepted by the application's validator. It returns the
 // reason of a rejection, or "" for a good message.
 func (s *Service) check(ctx context.Context, p peer.ID, sc reconcile.Scope, m *reconcile.Message) string {
 	switch {
@@ -30,6 +31,8 @@ func (s *Service) check(ctx context.Context, p peer.ID, sc reconcile.Scope, m *r
 		return rejectInvalid
 	case m.CheckSize(s.cfg.maxMessageSize) != nil:
 		return rejectTooLarge
+	case m.CheckClock(s.cfg.now(), s.cfg.maxClockSkew) != nil:
+		return rejectAhead
 	}
 	if v := s.cfg.validator; v != nil && v(ctx, p, m) != nil {
 		return rejectVetoed

@@ -1,6 +1,8 @@
 package reconcile
 
 import (
+	"time"
+
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -91,6 +93,27 @@ func (m *Message) Size() int {
 func (m *Message) CheckSize(max int) error {
 	if n := m.Size(); n > max {
 		return fmt.Errorf("%w: %d bytes, at most %d", ErrMessageTooLarge, n, max)
+	}
+	return nil
+}
+
+// DefaultMaxClockSkew is the default bound on how far ahead of the local
+// clock a message's timestamp may be: 20 seconds, as Waku relays allow.
+const DefaultMaxClockSkew = 20 * time.Second
+
+// ErrTimestampAhead is returned for a message timestamped further ahead of
+// the local clock than a store or a peer allows. Without the bound, an
+// author could always find an empty time range ahead to fill, and such
+// messages would outlive every retention window.
+var ErrTimestampAhead = errors.New("message timestamp too far ahead of the local clock")
+
+// CheckClock returns an error wrapping ErrTimestampAhead if the message's
+// timestamp is more than skew after now.
+func (m *Message) CheckClock(now time.Time, skew time.Duration) error {
+	limit := now.UnixNano() + int64(skew)
+	if m.Timestamp > limit {
+		return fmt.Errorf("%w: %v ahead, at most %v", ErrTimestampAhead,
+			time.Duration(m.Timestamp-now.UnixNano()).Round(time.Millisecond), skew)
 	}
 	return nil
 }

@@ -26,7 +26,8 @@ func senderNode(t *testing.T, n int) (*node.Node, reconcile.Scope) {
 		node.WithScopes(sc))
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
-	ts := time.Now().Add(-24 * time.Hour).UnixNano()
+	// At most a second between messages, all of them in the past.
+	ts := time.Now().Add(-time.Duration(n)*time.Second - time.Hour).UnixNano()
 	batch := make([]reconcile.Message, 0, 4096)
 	for i := range n {
 		p := make([]byte, 256)

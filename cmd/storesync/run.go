@@ -45,6 +45,7 @@ type runFlags struct {
 	window      time.Duration
 	settle      time.Duration
 	maxMessage  int
+	maxSkew     time.Duration
 }
 
 // runNode starts a store node and serves it until ctx ends (SIGINT or
@@ -66,6 +67,7 @@ func runNode(ctx context.Context, args []string, s stdio) error {
 	fs.DurationVar(&f.window, "window", 0, "sync only messages newer than this (0: all)")
 	fs.DurationVar(&f.settle, "settle", 0, "leave messages newer than this out of syncs, as still in flight")
 	fs.IntVar(&f.maxMessage, "max-message-size", reconcile.DefaultMaxMessageSize, "largest message the node stores or accepts from peers, in bytes of its wire form")
+	fs.DurationVar(&f.maxSkew, "max-clock-skew", reconcile.DefaultMaxClockSkew, "how far ahead of this node's clock a message's timestamp may be, here or from peers")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -88,6 +90,8 @@ func (f *runFlags) options(fs *flag.FlagSet) ([]node.Option, error) {
 		return nil, usageError(fs, "--settle (%v) must be shorter than --window (%v)", f.settle, f.window)
 	case f.maxMessage < 1 || f.maxMessage > node.MaxMessageSizeLimit:
 		return nil, usageError(fs, "--max-message-size %d: want 1 to %d", f.maxMessage, node.MaxMessageSizeLimit)
+	case f.maxSkew <= 0 || f.maxSkew > node.MaxClockSkewLimit:
+		return nil, usageError(fs, "--max-clock-skew %v: want more than 0 and at most %v", f.maxSkew, node.MaxClockSkewLimit)
 	}
 	if len(f.topics.plain) == 0 && len(f.topics.groups) == 0 {
 		f.topics.plain = []string{defaultContentTopic}
@@ -97,7 +101,7 @@ func (f *runFlags) options(fs *flag.FlagSet) ([]node.Option, error) {
 		return nil, usageError(fs, "%v", err)
 	}
 	opts := []node.Option{node.WithScopes(scopes...), node.WithGroups(groups...),
-		node.WithStoreOptions(node.WithMaxMessageSize(f.maxMessage)),
+		node.WithStoreOptions(node.WithMaxMessageSize(f.maxMessage), node.WithMaxClockSkew(f.maxSkew)),
 		node.WithGossipOptions(gossip.WithInterval(f.interval, 0.3))}
 	if f.mdns {
 		opts = append(opts, node.WithMDNS(mdnsTag))

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -21,6 +22,28 @@ func TestControlPutRefusesLargeMessages(t *testing.T) {
 	require.Equal(t, 1, put.Rejected[0].Index)
 	require.Contains(t, put.Rejected[0].Error, "message too large")
 	require.Contains(t, put.Rejected[0].Error, "at most 153600")
+}
+
+// TestControlPutRefusesMessagesAhead: the control API refuses a message
+// timestamped further ahead of the node's clock than 20 s, with the
+// reason, and stores one a few seconds ahead.
+func TestControlPutRefusesMessagesAhead(t *testing.T) {
+	c := serveControl(t, newTestNode(t))
+	for _, tc := range []struct {
+		ahead time.Duration
+		ok    bool
+	}{{5 * time.Second, true}, {time.Hour, false}} {
+		var put putResponse
+		require.NoError(t, c.call(t.Context(), http.MethodPost, "/put",
+			putRequest{ContentTopic: testTopic, Payloads: []string{"x"}, Timestamp: time.Now().Add(tc.ahead).UnixNano()}, &put))
+		if tc.ok {
+			require.Len(t, put.Added, 1)
+			continue
+		}
+		require.Len(t, put.Rejected, 1)
+		require.Contains(t, put.Rejected[0].Error, "message timestamp too far ahead of the local clock")
+		require.Contains(t, put.Rejected[0].Error, "at most 20s")
+	}
 }
 
 // TestCLIPutRefusesLargeMessages: put says which line was too large and
