@@ -102,7 +102,8 @@ func (s *Service) idleCheck(g *groupState) {
 
 // SyncGroup syncs every scope of a joined group with up to n random
 // members now (n <= 0: as many as the start-up sync uses) and waits for
-// the sessions. It returns the members synced with and the first error.
+// the sessions. It returns the members synced with and the first error;
+// when the service closes meanwhile, it returns at once with an error.
 func (s *Service) SyncGroup(ctx context.Context, name string, n int) ([]peer.ID, error) {
 	if n <= 0 {
 		n = max(s.cfg.startupPeers, 1)
@@ -139,6 +140,10 @@ func (s *Service) SyncGroup(ctx context.Context, name string, n int) ([]peer.ID,
 			}
 		case <-ctx.Done():
 			return chosen, ctx.Err()
+		case <-s.ctx.Done():
+			// A closed service reports no more sessions, queued or
+			// running.
+			return chosen, errClosed
 		}
 	}
 	return chosen, first

@@ -2,16 +2,19 @@ package gossip_test
 
 import (
 	"context"
+	"io"
 	"testing"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 
 	"github.com/storesync/storesync/gossip"
 	"github.com/storesync/storesync/node"
 	"github.com/storesync/storesync/pb"
+	"github.com/storesync/storesync/protocol"
 	"github.com/storesync/storesync/reconcile"
 )
 
@@ -180,4 +183,37 @@ func TestNonSpeakerIsRemembered(t *testing.T) {
 				cs.Sessions[gossip.TriggerAnnouncement])
 		}
 	})
+}
+
+// TestSyncGroupReturnsOnClose: a SyncGroup waiting for a session with a
+// member that never answers returns once the node closes, with an error,
+// instead of waiting for its context.
+func TestSyncGroupReturnsOnClose(t *testing.T) {
+	chat := scope("chat")
+	g := gossip.Group{Name: "chat", Scopes: []reconcile.Scope{chat}}
+	c := newCluster(t, 2, 50*time.Millisecond, func(int) []gossip.Group { return []gossip.Group{g} },
+		gossip.WithStartup(0, 0))
+	// The member accepts sync streams and never answers them.
+	c.nodes[1].Host().SetStreamHandler(protocol.SyncID, func(s network.Stream) {
+		_, _ = io.Copy(io.Discard, s)
+	})
+	require.Eventually(t, func() bool {
+		gs, err := c.nodes[0].Groups(t.Context())
+		return err == nil && len(gs) == 1 && len(gs[0].Members) == 1
+	}, 10*time.Second, 20*time.Millisecond)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.nodes[0].SyncGroup(context.Background(), "chat")
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the session is waiting for its answer
+	require.NoError(t, c.nodes[0].Close())
+	select {
+	case err := <-done:
+		require.Error(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("SyncGroup still waiting after Close")
+	}
+	_, err := c.nodes[0].SyncGroup(t.Context(), "chat")
+	require.Error(t, err, "a closed node syncs no group")
 }

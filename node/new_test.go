@@ -3,6 +3,7 @@ package node_test
 import (
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 
 	ds "github.com/ipfs/go-datastore"
@@ -60,4 +61,23 @@ func TestNewOnTakenPortFails(t *testing.T) {
 	})
 	require.Error(t, err)
 	require.Nil(t, n)
+}
+
+// TestNewOnAnotherNodesPortFails: a second node asked to listen on the
+// port of a running one fails with a clear error, although libp2p's
+// SO_REUSEPORT listeners would let both bind it and share its
+// connections; the first node goes on serving.
+func TestNewOnAnotherNodesPortFails(t *testing.T) {
+	first, err := node.New(t.Context(), node.WithDatastore(dssync.MutexWrap(ds.NewMapDatastore())),
+		node.WithListenAddrs("/ip4/127.0.0.1/tcp/0"))
+	require.NoError(t, err)
+	defer first.Close()
+	addr := first.Host().Addrs()[0].String()
+	second, err := node.New(t.Context(), node.WithDatastore(dssync.MutexWrap(ds.NewMapDatastore())),
+		node.WithListenAddrs(addr))
+	require.ErrorContains(t, err, "already in use")
+	require.Nil(t, second)
+	c, err := net.Dial("tcp", strings.TrimPrefix(strings.ReplaceAll(addr, "/tcp/", ":"), "/ip4/"))
+	require.NoError(t, err)
+	_ = c.Close()
 }

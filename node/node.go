@@ -162,6 +162,9 @@ func (n *Node) openHost(cfg *config) error {
 	if len(listen) == 0 {
 		listen = []string{"/ip4/0.0.0.0/tcp/0"}
 	}
+	if err := checkListenAddrs(listen); err != nil {
+		return fmt.Errorf("node: start host: %w", err)
+	}
 	lopts := []libp2p.Option{libp2p.ListenAddrStrings(listen...)}
 	if cfg.identity != nil {
 		lopts = append(lopts, libp2p.Identity(cfg.identity))
