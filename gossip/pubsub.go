@@ -15,14 +15,17 @@ func PubSubNetwork(ps *pubsub.PubSub) Network { return psNetwork{ps} }
 type psNetwork struct{ ps *pubsub.PubSub }
 
 func (n psNetwork) Join(topic string, validate func(peer.ID, []byte) error) (Topic, error) {
-	err := n.ps.RegisterTopicValidator(topic, func(_ context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+	err := n.ps.RegisterTopicValidator(topic, func(_ context.Context, via peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 		switch err := validate(m.GetFrom(), m.Data); {
 		case err == nil:
 			return pubsub.ValidationAccept
-		case errors.Is(err, errRate):
+		case errors.Is(err, errRate) && via != m.GetFrom():
 			// Too often is the author's fault, not the forwarder's.
 			return pubsub.ValidationIgnore
 		default:
+			// A rejected message costs the peer that sent it its
+			// score, where GossipSub scores peers (PeerScoring): an
+			// author flooding its own announcements loses its mesh.
 			return pubsub.ValidationReject
 		}
 	})
@@ -34,6 +37,9 @@ func (n psNetwork) Join(topic string, validate func(peer.ID, []byte) error) (Top
 		_ = n.ps.UnregisterTopicValidator(topic)
 		return nil, err
 	}
+	// Without peer scoring on this GossipSub (the caller's may have none)
+	// there is nothing to set.
+	_ = t.SetScoreParams(topicScoreParams())
 	sub, err := t.Subscribe()
 	if err != nil {
 		_ = t.Close()

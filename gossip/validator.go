@@ -22,6 +22,7 @@ type validator struct {
 
 	mu      sync.Mutex
 	buckets map[peer.ID]*bucket
+	swept   time.Time // when full buckets were last forgotten
 }
 
 // bucket is a token bucket: tokens refill at one per `every`.
@@ -54,24 +55,46 @@ func (v *validator) validate(from peer.ID, data []byte) error {
 
 var errRate = fmt.Errorf("%w: author announces too often", errBadAnnouncement)
 
-// take spends a token of p's bucket.
+// maxBuckets bounds the authors whose rate a validator tracks at once.
+const maxBuckets = 1 << 14
+
+// take spends a token of p's bucket. A full bucket is the same as none,
+// so when the map is full only full buckets are forgotten: a flood of
+// new authors can neither reset the bucket of one that is flooding nor
+// grow the map; while every tracked author is busy, new ones wait.
 func (v *validator) take(p peer.ID) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	now := v.now()
 	b := v.buckets[p]
 	if b == nil {
-		if len(v.buckets) > 1<<14 {
-			v.buckets = make(map[peer.ID]*bucket) // forget idle authors
+		if len(v.buckets) >= maxBuckets {
+			// Sweeping is O(maxBuckets): at most once a refill time.
+			if now.Sub(v.swept) < v.every {
+				return false
+			}
+			v.swept = now
+			for q, o := range v.buckets {
+				if v.refilled(o, now) >= v.burst {
+					delete(v.buckets, q)
+				}
+			}
+			if len(v.buckets) >= maxBuckets {
+				return false
+			}
 		}
 		b = &bucket{tokens: v.burst, at: now}
 		v.buckets[p] = b
 	}
-	b.tokens = min(v.burst, b.tokens+float64(now.Sub(b.at))/float64(v.every))
-	b.at = now
+	b.tokens, b.at = v.refilled(b, now), now
 	if b.tokens < 1 {
 		return false
 	}
 	b.tokens--
 	return true
+}
+
+// refilled returns b's tokens at now.
+func (v *validator) refilled(b *bucket, now time.Time) float64 {
+	return min(v.burst, b.tokens+float64(now.Sub(b.at))/float64(v.every))
 }

@@ -22,7 +22,7 @@ func (n *Node) startGossip(ctx context.Context, cfg *config) error {
 		ps := cfg.pubsub
 		if ps == nil {
 			var err error
-			if ps, err = pubsub.NewGossipSub(n.ctx, n.host, pubsub.WithPeerExchange(true)); err != nil {
+			if ps, err = pubsub.NewGossipSub(n.ctx, n.host, pubsub.WithPeerExchange(true), gossip.PeerScoring()); err != nil {
 				return fmt.Errorf("node: start gossipsub: %w", err)
 			}
 		}
