@@ -19,8 +19,9 @@ func (n psNetwork) Join(topic string, validate func(peer.ID, []byte) error) (Top
 		switch err := validate(m.GetFrom(), m.Data); {
 		case err == nil:
 			return pubsub.ValidationAccept
-		case errors.Is(err, errRate) && via != m.GetFrom():
-			// Too often is the author's fault, not the forwarder's.
+		case errors.Is(err, errRate), errors.Is(err, errFlood) && via != m.GetFrom():
+			// Too often is the author's fault, not the forwarder's; and
+			// a burst may be the network's doing.
 			return pubsub.ValidationIgnore
 		default:
 			// A rejected message costs the peer that sent it its

@@ -44,6 +44,7 @@ func (s *Service) announce(g *groupState) {
 	next := s.jittered(s.cfg.interval)
 	g.nextAnnounce = s.cfg.now().Add(next)
 	g.announceTimer = s.after(next, func() { s.announce(g) })
+	s.prune(g)
 	data, err := encodeAnnouncement(&g.def, s.statesOf(g.Scopes), nil)
 	if err == nil {
 		err = g.topic.Publish(s.ctx, data)
@@ -101,6 +102,7 @@ func (s *Service) onAnnouncement(g *groupState, from peer.ID, data []byte) {
 	}
 	m := g.members[from]
 	if m == nil {
+		s.makeRoom(g)
 		m = &member{states: make(map[reconcile.Scope]remoteState), behindSince: make(map[reconcile.Scope]time.Time)}
 		g.members[from] = m
 	}
@@ -270,6 +272,12 @@ func (s *Service) helpers(g *groupState, p peer.ID, scopes []reconcile.Scope) []
 // run starts a job now if a slot is free, else queues it.
 func (s *Service) run(j *job) {
 	if s.sessions >= s.cfg.maxSessions || !s.available(j.peer) {
+		if len(s.queue) >= maxQueue {
+			if j.done != nil {
+				j.done <- errQueueFull
+			}
+			return
+		}
 		s.queue = append(s.queue, j)
 		return
 	}

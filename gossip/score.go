@@ -10,7 +10,8 @@ import (
 // PeerScoring returns the GossipSub option that scores peers the way the
 // groups' topics expect. Every announcement a peer sends us that the
 // validator rejects (malformed, of a scope outside the group, from
-// outside a private group, or its own announcements past its rate) counts
+// outside a private group, or its own announcements sent far past its
+// rate) counts
 // against it: its score is -100 times the square of that count, which
 // decays by 1 % a second. One rejected announcement (-100) prunes the
 // peer from our mesh and ends gossip with it; three (-900) stop our own

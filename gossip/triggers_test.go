@@ -217,3 +217,32 @@ func TestSyncGroupReturnsOnClose(t *testing.T) {
 	_, err := c.nodes[0].SyncGroup(t.Context(), "chat")
 	require.Error(t, err, "a closed node syncs no group")
 }
+
+// TestDepartedMembersAreForgotten: a member that stops announcing (here,
+// its node closed) is dropped from the others' member lists after ten
+// intervals, so that a group's state does not grow with every peer that
+// ever passed through.
+func TestDepartedMembersAreForgotten(t *testing.T) {
+	inBubble(t, func(t *testing.T) {
+		chat := scope("chat")
+		g := gossip.Group{Name: "chat", Scopes: []reconcile.Scope{chat}}
+		bus := newMemBus(func(peer.ID, []byte) bool { return false })
+		c := newClusterWith(t, 3, 100*time.Millisecond, func(int) []gossip.Group { return []gossip.Group{g} }, onBus(bus))
+		members := func() int { // that announced
+			gs, err := c.nodes[0].Groups(t.Context())
+			require.NoError(t, err)
+			n := 0
+			for _, m := range gs[0].Members {
+				if !m.LastAnnouncement.IsZero() {
+					n++
+				}
+			}
+			return n
+		}
+		within(t, 5*time.Second, func() bool { return members() == 2 })
+		require.NoError(t, c.nodes[2].Close())
+		time.Sleep(5 * 100 * time.Millisecond)
+		require.Equal(t, 2, members(), "a member is not forgotten after a few quiet intervals")
+		within(t, 5*time.Second, func() bool { return members() == 1 })
+	})
+}

@@ -46,23 +46,53 @@ func (v *validator) validate(from peer.ID, data []byte) error {
 	if !v.group.allows(from) {
 		return fmt.Errorf("%w: %s is not in the private group", errBadAnnouncement, from)
 	}
-	if from != v.self && !v.take(from) {
-		return errRate
+	if from != v.self {
+		switch v.take(from) {
+		case overRate:
+			return errRate
+		case flooding:
+			return errFlood
+		}
 	}
 	_, err := decodeAnnouncement(data, v.group, v.maxSize)
 	return err
 }
 
-var errRate = fmt.Errorf("%w: author announces too often", errBadAnnouncement)
+var (
+	// errRate: the author has spent its allowance. GossipSub may deliver
+	// an honest author's announcements in a burst (its gossip repairs
+	// what a partition or a slow link held back), so such an
+	// announcement is dropped, not held against anyone.
+	errRate = fmt.Errorf("%w: author announces too often", errBadAnnouncement)
+	// errFlood: the author is far past its allowance (floodDebt
+	// announcements beyond it, unrefilled), which no delivery burst
+	// explains.
+	errFlood = fmt.Errorf("%w: author floods its announcements", errBadAnnouncement)
+)
+
+// Outcomes of take.
+const (
+	withinRate = iota
+	overRate
+	flooding
+)
+
+// floodDebt is how many announcements past its allowance an author may
+// owe (each refills at the allowed rate) before it counts as flooding:
+// four intervals' worth.
+const floodDebt = 24
 
 // maxBuckets bounds the authors whose rate a validator tracks at once.
 const maxBuckets = 1 << 14
 
-// take spends a token of p's bucket. A full bucket is the same as none,
-// so when the map is full only full buckets are forgotten: a flood of
-// new authors can neither reset the bucket of one that is flooding nor
-// grow the map; while every tracked author is busy, new ones wait.
-func (v *validator) take(p peer.ID) bool {
+// take spends a token of p's bucket and says whether p is within its
+// rate, over it, or flooding: an announcement over the rate still spends
+// a token, down to floodDebt below empty, so that only an author that
+// keeps sending past its allowance floods. A full bucket is the same as
+// none, so when the map is full only full buckets are forgotten: a flood
+// of new authors can neither reset the bucket of one that is flooding
+// nor grow the map; while every tracked author is busy, new ones wait.
+func (v *validator) take(p peer.ID) int {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	now := v.now()
@@ -71,7 +101,7 @@ func (v *validator) take(p peer.ID) bool {
 		if len(v.buckets) >= maxBuckets {
 			// Sweeping is O(maxBuckets): at most once a refill time.
 			if now.Sub(v.swept) < v.every {
-				return false
+				return overRate
 			}
 			v.swept = now
 			for q, o := range v.buckets {
@@ -80,18 +110,22 @@ func (v *validator) take(p peer.ID) bool {
 				}
 			}
 			if len(v.buckets) >= maxBuckets {
-				return false
+				return overRate
 			}
 		}
 		b = &bucket{tokens: v.burst, at: now}
 		v.buckets[p] = b
 	}
 	b.tokens, b.at = v.refilled(b, now), now
-	if b.tokens < 1 {
-		return false
+	switch {
+	case b.tokens >= 1:
+		b.tokens--
+		return withinRate
+	case b.tokens > -floodDebt:
+		b.tokens--
+		return overRate
 	}
-	b.tokens--
-	return true
+	return flooding
 }
 
 // refilled returns b's tokens at now.

@@ -17,18 +17,22 @@ func TestRateCannotBeReset(t *testing.T) {
 	v := newValidator(&def{}, 64<<10, 60*time.Second, "self", func() time.Time { return now })
 	flooder := peer.ID("flooder")
 	for range 6 {
-		require.True(t, v.take(flooder))
+		require.Equal(t, withinRate, v.take(flooder))
 	}
-	require.False(t, v.take(flooder), "the burst is spent")
+	for range floodDebt {
+		require.Equal(t, overRate, v.take(flooder), "past the burst: dropped, not yet flooding")
+	}
+	require.Equal(t, flooding, v.take(flooder))
 	for i := range 3 * maxBuckets {
 		v.take(peer.ID(fmt.Sprintf("sybil-%d", i)))
 		require.LessOrEqual(t, len(v.buckets), maxBuckets)
 	}
-	require.False(t, v.take(flooder), "a flood of new authors does not reset the flooder's bucket")
+	require.Equal(t, flooding, v.take(flooder), "a flood of new authors does not reset the flooder's bucket")
 	// Once the map's authors are idle long enough to be full again, they
 	// are forgotten for new ones, and the flooder has its allowance back.
 	now = now.Add(2 * time.Minute)
-	require.True(t, v.take("newcomer"))
+	require.Equal(t, withinRate, v.take("newcomer"))
 	require.Less(t, len(v.buckets), maxBuckets)
-	require.True(t, v.take(flooder))
+	now = now.Add(5 * time.Minute) // the flooder's debt refills too
+	require.Equal(t, withinRate, v.take(flooder))
 }

@@ -203,3 +203,43 @@ func TestRepeatOffenderIsRefused(t *testing.T) {
 	require.ErrorIs(t, err, protocol.ErrRefused)
 	require.Empty(t, a.store.hashes(chat))
 }
+
+// TestEndlessTurnsAreCut: a client that asks about the whole scope again
+// and again, each turn making the server read it, has its session ended
+// with TOO_LARGE after twice the turns an honest session may take, and
+// the server goes on serving others.
+func TestEndlessTurnsAreCut(t *testing.T) {
+	victim := newNode(t, []reconcile.Scope{chat})
+	fillScope(t, chat, 200, victim)
+	s := rawStream(t, victim)
+	require.NoError(t, s.SetDeadline(time.Now().Add(20*time.Second)))
+	id := chat.ID()
+	// A fingerprint of the whole range that matches nothing: the server
+	// answers it by splitting the range, every time.
+	ask := &pb.ReconcileFrame{Items: []*pb.RangeItem{{Mode: pb.Mode_FINGERPRINT, Fingerprint: make([]byte, 16), Count: 5}}}
+	w := protoio.NewDelimitedWriter(s)
+	r := protoio.NewDelimitedReader(s, 4<<20)
+	require.NoError(t, w.WriteMsg(&pb.SyncRequest{Scopes: []*pb.ScopeOpen{{Scope: id[:], First: ask}}}))
+	turns := 0
+	for ; turns < 1000; turns++ {
+		var code pb.Code
+		for {
+			var f pb.SyncFrame
+			require.NoError(t, r.ReadMsg(&f))
+			if f.Error != nil {
+				code = f.Error.Code
+			}
+			if f.EndOfTurn {
+				break
+			}
+		}
+		if code != pb.Code_OK {
+			require.Equal(t, pb.Code_TOO_LARGE, code)
+			break
+		}
+		require.NoError(t, w.WriteMsg(&pb.SyncFrame{Scope: 0, Frame: ask}))
+		require.NoError(t, w.WriteMsg(&pb.SyncFrame{EndOfTurn: true}))
+	}
+	require.Equal(t, reconcile.DefaultParams().MaxMessages+1, turns, "the session ends after its turn limit")
+	requireStillServes(t, victim)
+}

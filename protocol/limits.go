@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"container/list"
 	"sync"
 	"time"
 
@@ -47,31 +48,41 @@ func (l *limiter) release(p peer.ID) {
 }
 
 // strikes counts the bad messages each peer sent; a peer with too many is
-// refused for a while. A small leaf structure behind its own mutex.
+// refused for a while. A peer's count is forgotten once it has sent no
+// bad message for that while. At most maxTracked peers are counted, and
+// as many refused: each is kept in the order of its last change, so that
+// the expired ones, and when the bound is met the least recent one, go
+// first, in O(1) a peer. A small leaf structure behind its own mutex.
 type strikes struct {
 	mu      sync.Mutex
 	max     int
 	refuse  time.Duration
 	now     func() time.Time
-	count   map[peer.ID]int
-	refused map[peer.ID]time.Time
+	count   peerTimes[int]       // strikes, by the time of the last
+	refused peerTimes[time.Time] // until when, by the time of refusal
 }
 
+// maxTracked bounds the peers strikes counts, and those it refuses.
+const maxTracked = 1 << 14
+
 func newStrikes(max int, refuse time.Duration, now func() time.Time) *strikes {
-	return &strikes{max: max, refuse: refuse, now: now,
-		count: make(map[peer.ID]int), refused: make(map[peer.ID]time.Time)}
+	return &strikes{max: max, refuse: refuse, now: now, count: newPeerTimes[int](), refused: newPeerTimes[time.Time]()}
 }
 
 // add counts n bad messages from p and reports whether p is now refused.
 func (s *strikes) add(p peer.ID, n int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.count[p] += n
-	if s.count[p] >= s.max {
-		delete(s.count, p)
-		s.refused[p] = s.now().Add(s.refuse)
+	now := s.now()
+	s.count.expire(now.Add(-s.refuse))
+	s.refused.expire(now.Add(-s.refuse))
+	c, _ := s.count.get(p)
+	if c += n; c >= s.max {
+		s.count.remove(p)
+		s.refused.set(p, now.Add(s.refuse), now, maxTracked)
 		return true
 	}
+	s.count.set(p, c, now, maxTracked)
 	return false
 }
 
@@ -79,12 +90,64 @@ func (s *strikes) add(p peer.ID, n int) bool {
 func (s *strikes) isRefused(p peer.ID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	until, ok := s.refused[p]
+	until, ok := s.refused.get(p)
 	if ok && !s.now().Before(until) {
-		delete(s.refused, p)
+		s.refused.remove(p)
 		return false
 	}
 	return ok
+}
+
+// peerTimes maps peers to values, in the order of the time each was last
+// set.
+type peerTimes[V any] struct {
+	items map[peer.ID]*list.Element
+	order list.List // of *peerTime[V], least recently set first
+}
+
+type peerTime[V any] struct {
+	p  peer.ID
+	v  V
+	at time.Time
+}
+
+func newPeerTimes[V any]() peerTimes[V] { return peerTimes[V]{items: make(map[peer.ID]*list.Element)} }
+
+func (m *peerTimes[V]) get(p peer.ID) (V, bool) {
+	if el, ok := m.items[p]; ok {
+		return el.Value.(*peerTime[V]).v, true
+	}
+	var zero V
+	return zero, false
+}
+
+// set sets p's value as of at (not before the last set of any peer),
+// first forgetting the least recently set peer when bound peers are held.
+func (m *peerTimes[V]) set(p peer.ID, v V, at time.Time, bound int) {
+	if el, ok := m.items[p]; ok {
+		e := el.Value.(*peerTime[V])
+		e.v, e.at = v, at
+		m.order.MoveToBack(el)
+		return
+	}
+	if len(m.items) >= bound {
+		m.remove(m.order.Front().Value.(*peerTime[V]).p)
+	}
+	m.items[p] = m.order.PushBack(&peerTime[V]{p: p, v: v, at: at})
+}
+
+func (m *peerTimes[V]) remove(p peer.ID) {
+	if el, ok := m.items[p]; ok {
+		m.order.Remove(el)
+		delete(m.items, p)
+	}
+}
+
+// expire forgets the peers last set before cutoff.
+func (m *peerTimes[V]) expire(cutoff time.Time) {
+	for el := m.order.Front(); el != nil && el.Value.(*peerTime[V]).at.Before(cutoff); el = m.order.Front() {
+		m.remove(el.Value.(*peerTime[V]).p)
+	}
 }
 
 // Strikes returns how many bad messages p has sent since it was last
@@ -93,5 +156,7 @@ func (s *Service) Strikes(p peer.ID) (int, bool) {
 	refused := s.strikes.isRefused(p)
 	s.strikes.mu.Lock()
 	defer s.strikes.mu.Unlock()
-	return s.strikes.count[p], refused
+	s.strikes.count.expire(s.strikes.now().Add(-s.strikes.refuse))
+	n, _ := s.strikes.count.get(p)
+	return n, refused
 }

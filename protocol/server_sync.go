@@ -158,6 +158,7 @@ func (s *Service) serveSync(ctx context.Context, p peer.ID, c *conn) ([]*serverS
 		sc.scope, sc.set, sc.first, sc.resp = scope, set, so.First, resp
 		turn[i] = []*pb.ReconcileFrame{so.First}
 	}
+	turns := 0
 	for first := true; ; first = false {
 		wrote := false
 		for _, i := range sortedKeys(turn) {
@@ -214,6 +215,9 @@ func (s *Service) serveSync(ctx context.Context, p peer.ID, c *conn) ([]*serverS
 		case err != nil:
 			return nil, false, err
 		}
+		if turns++; turns > maxServerTurns(&s.cfg.params) {
+			return nil, false, errors.Join(ErrTooLarge, errors.New("too many turns in one session"))
+		}
 		turn = next
 		if finish {
 			// The last messages need no reply but carry what we learn.
@@ -242,6 +246,14 @@ func openingCount(ctx context.Context, sc *serverScope) (uint64, error) {
 	agg, err := sc.set.Aggregate(ctx, lo, hi)
 	return agg.Count, err
 }
+
+// maxServerTurns bounds the turns a client may play in one session after
+// its request: as many as the messages a session of ours may have in
+// both directions, twice what a client with our parameters needs. Each
+// turn may make the server read its ranges again; a client that keeps
+// asking ends its session and starts another, which the session limits
+// and rates count.
+func maxServerTurns(p *reconcile.Params) int { return max(p.MaxMessages, 4) }
 
 // maxTurnFrames bounds the frames of one turn, over all its scopes.
 const maxTurnFrames = 1 << 16
