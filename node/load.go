@@ -14,21 +14,12 @@ import (
 // loadScopes opens every scope recorded in d and proves each tree against
 // its record.
 func loadScopes(ctx context.Context, d ds.Batching, cfg storeConfig) ([]*scopeState, error) {
-	res, err := d.Query(ctx, dsq.Query{Prefix: scopesKey.String()})
+	recs, err := listScopeRecords(ctx, d)
 	if err != nil {
-		return nil, fmt.Errorf("list scopes: %w", err)
+		return nil, err
 	}
-	// A node keeps few scopes, so their records fit in memory at once.
-	entries, err := res.Rest()
-	if err != nil {
-		return nil, fmt.Errorf("list scopes: %w", err)
-	}
-	out := make([]*scopeState, 0, len(entries))
-	for _, e := range entries {
-		rec, err := parseRecordEntry(e)
-		if err != nil {
-			return nil, err
-		}
+	out := make([]*scopeState, 0, len(recs))
+	for _, rec := range recs {
 		st, err := openScope(ctx, d, rec, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("scope %s: %w", rec.scope, err)
@@ -37,6 +28,28 @@ func loadScopes(ctx context.Context, d ds.Batching, cfg storeConfig) ([]*scopeSt
 			return nil, err
 		}
 		out = append(out, st)
+	}
+	return out, nil
+}
+
+// listScopeRecords returns the scope records of d. A node keeps few
+// scopes, so their records fit in memory at once.
+func listScopeRecords(ctx context.Context, d ds.Read) ([]scopeRecord, error) {
+	res, err := d.Query(ctx, dsq.Query{Prefix: scopesKey.String()})
+	if err != nil {
+		return nil, fmt.Errorf("list scopes: %w", err)
+	}
+	entries, err := res.Rest()
+	if err != nil {
+		return nil, fmt.Errorf("list scopes: %w", err)
+	}
+	out := make([]scopeRecord, 0, len(entries))
+	for _, e := range entries {
+		rec, err := parseRecordEntry(e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
 	}
 	return out, nil
 }

@@ -116,27 +116,28 @@ func TestOpenDetectsDamage(t *testing.T) {
 		name    string
 		damage  func(t *testing.T, d ds.Batching)
 		shallow bool // the O(1) check sees it
+		kept    int  // messages after Repair; 0: Repair cannot mend it
 	}{
 		{"garbled record", func(t *testing.T, d ds.Batching) {
 			require.NoError(t, d.Put(t.Context(), recordKey(scopeA), []byte{1, 2, 3}))
-		}, true},
+		}, true, 0},
 		{"record under another ID", func(t *testing.T, d ds.Batching) {
 			b, err := d.Get(t.Context(), recordKey(scopeA))
 			require.NoError(t, err)
 			require.NoError(t, d.Put(t.Context(), recordKey(scopeB), b))
-		}, true},
+		}, true, 0},
 		{"tree lost", func(t *testing.T, d ds.Batching) {
 			require.NoError(t, d.Delete(t.Context(), ds.NewKey("/storesync/tree/"+idHex+"/meta")))
-		}, true},
+		}, true, 3},
 		{"message lost", func(t *testing.T, d ds.Batching) {
 			require.NoError(t, d.Delete(t.Context(), msgRecordKey(msgs[1])))
-		}, false},
+		}, false, 2},
 		{"stray message", func(t *testing.T, d ds.Batching) {
 			stray := msg(scopeA, 99, 9)
 			b, err := stray.ToPB().Marshal()
 			require.NoError(t, err)
 			require.NoError(t, d.Put(t.Context(), msgRecordKey(stray), b))
-		}, false},
+		}, false, 4},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s, d := newMemStore(t, []reconcile.Scope{scopeA})
@@ -150,10 +151,25 @@ func TestOpenDetectsDamage(t *testing.T) {
 			s2, err := node.OpenStore(t.Context(), d)
 			if c.shallow {
 				require.ErrorIs(t, err, node.ErrCorrupt)
+			} else {
+				require.NoError(t, err)
+				require.NoError(t, s2.Close())
+			}
+
+			// Repair rebuilds from the messages, unless the scope's own
+			// record is what was lost.
+			reps, err := node.Repair(t.Context(), d)
+			if c.kept == 0 {
+				require.ErrorIs(t, err, node.ErrCorrupt)
 				return
 			}
 			require.NoError(t, err)
-			require.NoError(t, s2.Close())
+			require.EqualValues(t, c.kept, reps[0].Messages)
+			s3, err := node.OpenStore(t.Context(), d, node.WithVerifyOnOpen(true))
+			require.NoError(t, err)
+			st, _ := s3.Stats(scopeA)
+			require.EqualValues(t, c.kept, st.Count)
+			require.NoError(t, s3.Close())
 		})
 	}
 }
@@ -172,4 +188,37 @@ func TestGetDetectsAlteredMessage(t *testing.T) {
 	require.ErrorIs(t, err, node.ErrCorrupt)
 	_, err = s.Query(t.Context(), node.Query{Scope: scopeA})
 	require.ErrorIs(t, err, node.ErrCorrupt)
+}
+
+// TestRepairDropsAlteredMessages: Repair, over LevelDB, deletes a message
+// record that does not hash to its key, and rebuilds the rest.
+func TestRepairDropsAlteredMessages(t *testing.T) {
+	dir := t.TempDir()
+	msgs, stats := fillLevel(t, dir)
+	d := openLevel(t, dir)
+	defer d.Close()
+	victim := msgs[len(msgs)-1] // of scope B, which retention left whole
+	altered := victim
+	altered.Payload = []byte("not what was hashed")
+	b, err := altered.ToPB().Marshal()
+	require.NoError(t, err)
+	require.NoError(t, d.Put(t.Context(), msgRecordKey(victim), b))
+
+	reps, err := node.Repair(t.Context(), d)
+	require.NoError(t, err)
+	byScope := map[reconcile.Scope]node.RepairReport{}
+	for _, r := range reps {
+		byScope[r.Scope] = r
+	}
+	require.Equal(t, stats[scopeA].Count, byScope[scopeA].Messages)
+	require.Equal(t, stats[scopeA].Root, byScope[scopeA].Root)
+	require.Zero(t, byScope[scopeA].Dropped)
+	require.Equal(t, 1, byScope[scopeB].Dropped)
+	require.Equal(t, stats[scopeB].Count-1, byScope[scopeB].Messages)
+	s, err := node.OpenStore(t.Context(), d, node.WithVerifyOnOpen(true))
+	require.NoError(t, err)
+	got, err := s.Get(t.Context(), scopeB, keysOf([]reconcile.Message{victim}))
+	require.NoError(t, err)
+	require.Nil(t, got[0], "the altered record is gone")
+	require.NoError(t, s.Close())
 }

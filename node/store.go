@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -59,11 +60,26 @@ type Store struct {
 // recorded message count and sum: a cheap O(1) check against the root
 // aggregate, plus reconcile.Tree.Verify and a count of the stored messages
 // when WithVerifyOnOpen(true). A disagreement is an error wrapping
-// ErrCorrupt, never silently repaired.
+// ErrCorrupt, never silently repaired: Repair rebuilds the trees and
+// records from the messages.
+//
+// d must apply a batch atomically: all of it or none, whatever happens to
+// the process or the machine (OpenLevelDB's does; go-datastore does not
+// promise it). Over a datastore that may apply a batch in part, open
+// with WithVerifyOnOpen(true) after a crash: a batch applied in part then
+// fails the open with ErrCorrupt, and Repair brings the store back.
 //
 // d must be safe for concurrent use and stays the caller's: Close does not
 // close it.
 func OpenStore(ctx context.Context, d ds.Batching, opts ...StoreOption) (*Store, error) {
+	s, err := openStore(ctx, d, opts)
+	if errors.Is(err, ErrCorrupt) {
+		err = fmt.Errorf("%w; Repair (storesync repair) rebuilds the trees and records from the messages", err)
+	}
+	return s, err
+}
+
+func openStore(ctx context.Context, d ds.Batching, opts []StoreOption) (*Store, error) {
 	cfg := defaultStoreConfig()
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {

@@ -9,6 +9,7 @@
 //	storesync sync   --data DIR [--pubsub-topic P] [--content-topic C ...] PEER
 //	storesync export --data DIR [--pubsub-topic P] --content-topic C --out FILE
 //	storesync import --data DIR FILE
+//	storesync repair --data DIR
 //	storesync hash   --pubsub-topic T --content-topic C --payload-hex HEX --meta-hex HEX --timestamp NS
 //
 // run starts a node that keeps its store, identity and control socket in
@@ -25,6 +26,10 @@
 // be /waku/2/default-waku/proto). An import reads the whole file and
 // checks every message before it stores anything, and an import that was
 // cut short goes on where it stopped when run again.
+//
+// repair rebuilds the trees and scope records of a stopped node's store
+// from its messages, for a store the node refuses to open as corrupt
+// (run --verify checks every tree and message at start).
 //
 // Run `storesync help` for every command and `storesync <command> -h` for
 // its flags.
@@ -63,6 +68,7 @@ func commands() []command {
 		{"sync", "sync a running node with a peer now", runSync},
 		{"export", "write a scope to a snapshot file", runExport},
 		{"import", "store the messages of a snapshot file", runImport},
+		{"repair", "rebuild a stopped node's trees from its messages", runRepair},
 		{"hash", "print the Waku deterministic hash of a message", runHash},
 	}
 }

@@ -46,6 +46,7 @@ type runFlags struct {
 	settle      time.Duration
 	maxMessage  int
 	maxSkew     time.Duration
+	verify      bool
 }
 
 // runNode starts a store node and serves it until ctx ends (SIGINT or
@@ -67,6 +68,7 @@ func runNode(ctx context.Context, args []string, s stdio) error {
 	fs.DurationVar(&f.window, "window", 0, "sync only messages newer than this (0: all)")
 	fs.DurationVar(&f.settle, "settle", 0, "leave messages newer than this out of syncs, as still in flight")
 	fs.IntVar(&f.maxMessage, "max-message-size", reconcile.DefaultMaxMessageSize, "largest message the node stores or accepts from peers, in bytes of its wire form")
+	fs.BoolVar(&f.verify, "verify", false, "at start, check every tree and every stored message against the scopes' records (storesync repair rebuilds a store that fails)")
 	fs.DurationVar(&f.maxSkew, "max-clock-skew", reconcile.DefaultMaxClockSkew, "how far ahead of this node's clock a message's timestamp may be, here or from peers")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -101,7 +103,7 @@ func (f *runFlags) options(fs *flag.FlagSet) ([]node.Option, error) {
 		return nil, usageError(fs, "%v", err)
 	}
 	opts := []node.Option{node.WithScopes(scopes...), node.WithGroups(groups...),
-		node.WithStoreOptions(node.WithMaxMessageSize(f.maxMessage), node.WithMaxClockSkew(f.maxSkew)),
+		node.WithStoreOptions(node.WithMaxMessageSize(f.maxMessage), node.WithMaxClockSkew(f.maxSkew), node.WithVerifyOnOpen(f.verify)),
 		node.WithGossipOptions(gossip.WithInterval(f.interval, 0.3))}
 	if f.mdns {
 		opts = append(opts, node.WithMDNS(mdnsTag))
