@@ -79,11 +79,14 @@ func TestImportResumesWhereItStopped(t *testing.T) {
 }
 
 // failingDS fails the failAt-th batch commit, counting from when it is
-// armed.
+// armed, and, while every is set to n > 0, every n-th commit. A failed
+// commit applies nothing.
 type failingDS struct {
 	ds.Batching
 	commits atomic.Int32
 	failAt  atomic.Int32
+	every   atomic.Int32
+	failed  atomic.Int32
 }
 
 var errDisk = errors.New("disk on fire")
@@ -99,7 +102,9 @@ type failingBatch struct {
 }
 
 func (b *failingBatch) Commit(ctx context.Context) error {
-	if n := b.f.commits.Add(1); n == b.f.failAt.Load() {
+	n := b.f.commits.Add(1)
+	if e := b.f.every.Load(); n == b.f.failAt.Load() || (e > 0 && n%e == 0) {
+		b.f.failed.Add(1)
 		return errDisk
 	}
 	return b.Batch.Commit(ctx)
