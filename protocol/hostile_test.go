@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"sync"
 	"testing"
 	"time"
 
@@ -242,4 +243,33 @@ func TestEndlessTurnsAreCut(t *testing.T) {
 	}
 	require.Equal(t, reconcile.DefaultParams().MaxMessages+1, turns, "the session ends after its turn limit")
 	requireStillServes(t, victim)
+}
+
+// TestSessionRateIsBounded: a peer that opens sessions in a loop gets
+// BUSY once it has started its minute's worth, while another peer is
+// served; a minute later it is served again.
+func TestSessionRateIsBounded(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Unix(2_000_000_000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	victim := newNode(t, []reconcile.Scope{chat}, protocol.WithRates(5, 100, 5), protocol.WithNow(clock))
+	victim.put(t, msg(chat, t0+1))
+	greedy := newNode(t, []reconcile.Scope{chat})
+	connect(t, greedy.h, victim.h)
+	session := func(n *node) error {
+		rep, err := n.svc.Sync(t.Context(), victim.h.ID(), chat)
+		if err == nil {
+			err = rep.Err()
+		}
+		return err
+	}
+	for i := range 5 {
+		require.NoError(t, session(greedy), "session %d is within the rate", i)
+	}
+	require.ErrorIs(t, session(greedy), protocol.ErrBusy)
+	requireStillServes(t, victim)
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	require.NoError(t, session(greedy))
 }

@@ -8,21 +8,24 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// limiter counts the streams a server runs, per peer and in total. A
-// small leaf structure behind its own mutex.
+// limiter counts the streams a server runs, per peer and in total, and
+// bounds how often they start (rates). A small leaf structure behind its
+// own mutex.
 type limiter struct {
 	mu      sync.Mutex
 	perPeer int
 	total   int
 	open    map[peer.ID]int
 	all     int
+	rate    *rates
 }
 
-func newLimiter(perPeer, total int) *limiter {
-	return &limiter{perPeer: perPeer, total: total, open: make(map[peer.ID]int)}
+func newLimiter(perPeer, total int, rate *rates) *limiter {
+	return &limiter{perPeer: perPeer, total: total, open: make(map[peer.ID]int), rate: rate}
 }
 
-// acquire takes a slot for p, or returns ErrTooManySessions or ErrBusy.
+// acquire takes a slot for p, or returns ErrTooManySessions or ErrBusy
+// (too many streams open in all, or started this minute).
 func (l *limiter) acquire(p peer.ID) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -31,6 +34,9 @@ func (l *limiter) acquire(p peer.ID) error {
 		return ErrTooManySessions
 	case l.all >= l.total:
 		return ErrBusy
+	}
+	if err := l.rate.take(p); err != nil {
+		return err
 	}
 	l.open[p]++
 	l.all++
@@ -114,11 +120,18 @@ type peerTime[V any] struct {
 func newPeerTimes[V any]() peerTimes[V] { return peerTimes[V]{items: make(map[peer.ID]*list.Element)} }
 
 func (m *peerTimes[V]) get(p peer.ID) (V, bool) {
+	v, _, ok := m.getAt(p)
+	return v, ok
+}
+
+// getAt returns p's value and when it was set.
+func (m *peerTimes[V]) getAt(p peer.ID) (V, time.Time, bool) {
 	if el, ok := m.items[p]; ok {
-		return el.Value.(*peerTime[V]).v, true
+		e := el.Value.(*peerTime[V])
+		return e.v, e.at, true
 	}
 	var zero V
-	return zero, false
+	return zero, time.Time{}, false
 }
 
 // set sets p's value as of at (not before the last set of any peer),

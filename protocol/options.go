@@ -33,6 +33,9 @@ type config struct {
 	refuseFor          time.Duration
 	maxMessageSize     int
 	maxClockSkew       time.Duration
+	sessionRate        int // streams a peer may start a minute, per kind
+	fetchRate          int
+	catchUpRate        int
 	catchUpRatio       float64
 	catchUpMinGap      int
 	validator          Validator
@@ -58,6 +61,9 @@ func defaults() config {
 		refuseFor:          10 * time.Minute,
 		maxMessageSize:     reconcile.DefaultMaxMessageSize,
 		maxClockSkew:       reconcile.DefaultMaxClockSkew,
+		sessionRate:        60,
+		fetchRate:          1200,
+		catchUpRate:        60,
 		catchUpRatio:       2,
 		catchUpMinGap:      10_000,
 		logger:             log,
@@ -233,6 +239,25 @@ func WithWindow(window, settle time.Duration) Option {
 func WithPullOffered(pull bool) Option {
 	return func(c *config) error {
 		c.pullOffered = pull
+		return nil
+	}
+}
+
+// WithRates bounds how many sync sessions, fetch streams and catch-up
+// streams one peer may start a minute (0: no bound for that kind), each
+// a token bucket holding a minute's worth; all peers together may start
+// sixteen times as many. A stream over the rate is refused with BUSY, as
+// one over the session limits is. Default 60 sessions, 1,200 fetches
+// (1.2 million keys) and 60 catch-up streams a minute per peer: several
+// times what gossip and a catch-up ask of a peer, while a peer that
+// opens sessions in a loop, each of which may read the whole scope, gets
+// one a second.
+func WithRates(sessions, fetches, catchUps int) Option {
+	return func(c *config) error {
+		if sessions < 0 || fetches < 0 || catchUps < 0 {
+			return errOption
+		}
+		c.sessionRate, c.fetchRate, c.catchUpRate = sessions, fetches, catchUps
 		return nil
 	}
 }

@@ -113,9 +113,9 @@ func New(h host.Host, store Store, opts ...Option) (*Service, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		h: h, store: store, cfg: cfg, log: cfg.logger,
-		sessions: newLimiter(cfg.maxSessionsPerPeer, cfg.maxSessions),
-		fetches:  newLimiter(cfg.maxSessionsPerPeer, cfg.maxSessions),
-		catchUps: newLimiter(cfg.maxSessionsPerPeer, cfg.maxSessions),
+		sessions: newLimiter(cfg.maxSessionsPerPeer, cfg.maxSessions, newRates(cfg.sessionRate, cfg.now)),
+		fetches:  newLimiter(cfg.maxSessionsPerPeer, cfg.maxSessions, newRates(cfg.fetchRate, cfg.now)),
+		catchUps: newLimiter(cfg.maxSessionsPerPeer, cfg.maxSessions, newRates(cfg.catchUpRate, cfg.now)),
 		pulls:    make(chan struct{}, cfg.maxPulls),
 		strikes:  newStrikes(cfg.maxStrikes, cfg.refuseFor, cfg.now),
 		catching: make(map[reconcile.Scope]chan struct{}),
