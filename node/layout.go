@@ -46,6 +46,11 @@ func treeKey(idHex string) ds.Key { return treesKey.ChildString(idHex) }
 var sortedBase64 = base64.NewEncoding("-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz").
 	WithPadding(base64.NoPadding)
 
+// strictBase64 decodes sortedBase64 names, refusing any that encoding
+// would not have written (unused low bits set in the last character), so
+// that a name decodes only from its one encoding.
+var strictBase64 = sortedBase64.Strict()
+
 // keyNameLen is the length of a key in a record name.
 var keyNameLen = sortedBase64.EncodedLen(reconcile.KeySize)
 
@@ -93,7 +98,7 @@ func (s scopeKeys) parseMsgKey(dk []byte) (reconcile.Key, error) {
 	}
 	var raw [reconcile.KeySize]byte
 	name := dk[len(s.msgs):]
-	if n, err := sortedBase64.Decode(raw[:], name); err != nil || n != len(raw) || sortedBase64.EncodeToString(raw[:]) != string(name) {
+	if n, err := strictBase64.Decode(raw[:], name); err != nil || n != len(raw) {
 		return reconcile.Key{}, fmt.Errorf("%w: stray message record %q", ErrCorrupt, dk)
 	}
 	return reconcile.KeyFromBytes(raw[:])

@@ -42,4 +42,11 @@ func TestRecordNamesSortLikeKeys(t *testing.T) {
 	}
 	_, err := ks.parseMsgKey([]byte(ks.msgs + strings.Repeat("~", keyNameLen)))
 	require.ErrorIs(t, err, ErrCorrupt)
+	// A name with the unused low bits of its last character set decodes
+	// to a key, but is not that key's name: refused, so that no key has
+	// two records.
+	name := []byte(ks.msg(keys[4]).String())
+	name[len(name)-1]++
+	_, err = ks.parseMsgKey(name)
+	require.ErrorIs(t, err, ErrCorrupt)
 }
