@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/storesync/storesync/pb"
 )
@@ -25,28 +26,65 @@ import (
 // budget counts what a reply may still carry: range items, sketch cells
 // (sent or asked for), short IDs (WANT and SKIP ids), listed hashes
 // (KEYLIST) and you_lack hashes. decode limits the last three separately,
-// each to Limits.MaxIDs.
+// each to Limits.MaxIDs. A budget of what a reply may carry also has
+// bytes: what its cells, IDs and hashes together may take on the wire
+// (weight), which bounds a responder's reply by its request; in a budget
+// of what something costs, bytes is unused and the weight counts.
 type budget struct {
 	items, cells, ids, listed, lack int
+	bytes                           int64
 }
 
 func fullBudget(l *Limits) budget {
-	return budget{items: l.MaxItems, cells: l.MaxCells, ids: l.MaxIDs, listed: l.MaxIDs, lack: l.MaxIDs}
+	return budget{items: l.MaxItems, cells: l.MaxCells, ids: l.MaxIDs, listed: l.MaxIDs, lack: l.MaxIDs,
+		bytes: math.MaxInt64 / 2}
 }
 
+// weight returns what b's cells, IDs and hashes take on the wire, at most.
+func (b budget) weight() int64 {
+	return int64(b.cells)*cellSize + int64(b.ids)*8 + int64(b.listed+b.lack)*KeyWireMax
+}
+
+// replyFactor and the frame size bound a responder's reply by what the
+// message it answers asked: beyond the cells and keys it asks for by
+// name (MORE_CELLS, WANT), the reply's cells, IDs and hashes take at most
+// replyFactor times that message's bytes, or one frame, whichever is
+// more. A few bytes buy at most a frame; a range the reply has no room
+// for is handed back, as when the receiver's limits are met, so that no
+// ceiling follows: a session that runs out of messages ends incomplete,
+// and the next goes on.
+const replyFactor = 16
+
+// replyAllowance returns the bytes a reply to a message of reqBytes may
+// carry in cells, IDs and hashes.
+func replyAllowance(p *Params, reqBytes int64) int64 {
+	return max(int64(p.FrameSize), replyFactor*reqBytes)
+}
+
+// capped returns b with at most bytes of cells, IDs and hashes. Items are
+// not capped: a reply needs one for every range it hands back, and the
+// request's own items bound those.
+func (b budget) capped(bytes int64) budget {
+	b.bytes = min(b.bytes, bytes)
+	return b
+}
+
+// minus returns capacity b less cost o.
 func (b budget) minus(o budget) budget {
 	return budget{items: b.items - o.items, cells: b.cells - o.cells, ids: b.ids - o.ids,
-		listed: b.listed - o.listed, lack: b.lack - o.lack}
+		listed: b.listed - o.listed, lack: b.lack - o.lack, bytes: b.bytes - o.weight()}
 }
 
+// plus returns the sum of two costs.
 func (b budget) plus(o budget) budget {
 	return budget{items: b.items + o.items, cells: b.cells + o.cells, ids: b.ids + o.ids,
 		listed: b.listed + o.listed, lack: b.lack + o.lack}
 }
 
-// covers reports whether b has room for o.
+// covers reports whether capacity b has room for cost o.
 func (b budget) covers(o budget) bool {
-	return o.items <= b.items && o.cells <= b.cells && o.ids <= b.ids && o.listed <= b.listed && o.lack <= b.lack
+	return o.items <= b.items && o.cells <= b.cells && o.ids <= b.ids && o.listed <= b.listed && o.lack <= b.lack &&
+		o.weight() <= b.bytes
 }
 
 // costOf returns what an item takes from a reply's budget, as decode

@@ -494,6 +494,74 @@ func TestReplyProportionalToRequest(t *testing.T) {
 	}
 }
 
+// TestManyKeyListsBuyOneFrame: a request of 2,000 empty key lists, a few
+// bytes each, over a set of 200,000 keys (which the receiver would have
+// to list in full) gets a reply of at most one frame of hashes, plus an
+// item for each range it hands back: not the 8 MB the lists ask for.
+func TestManyKeyListsBuyOneFrame(t *testing.T) {
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(57, 58))
+	set := NewSliceSet(testKeys(r, 200_000, 1<<40))
+	p := DefaultParams()
+	var m message
+	const items = 2000
+	step := len(set) / items
+	for i := range items {
+		hi := End
+		if i+1 < items {
+			hi = set[(i+1)*step]
+		}
+		m.items = append(m.items, rangeItem{lo: set[i*step], hi: hi, mode: pb.Mode_KEYLIST})
+	}
+	req := encode(&m, p.FrameSize)
+	resp, err := NewResponder(set, p)
+	require.NoError(t, err)
+	out, _, more, err := resp.Respond(ctx, req)
+	require.NoError(t, err)
+	require.True(t, more)
+	checkWire(t, out, &p)
+	bound := replyAllowance(&p, framesBytes(req)) + items*(2*HashSize+64) + 4<<10
+	require.LessOrEqual(t, framesBytes(out), bound, "a reply of %d bytes to %d", framesBytes(out), framesBytes(req))
+	got, err := decode(out, &p.Limits)
+	require.NoError(t, err)
+	require.NotEmpty(t, got.youLack, "the reply makes progress")
+}
+
+// TestAskedCellsAreServed: cells a request asks for by name are what it
+// asked, not what its few bytes buy: four MORE_CELLS items of half a
+// frame each are all answered.
+func TestAskedCellsAreServed(t *testing.T) {
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(59, 60))
+	set := NewSliceSet(testKeys(r, 100_000, 1<<40))
+	p := DefaultParams()
+	n := uint64(p.maxRangeCells())
+	var m message
+	for i := range 4 {
+		hi := End
+		if i < 3 {
+			hi = set[(i+1)*len(set)/4]
+		}
+		m.items = append(m.items, rangeItem{lo: set[i*len(set)/4], hi: hi, mode: pb.Mode_MORE_CELLS, firstCell: 10, cellCount: n})
+	}
+	req := encode(&m, p.FrameSize)
+	require.Less(t, framesBytes(req), int64(1024))
+	resp, err := NewResponder(set, p)
+	require.NoError(t, err)
+	out, _, _, err := resp.Respond(ctx, req)
+	require.NoError(t, err)
+	got, err := decode(out, &p.Limits)
+	require.NoError(t, err)
+	sketches := 0
+	for _, it := range got.items {
+		if it.mode == pb.Mode_SKETCH {
+			require.Len(t, it.cells, int(n))
+			sketches++
+		}
+	}
+	require.Equal(t, 4, sketches)
+}
+
 // TestManyItemsRequest sends as many small items as the limits allow:
 // the reply still fits the limits.
 func TestManyItemsRequest(t *testing.T) {

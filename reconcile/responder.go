@@ -42,6 +42,9 @@ func (r *Responder) Respond(ctx context.Context, in []*pb.ReconcileFrame) (out [
 	s := newSide(r.set, &r.p, false)
 	s.reset()
 	s.hold = reserve(m.items)
+	// What the request asks for by name (cells, keys for IDs) and a
+	// share in proportion to its size for the rest.
+	s.left = s.left.capped(replyAllowance(&r.p, framesBytes(in)) + s.hold.weight())
 	s.learnNeed(m.youLack)
 	inRun := false
 	for i := range m.items {
