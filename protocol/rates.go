@@ -10,7 +10,8 @@ import (
 
 // rates bounds how often streams of one kind start: per peer, and in
 // total at globalRateFactor times the per-peer rate, each a token bucket
-// holding a minute's worth. A peer's bucket untouched for a minute is
+// holding a minute's worth; the total bounds only peers that have spent
+// a quarter of their own. A peer's bucket untouched for a minute is
 // full, the same as none, so it is forgotten; at most maxTracked peers
 // are tracked, the least recently seen giving way. A small leaf
 // structure behind its own mutex.
@@ -53,11 +54,16 @@ func (r *rates) take(p peer.ID) error {
 	}
 	global := min(r.perMin*globalRateFactor, r.global+r.refill(r.globalAt, now, globalRateFactor))
 	r.global, r.globalAt = global, now
-	if tokens < 1 || global < 1 {
+	// The global bucket refuses only peers that have spent a quarter of
+	// their own: peers opening streams as fast as they may would
+	// otherwise empty it for everyone, and a peer that keeps to a
+	// fraction of its rate would find itself refused for their sake.
+	light := tokens >= r.perMin*3/4
+	if tokens < 1 || (global < 1 && !light) {
 		r.peers.set(p, tokens, now, maxTracked)
 		return errors.Join(ErrBusy, errRate)
 	}
-	r.global--
+	r.global = max(r.global-1, 0)
 	r.peers.set(p, tokens-1, now, maxTracked)
 	return nil
 }

@@ -99,6 +99,8 @@ type childResult struct {
 	// PeakRSSKiB is the child's own peak RSS (VmHWM) just before it
 	// printed the line; 0 where the system does not say.
 	PeakRSSKiB int64 `json:"peak_rss_kib,omitempty"`
+	// Addr is a load server's multiaddr, ending in /p2p/<peer ID>.
+	Addr string `json:"addr,omitempty"`
 }
 
 // lineWriter prints childResults as JSON lines. Safe for concurrent use.
@@ -140,6 +142,8 @@ func childMain(args []string) int {
 		res, err = runRawPuts(ctx, a)
 	case kindRawStream:
 		res, err = runRawStreamReceiver(ctx, a)
+	case kindLoadServer:
+		res, err = runLoadServer(ctx, a, out)
 	default:
 		err = fmt.Errorf("unknown kind %q", a.kind)
 	}

@@ -14,6 +14,7 @@
 //	storesync-bench -n N[,N...] -mode ingest         # store ingest: Store.Put against raw puts
 //	storesync-bench -n N[,N...] -mode catchup        # catch-up of a receiver process
 //	storesync-bench -n N[,N...] -mode snapshot       # export and import against raw puts
+//	storesync-bench -n N -mode load                  # one server: honest clients, then with hostile peers
 //
 // See README.md for the flags and the output.
 package main
@@ -51,7 +52,9 @@ type options struct {
 	timeout time.Duration
 	kill    int
 	cpuProf string
-	fullRun bool // neither -d nor -mode nor -ingest: the table, then tree ingest
+	// -mode load
+	clients, insync, insyncN, hostile int
+	fullRun                           bool // neither -d nor -mode nor -ingest: the table, then tree ingest
 }
 
 func main() {
@@ -61,7 +64,7 @@ func main() {
 	o := options{ns: sizeList{1_000_000}}
 	flag.Var(&o.ns, "n", "messages in the full store; -mode ingest, catchup and snapshot take a list such as 1000000,2000000")
 	flag.IntVar(&o.d, "d", 0, "messages the catching-up store misses (default: 0, 10, 1000 and 10000)")
-	flag.StringVar(&o.mode, "mode", "", "scattered or recent (default: both), or ingest, catchup or snapshot")
+	flag.StringVar(&o.mode, "mode", "", "scattered or recent (default: both), or ingest, catchup, snapshot or load")
 	flag.Uint64Var(&o.seed, "seed", 1, "random seed; the same seed gives the same messages and cases")
 	flag.StringVar(&o.dir, "dir", "", "folder in which to create the LevelDB stores (default: the system's temporary folder)")
 	flag.BoolVar(&o.ingest, "ingest", false, "run only the tree ingest measurement")
@@ -71,6 +74,10 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "-mode catchup: the longest one child process may run")
 	flag.StringVar(&o.cpuProf, "cpuprofile", "", "write a CPU profile to the file, and one per child process to the file followed by .<kind>")
 	flag.IntVar(&o.kill, "kill", 0, "-mode catchup: also run a catch-up whose receiver is killed this many times")
+	flag.IntVar(&o.clients, "clients", 20, "-mode load: clients catching up the scope of -n messages")
+	flag.IntVar(&o.insync, "insync", 20, "-mode load: clients in sync, running sessions in a loop")
+	flag.IntVar(&o.insyncN, "insync-n", 10_000, "-mode load: messages of the in-sync clients' scope")
+	flag.IntVar(&o.hostile, "hostile", 50, "-mode load: hostile peers in the second phase")
 	flag.Parse()
 	flag.Visit(func(f *flag.Flag) {
 		if f.Name == "d" {
@@ -127,6 +134,8 @@ func run(ctx context.Context, o options) error {
 		return nil
 	case modeCatchup:
 		return runCatchup(ctx, work, o)
+	case modeLoad:
+		return runLoad(ctx, work, o)
 	case modeSnapshot:
 		for _, n := range o.ns {
 			o.n = n
@@ -151,7 +160,7 @@ func run(ctx context.Context, o options) error {
 
 // checkFlags rejects flags that the chosen mode does not take.
 func checkFlags(o options) error {
-	live := o.mode == modeIngest || o.mode == modeCatchup || o.mode == modeSnapshot
+	live := o.mode == modeIngest || o.mode == modeCatchup || o.mode == modeSnapshot || o.mode == modeLoad
 	switch {
 	case live && (o.dSet || o.ingest):
 		return fmt.Errorf("-mode %s takes no -d or -ingest", o.mode)
@@ -181,10 +190,10 @@ func selectCases(o options) ([]benchCase, error) {
 	case "":
 	case modeScattered, modeRecent:
 		modes = []string{o.mode}
-	case modeIngest, modeCatchup, modeSnapshot:
+	case modeIngest, modeCatchup, modeSnapshot, modeLoad:
 		return nil, nil
 	default:
-		return nil, fmt.Errorf("-mode %q: want %s, %s, %s, %s or %s", o.mode, modeScattered, modeRecent, modeIngest, modeCatchup, modeSnapshot)
+		return nil, fmt.Errorf("-mode %q: want %s, %s, %s, %s, %s or %s", o.mode, modeScattered, modeRecent, modeIngest, modeCatchup, modeSnapshot, modeLoad)
 	}
 	sizes := []int{0, 10, 1000, 10000}
 	if o.dSet {
