@@ -329,6 +329,7 @@ func (s *Service) writeFrame(c *conn, sc *clientScope, i int, f *pb.ReconcileFra
 // readReply reads the server's turn into the scopes' pending frames. A
 // scope error ends that scope; a session error ends the session.
 func (s *Service) readReply(c *conn, cs []*clientScope) error {
+	size := s.newMessageBytes()
 	for n := 0; n <= maxTurnFrames; n++ {
 		var f pb.SyncFrame
 		if err := c.read(&f); err != nil {
@@ -353,6 +354,9 @@ func (s *Service) readReply(c *conn, cs []*clientScope) error {
 		}
 		if f.Count > 0 && f.Count-1 <= reconcile.MaxCount {
 			sc.theirs = int64(f.Count - 1)
+		}
+		if err := size.add(i, f.Frame); err != nil {
+			return err
 		}
 		sc.pending = append(sc.pending, f.Frame)
 	}

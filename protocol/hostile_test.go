@@ -273,3 +273,52 @@ func TestSessionRateIsBounded(t *testing.T) {
 	mu.Unlock()
 	require.NoError(t, session(greedy))
 }
+
+// TestOversizedMessageIsRefusedAsItArrives: a client that streams frames
+// of one message that never ends (each says more follows) is refused
+// with TOO_LARGE once the message passes what any message within the
+// server's limits can take, long before the turn's frame cap: the
+// server's memory for a turn is bounded by its limits, not by the frames
+// a client sends.
+func TestOversizedMessageIsRefusedAsItArrives(t *testing.T) {
+	p := reconcile.DefaultParams()
+	p.FrameSize = 64 << 10
+	p.Limits = reconcile.Limits{MaxItems: 1024, MaxCells: 4096, MaxIDs: 4096}
+	victim := newNode(t, []reconcile.Scope{chat}, protocol.WithReconcileParams(p))
+	s := rawStream(t, victim)
+	require.NoError(t, s.SetDeadline(time.Now().Add(20*time.Second)))
+	id := chat.ID()
+	w := protoio.NewDelimitedWriter(s)
+	first := &pb.ReconcileFrame{Items: []*pb.RangeItem{{Mode: pb.Mode_FINGERPRINT, Fingerprint: make([]byte, 16), Count: 5}}}
+	require.NoError(t, w.WriteMsg(&pb.SyncRequest{Scopes: []*pb.ScopeOpen{{Scope: id[:], First: first}}}))
+	r := protoio.NewDelimitedReader(s, 4<<20)
+	for { // the server's first turn
+		var f pb.SyncFrame
+		require.NoError(t, r.ReadMsg(&f))
+		if f.EndOfTurn {
+			break
+		}
+	}
+	bound := p.Limits.MaxMessageBytes(1 << 16)
+	chunk := &pb.SyncFrame{Scope: 0, Frame: &pb.ReconcileFrame{More: true,
+		Items: []*pb.RangeItem{{Mode: pb.Mode_SKIP, Ids: make([]byte, 60<<10)}}}}
+	sent := int64(0)
+	go func() {
+		for sent < 4*bound {
+			if w.WriteMsg(chunk) != nil {
+				return
+			}
+			sent += int64(chunk.Size())
+		}
+	}()
+	var f pb.SyncFrame
+	for {
+		require.NoError(t, r.ReadMsg(&f))
+		if f.EndOfTurn {
+			break
+		}
+	}
+	require.NotNil(t, f.Error)
+	require.Equal(t, pb.Code_TOO_LARGE, f.Error.Code)
+	requireStillServes(t, victim)
+}

@@ -3,6 +3,7 @@ package protocol
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"sort"
@@ -258,11 +259,34 @@ func maxServerTurns(p *reconcile.Params) int { return max(p.MaxMessages, 4) }
 // maxTurnFrames bounds the frames of one turn, over all its scopes.
 const maxTurnFrames = 1 << 16
 
+// messageBytes counts the bytes of each scope's message in a turn as its
+// frames arrive, and refuses a message past what one within our limits
+// can take (reconcile.Limits.MaxMessageBytes): the memory a turn holds is
+// bounded by the limits, scope by scope, before the message is decoded.
+type messageBytes struct {
+	limit int64
+	by    map[int]int64
+}
+
+func (s *Service) newMessageBytes() messageBytes {
+	return messageBytes{limit: s.cfg.params.Limits.MaxMessageBytes(maxTurnFrames), by: make(map[int]int64)}
+}
+
+// add counts frame f of scope i's message.
+func (m messageBytes) add(i int, f *pb.ReconcileFrame) error {
+	m.by[i] += int64(f.Size())
+	if m.by[i] > m.limit {
+		return errors.Join(ErrTooLarge, fmt.Errorf("a message of more than %d bytes", m.limit))
+	}
+	return nil
+}
+
 // readTurn reads one turn of the client: whole messages for some scopes,
 // then the end of the turn, which may say the client finished.
 func (s *Service) readTurn(c *conn, scopes []*serverScope) (map[int][]*pb.ReconcileFrame, bool, error) {
 	turn := make(map[int][]*pb.ReconcileFrame)
 	complete := make(map[int]bool)
+	size := s.newMessageBytes()
 	for n := 0; ; n++ {
 		if n > maxTurnFrames {
 			return nil, false, errors.Join(ErrTooLarge, errors.New("too many frames in a turn"))
@@ -285,6 +309,9 @@ func (s *Service) readTurn(c *conn, scopes []*serverScope) (map[int][]*pb.Reconc
 		i := int(f.Scope)
 		if f.Frame == nil || f.Error != nil || f.Finish || i >= len(scopes) || scopes[i].resp == nil || complete[i] {
 			return nil, false, errors.Join(ErrBadRequest, errors.New("frame for no open scope"))
+		}
+		if err := size.add(i, f.Frame); err != nil {
+			return nil, false, err
 		}
 		turn[i] = append(turn[i], f.Frame)
 		complete[i] = !f.Frame.More

@@ -109,6 +109,11 @@ func checkWire(t *testing.T, frames []*pb.ReconcileFrame, p *Params) {
 	}
 	_, err := decode(frames, &p.Limits)
 	require.NoError(t, err, "message beyond the receiver's limits")
+	var size int64
+	for _, f := range frames {
+		size += int64(f.Size())
+	}
+	require.LessOrEqual(t, size, p.Limits.MaxMessageBytes(len(frames)), "message past the bytes its limits allow")
 }
 
 // sessionResult is what one checked session produced.

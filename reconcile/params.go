@@ -78,6 +78,26 @@ func (p *Params) Validate() error {
 	return nil
 }
 
+// Upper bounds, in encoded bytes, of the parts of a message: an item
+// without its cells, hashes and IDs (mode, fingerprint, counts, bounds,
+// field tags), and a frame's own fields (bounds, flags, field tags).
+const (
+	itemWireMax  = 192
+	frameWireMax = 96
+)
+
+// MaxMessageBytes is the most encoded bytes, over all its frames, that
+// a message within l can take when its frames are at most frames: its
+// items, cells, IDs, listed and answered hashes and the hashes the
+// receiver lacks, each at their limit. A receiver counting a message's
+// bytes as its frames arrive refuses one past this, which no message that
+// decodes within l can reach: it bounds the memory of a message by the
+// limits, not by what its frames claim.
+func (l Limits) MaxMessageBytes(frames int) int64 {
+	return int64(l.MaxItems)*itemWireMax + int64(l.MaxCells)*cellSize +
+		int64(l.MaxIDs)*(8+2*(KeyWireMax+1)) + int64(frames)*frameWireMax
+}
+
 // maxRangeCells is the longest sketch of one range: it must fit half a
 // frame and the receiver's cell limit, and a range that needs more is
 // split instead. A sketch decodes fewer elements than it has cells, and
