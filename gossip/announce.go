@@ -74,6 +74,9 @@ func decodeAnnouncement(data []byte, g *def, maxSize int) (*announcement, error)
 		if err != nil {
 			return nil, fmt.Errorf("%w: recent keys: %v", errBadAnnouncement, err)
 		}
+		if len(keys) == 0 {
+			continue // an empty list says nothing; the encoder writes none
+		}
 		if out.recent == nil {
 			out.recent = make(map[reconcile.Scope][]reconcile.Key)
 		}
