@@ -27,7 +27,7 @@ var errQueueFull = errors.New("gossip: too many sessions waiting")
 func (s *Service) prune(g *groupState) {
 	cutoff := s.cfg.now().Add(-memberTTL * s.cfg.interval)
 	for p, m := range g.members {
-		if m.lastAnnounce.Before(cutoff) && !s.peer(p).busy {
+		if ps := s.peers[p]; m.lastAnnounce.Before(cutoff) && (ps == nil || !ps.busy) {
 			delete(g.members, p)
 		}
 	}

@@ -66,9 +66,7 @@ func Repair(ctx context.Context, d ds.Batching) ([]RepairReport, error) {
 // repairScope rebuilds one scope's tree and record from its messages.
 func repairScope(ctx context.Context, d ds.Batching, rec scopeRecord) (RepairReport, error) {
 	rep := RepairReport{Scope: rec.scope, Recorded: rec.agg.Count}
-	st := &scopeState{scope: rec.scope, id: rec.scope.ID()}
-	st.idHex = scopeIDHex(st.id)
-	st.keys = newScopeKeys(st.idHex)
+	st := newScopeState(rec.scope)
 	if err := deletePrefix(ctx, d, treeKey(st.idHex)); err != nil {
 		return rep, fmt.Errorf("delete the tree: %w", err)
 	}

@@ -108,12 +108,18 @@ func (s *Store) AddScope(ctx context.Context, sc reconcile.Scope) error {
 	return nil
 }
 
+// newScopeState returns the state of sc with its names, and no tree yet.
+func newScopeState(sc reconcile.Scope) *scopeState {
+	st := &scopeState{scope: sc, id: sc.ID()}
+	st.idHex = scopeIDHex(st.id)
+	st.keys = newScopeKeys(st.idHex)
+	return st
+}
+
 // openScope opens the tree of a recorded scope. It does not check the tree
 // against the record.
 func openScope(ctx context.Context, d ds.Datastore, rec scopeRecord, cfg storeConfig) (*scopeState, error) {
-	st := &scopeState{scope: rec.scope, id: rec.scope.ID()}
-	st.idHex = scopeIDHex(st.id)
-	st.keys = newScopeKeys(st.idHex)
+	st := newScopeState(rec.scope)
 	t, err := reconcile.Open(ctx, d, treeKey(st.idHex), cfg.treeOpts...)
 	if errors.Is(err, reconcile.ErrCorrupt) {
 		return nil, fmt.Errorf("%w: scope %s: %w", ErrCorrupt, st.scope, err)
