@@ -173,13 +173,14 @@ func mustGetwd(t *testing.T) string {
 func TestCLIImportSurvivesKill(t *testing.T) {
 	bin := storesyncBinary(t)
 	tmp := t.TempDir()
-	path, h := killTestSnapshot(t, filepath.Join(tmp, "big.snap"), 20_000)
+	path, h := killTestSnapshot(t, filepath.Join(tmp, "big.snap"), 60_000)
 	dir := filepath.Join(tmp, "store")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 
 	for kill := range 5 {
 		// Some batches in, kill within a few dozen milliseconds: each
-		// run stores some batches, none stores them all.
+		// run stores some batches, none stores them all (60,000
+		// messages take the import well past that window).
 		delay := time.Duration(rng.IntN(30)) * time.Millisecond
 		require.NoError(t, killWhileStoring(t, bin, dir, path, delay), "kill %d", kill)
 	}
