@@ -278,8 +278,10 @@ func (s *Service) reconcileTurns(ctx context.Context, c *conn, cs []*clientScope
 	if err := c.flush(); err != nil {
 		return err
 	}
+	mem := newTurnMemory(c.s)
+	defer mem.release()
 	for first := true; ; first = false {
-		if err := s.readReply(c, cs); err != nil {
+		if err := s.readReply(c, cs, mem); err != nil {
 			return err
 		}
 		asks := false
@@ -328,8 +330,8 @@ func (s *Service) writeFrame(c *conn, sc *clientScope, i int, f *pb.ReconcileFra
 
 // readReply reads the server's turn into the scopes' pending frames. A
 // scope error ends that scope; a session error ends the session.
-func (s *Service) readReply(c *conn, cs []*clientScope) error {
-	size := s.newMessageBytes()
+func (s *Service) readReply(c *conn, cs []*clientScope, mem *turnMemory) error {
+	size := s.newMessageBytes(mem)
 	for n := 0; n <= maxTurnFrames; n++ {
 		var f pb.SyncFrame
 		if err := c.read(&f); err != nil {

@@ -35,7 +35,9 @@
 // else happens. Every read has a size cap and every read and write a
 // deadline within the session's; sessions and fetch streams are limited
 // per peer and in total; streams run in the resource manager's
-// ServiceName scope with their buffers reserved. A peer that breaks the
+// ServiceName scope with their buffers reserved, and the frames of a
+// peer's turn are reserved there as they arrive, so that the resource
+// manager bounds what a peer can make us hold. A peer that breaks the
 // protocol gets the error code, a warning in the log and a reset stream.
 //
 // Logging goes through the "storesync/protocol" subsystem logger

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-msgio/protoio"
 	"github.com/stretchr/testify/require"
 
@@ -274,6 +276,14 @@ func TestOversizedMessageIsRefusedAsItArrives(t *testing.T) {
 	p.FrameSize = 64 << 10
 	p.Limits = reconcile.Limits{MaxItems: 1024, MaxCells: 4096, MaxIDs: 4096}
 	victim := newNode(t, []reconcile.Scope{chat}, protocol.WithReconcileParams(p))
+	require.Equal(t, pb.Code_TOO_LARGE, endlessMessage(t, victim, 4*p.Limits.MaxMessageBytes(1<<16)))
+	requireStillServes(t, victim)
+}
+
+// endlessMessage opens a session with victim, then streams frames of a
+// message that never ends, up to send bytes, and returns the code of the
+// server's reply.
+func endlessMessage(t *testing.T, victim *node, send int64) pb.Code {
 	s := rawStream(t, victim)
 	require.NoError(t, s.SetDeadline(time.Now().Add(20*time.Second)))
 	id := chat.ID()
@@ -282,20 +292,16 @@ func TestOversizedMessageIsRefusedAsItArrives(t *testing.T) {
 	require.NoError(t, w.WriteMsg(&pb.SyncRequest{Scopes: []*pb.ScopeOpen{{Scope: id[:], First: first}}}))
 	r := protoio.NewDelimitedReader(s, 4<<20)
 	require.Equal(t, pb.Code_OK, readServerTurn(t, r), "the server's first turn")
-	bound := p.Limits.MaxMessageBytes(1 << 16)
 	chunk := &pb.SyncFrame{Scope: 0, Frame: &pb.ReconcileFrame{More: true,
 		Items: []*pb.RangeItem{{Mode: pb.Mode_SKIP, Ids: make([]byte, 60<<10)}}}}
-	sent := int64(0)
 	go func() {
-		for sent < 4*bound {
+		for sent := int64(0); sent < send; sent += int64(chunk.Size()) {
 			if w.WriteMsg(chunk) != nil {
 				return
 			}
-			sent += int64(chunk.Size())
 		}
 	}()
-	require.Equal(t, pb.Code_TOO_LARGE, readServerTurn(t, r))
-	requireStillServes(t, victim)
+	return readServerTurn(t, r)
 }
 
 // readServerTurn reads a server's turn to its end and returns the code
@@ -313,4 +319,40 @@ func readServerTurn(t *testing.T, r protoio.ReadCloser) pb.Code {
 			return code
 		}
 	}
+}
+
+// TestTurnMemoryIsReservedAsItArrives: the frames of a client's turn are
+// reserved from the stream's resource scope as they arrive. A turn far
+// within the reconciliation limits but past what the resource manager
+// lets one stream hold is refused with TOO_LARGE before the stream's
+// limit is reached, and the memory goes back when the session ends.
+func TestTurnMemoryIsReservedAsItArrives(t *testing.T) {
+	const streamMemory = 8 << 20
+	limits := rcmgr.PartialLimitConfig{Stream: rcmgr.ResourceLimits{Memory: rcmgr.LimitVal64(streamMemory)}}
+	mgr, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Build(rcmgr.DefaultLimits.AutoScale())))
+	require.NoError(t, err)
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(), libp2p.ResourceManager(mgr))
+	require.NoError(t, err)
+	t.Cleanup(func() { h.Close() })
+	st := newMemStore(t, chat)
+	svc, err := protocol.New(h, st)
+	require.NoError(t, err)
+	t.Cleanup(func() { svc.Close() })
+	victim := &node{h: h, svc: svc, store: st}
+
+	serviceMemory := func() int64 {
+		var n int64
+		require.NoError(t, mgr.ViewService(protocol.ServiceName, func(s network.ServiceScope) error {
+			n = s.Stat().Memory
+			return nil
+		}))
+		return n
+	}
+	const send = 4 * streamMemory
+	require.Less(t, int64(send), reconcile.DefaultParams().Limits.MaxMessageBytes(1<<16),
+		"the turn is within the reconciliation limits: only its memory refuses it")
+	require.Equal(t, pb.Code_TOO_LARGE, endlessMessage(t, victim, send))
+	require.Eventually(t, func() bool { return serviceMemory() == 0 }, 5*time.Second, 10*time.Millisecond,
+		"the session's memory is given back")
+	requireStillServes(t, victim)
 }

@@ -160,6 +160,8 @@ func (s *Service) serveSync(ctx context.Context, p peer.ID, c *conn) ([]*serverS
 		turn[i] = []*pb.ReconcileFrame{so.First}
 	}
 	turns := 0
+	mem := newTurnMemory(c.s)
+	defer mem.release()
 	for first := true; ; first = false {
 		wrote := false
 		for _, i := range sortedKeys(turn) {
@@ -209,7 +211,7 @@ func (s *Service) serveSync(ctx context.Context, p peer.ID, c *conn) ([]*serverS
 				return nil, false, err
 			}
 		}
-		next, finish, err := s.readTurn(c, scopes)
+		next, finish, err := s.readTurn(c, scopes, mem)
 		switch {
 		case errors.Is(err, io.EOF) && len(next) == 0:
 			return scopes, false, nil
@@ -261,32 +263,39 @@ const maxTurnFrames = 1 << 16
 
 // messageBytes counts the bytes of each scope's message in a turn as its
 // frames arrive, and refuses a message past what one within our limits
-// can take (reconcile.Limits.MaxMessageBytes): the memory a turn holds is
-// bounded by the limits, scope by scope, before the message is decoded.
+// can take (reconcile.Limits.MaxMessageBytes), and a frame whose memory
+// the stream cannot reserve (turnMemory): the memory a turn holds is
+// bounded by the limits, scope by scope, and by the resource manager,
+// before the message is decoded.
 type messageBytes struct {
 	limit int64
 	by    map[int]int64
+	mem   *turnMemory
 }
 
-func (s *Service) newMessageBytes() messageBytes {
-	return messageBytes{limit: s.cfg.params.Limits.MaxMessageBytes(maxTurnFrames), by: make(map[int]int64)}
+// newMessageBytes starts counting a turn whose memory mem reserves; what
+// mem held for the turn before, which has been handled, is given back.
+func (s *Service) newMessageBytes(mem *turnMemory) messageBytes {
+	mem.release()
+	return messageBytes{limit: s.cfg.params.Limits.MaxMessageBytes(maxTurnFrames), by: make(map[int]int64), mem: mem}
 }
 
 // add counts frame f of scope i's message.
 func (m messageBytes) add(i int, f *pb.ReconcileFrame) error {
-	m.by[i] += int64(f.Size())
+	n := f.Size()
+	m.by[i] += int64(n)
 	if m.by[i] > m.limit {
 		return errors.Join(ErrTooLarge, fmt.Errorf("a message of more than %d bytes", m.limit))
 	}
-	return nil
+	return m.mem.hold(n)
 }
 
 // readTurn reads one turn of the client: whole messages for some scopes,
 // then the end of the turn, which may say the client finished.
-func (s *Service) readTurn(c *conn, scopes []*serverScope) (map[int][]*pb.ReconcileFrame, bool, error) {
+func (s *Service) readTurn(c *conn, scopes []*serverScope, mem *turnMemory) (map[int][]*pb.ReconcileFrame, bool, error) {
 	turn := make(map[int][]*pb.ReconcileFrame)
 	complete := make(map[int]bool)
-	size := s.newMessageBytes()
+	size := s.newMessageBytes(mem)
 	for n := 0; ; n++ {
 		if n > maxTurnFrames {
 			return nil, false, errors.Join(ErrTooLarge, errors.New("too many frames in a turn"))

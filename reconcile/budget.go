@@ -56,10 +56,22 @@ func (b budget) weight() int64 {
 const replyFactor = 16
 
 // replyAllowance returns the bytes a reply to a message of reqBytes may
-// carry in cells, IDs and hashes.
+// carry in cells, IDs and hashes, beyond what it asked for by name.
 func replyAllowance(p *Params, reqBytes int64) int64 {
-	return max(int64(p.FrameSize), replyFactor*reqBytes)
+	return min(max(int64(p.FrameSize), replyFactor*reqBytes), messageAllowance(p))
 }
+
+// messageFrames bounds every message a side builds: its cells, IDs and
+// hashes take at most this many frames, beyond what the peer asked for
+// by name, and a range with no room left is handed back (see above). A
+// receiver holds a turn's frames in memory its resource manager grants
+// as they arrive; this keeps an honest message to a few frames a scope,
+// well within what a libp2p stream may hold by default (16 MiB).
+const messageFrames = 4
+
+// messageAllowance returns the bytes any message may carry in cells, IDs
+// and hashes, beyond what the peer asked for by name.
+func messageAllowance(p *Params) int64 { return messageFrames * int64(p.FrameSize) }
 
 // capped returns b with at most bytes of cells, IDs and hashes. Items are
 // not capped: a reply needs one for every range it hands back, and the

@@ -116,6 +116,20 @@ func checkWire(t *testing.T, frames []*pb.ReconcileFrame, p *Params) {
 	require.LessOrEqual(t, size, p.Limits.MaxMessageBytes(len(frames)), "message past the bytes its limits allow")
 }
 
+// checkAllowance requires an initiator's message to carry at most the
+// bytes any message may (messageAllowance) beyond its items' and frames'
+// own fields: a receiver holds a whole turn in memory.
+func checkAllowance(t *testing.T, frames []*pb.ReconcileFrame, p *Params) {
+	t.Helper()
+	var size, items int64
+	for _, f := range frames {
+		size += int64(f.Size())
+		items += int64(len(f.Items))
+	}
+	bound := messageAllowance(p) + items*itemWireMax + int64(len(frames))*frameWireMax
+	require.LessOrEqual(t, size, bound, "message past the allowance of any message")
+}
+
 // sessionResult is what one checked session produced.
 type sessionResult struct {
 	ini, res   Diff
@@ -141,6 +155,7 @@ func runChecked(t *testing.T, a, b Set, lo, hi Key, p Params) sessionResult {
 	require.NoError(t, err)
 	for {
 		checkWire(t, msg, &p)
+		checkAllowance(t, msg, &p)
 		out.messages++
 		out.bytes += framesBytes(msg)
 		reply, learned, more, err := r.Respond(ctx, msg)
@@ -664,4 +679,19 @@ func parseFrames(data []byte) []*pb.ReconcileFrame {
 		data = data[k+int(n):]
 	}
 	return out
+}
+
+// TestInitiatorMessageWithinAllowance: an initiator that holds far more
+// than its peer lacks sends what the peer lacks a few frames at a time
+// (runChecked checks every message against messageAllowance), however
+// much the limits would take, and repeated sessions still converge.
+func TestInitiatorMessageWithinAllowance(t *testing.T) {
+	p := DefaultParams()
+	p.FrameSize = 64 << 10
+	r := rand.New(rand.NewPCG(49, 50))
+	all := testKeys(r, 60_000, 1<<40)
+	b := pick(all, func(i int) bool { return i%3 == 0 })
+	require.Greater(t, int64(len(all)-len(b))*KeyWireMax, 4*messageAllowance(&p),
+		"what the responder lacks takes several messages' allowance")
+	converge(t, newGrowSet(t, false, all), newGrowSet(t, false, b), p, 20)
 }

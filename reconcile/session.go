@@ -76,6 +76,7 @@ func (s *Session) Next(ctx context.Context, in []*pb.ReconcileFrame) (out []*pb.
 		return nil, false, err
 	}
 	s.reset()
+	s.left = s.left.capped(messageAllowance(s.p))
 	// Every task of the initiator may hand its range back, so one item
 	// is held for the tail throughout: the whole reply is one run.
 	s.hold.items = 1
