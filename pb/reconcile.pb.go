@@ -97,13 +97,14 @@ type RangeItem struct {
 	Keys []byte `protobuf:"bytes,10,opt,name=keys,proto3" json:"keys,omitempty"`
 	// WANT: the short IDs asked for; SKIP: short IDs of the receiver's
 	// messages in the range that the sender lacks (for the receiver's
-	// information; nothing is asked). A short ID is the first 8 bytes of a
-	// message hash.
+	// information; nothing is asked). A short ID is 8 bytes little-endian:
+	// the key's timestamp with its low 24 bits cleared, ORed with the first
+	// 3 bytes of the message hash (big-endian) in those 24 bits.
 	Ids []byte `protobuf:"bytes,11,opt,name=ids,proto3" json:"ids,omitempty"`
 	// SKIP: the answer to the receiver's WANT of the same range: per short
-	// ID asked, in the order asked, the key's timestamp as a uvarint, then
-	// the 24 bytes of the hash after the short ID; a timestamp of 0, and
-	// nothing after it, for an ID the sender does not hold.
+	// ID asked, in the order asked, a uvarint of 1 + the timestamp's low 24
+	// bits, then the 29 bytes of the hash after its first 3; a uvarint 0,
+	// and nothing after it, for an ID the sender does not hold.
 	Answers []byte `protobuf:"bytes,12,opt,name=answers,proto3" json:"answers,omitempty"`
 }
 

@@ -17,7 +17,7 @@ const (
 	// SyncID is the reconciliation protocol: a client opens a session
 	// for some scopes, the two sides exchange reconcile frames until both
 	// know the difference, and the server may then pull what it lacks.
-	SyncID protocol.ID = "/storesync/sync/2.0.0"
+	SyncID protocol.ID = "/storesync/sync/3.0.0"
 	// FetchID is the transfer protocol: the client asks for messages by
 	// hash, in batches, and the server answers with the ones it holds.
 	FetchID protocol.ID = "/storesync/fetch/2.0.0"

@@ -6,38 +6,44 @@ import (
 )
 
 // answer is one entry of a WANT's answer: the key whose short ID was
-// asked for, less the short ID, which the asker knows; ts 0 says the
-// responder holds no key with that ID.
+// asked for, less what the short ID already says (the timestamp's window
+// and the hash's first bytes, see keyID); held false says the responder
+// holds no key with that ID.
 type answer struct {
-	ts   uint64
-	tail [HashSize - 8]byte
+	held bool
+	low  uint64 // the timestamp below its window
+	tail [HashSize - idHashBytes]byte
 }
 
 // answerOf returns the answer entry of a key.
 func answerOf(k Key) answer {
-	a := answer{ts: k.TS}
-	copy(a.tail[:], k.Hash[8:])
+	a := answer{held: true, low: k.TS & (1<<idWindowBits - 1)}
+	copy(a.tail[:], k.Hash[idHashBytes:])
 	return a
 }
 
 // key returns the key an answer stands for, given the short ID asked.
 func (a answer) key(id ShortID) Key {
-	k := Key{TS: a.ts}
-	binary.LittleEndian.PutUint64(k.Hash[:8], uint64(id))
-	copy(k.Hash[8:], a.tail[:])
+	k := Key{TS: uint64(id)>>idWindowBits<<idWindowBits | a.low}
+	for i := range idHashBytes {
+		k.Hash[i] = byte(uint64(id) >> (8 * (idHashBytes - 1 - i)))
+	}
+	copy(k.Hash[idHashBytes:], a.tail[:])
 	return k
 }
 
-// appendAnswers encodes the answer entries: per entry the timestamp as a
-// uvarint and, unless it is 0, the hash's tail. An answer carries 8 bytes
-// of hash fewer than a key, which pays for its timestamp: a decoded
-// sketch costs about what it did when answers were bare hashes.
+// appendAnswers encodes the answer entries: per entry a uvarint, 0 for
+// not held or else the timestamp below its window plus one, then the
+// hash past its first bytes. An answer is about the size of a hash: the
+// short ID asked for carries the rest of the key.
 func appendAnswers(b []byte, as []answer) []byte {
 	for _, a := range as {
-		b = binary.AppendUvarint(b, a.ts)
-		if a.ts != 0 {
-			b = append(b, a.tail[:]...)
+		if !a.held {
+			b = append(b, 0)
+			continue
 		}
+		b = binary.AppendUvarint(b, a.low+1)
+		b = append(b, a.tail[:]...)
 	}
 	return b
 }
@@ -50,13 +56,14 @@ func parseAnswers(b []byte, max int) ([]answer, error) {
 		if len(out) == max {
 			return nil, fmt.Errorf("%w: more than %d answers", ErrTooManyKeys, max)
 		}
-		ts, n := binary.Uvarint(b)
-		if n <= 0 || n != uvarintLen(ts) || ts > MaxTimestamp {
+		v, n := binary.Uvarint(b)
+		if n <= 0 || n != uvarintLen(v) || v > 1<<idWindowBits {
 			return nil, badFrame("answer %d", len(out))
 		}
 		b = b[n:]
-		a := answer{ts: ts}
-		if ts != 0 {
+		var a answer
+		if v != 0 {
+			a.held, a.low = true, v-1
 			if len(b) < len(a.tail) {
 				return nil, badFrame("answer %d truncated", len(out))
 			}

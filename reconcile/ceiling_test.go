@@ -626,7 +626,7 @@ func FuzzReplyWithinLimits(f *testing.F) {
 		{items: []rangeItem{
 			{lo: Key{}, hi: set[100], mode: pb.Mode_KEYLIST, keys: []Key{set[50], {TS: set[50].TS + 1, Hash: Hash{1}}}},
 			{lo: set[100], hi: set[2000], mode: pb.Mode_MORE_CELLS, cellCount: 200},
-			{lo: set[2000], hi: set[2500], mode: pb.Mode_WANT, ids: []ShortID{shortID(&set[2100].Hash), 7}},
+			{lo: set[2000], hi: set[2500], mode: pb.Mode_WANT, ids: []ShortID{keyID(&set[2100]), 7}},
 			{lo: set[2500], hi: End, mode: pb.Mode_FINGERPRINT, count: 400},
 		}},
 	} {

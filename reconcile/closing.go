@@ -159,19 +159,13 @@ func (s *side) cut(ctx context.Context, p part) ([]part, error) {
 		}
 		return append(out, part{prev, p.hi, 1}), nil
 	}
-	out := make([]part, 0, len(bounds)+1)
-	prev := p.lo
-	for i := 0; i <= len(bounds); i++ {
-		end := p.hi
-		if i < len(bounds) {
-			end = bounds[i]
-		}
-		agg, err := s.set.Aggregate(ctx, prev, end)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, part{prev, end, agg.Count})
-		prev = end
+	pieces, err := s.cutAt(ctx, p.lo, p.hi, bounds)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]part, len(pieces))
+	for i, q := range pieces {
+		out[i] = part{q.lo, q.hi, q.agg.Count}
 	}
 	return out, nil
 }

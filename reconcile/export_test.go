@@ -1,5 +1,7 @@
 package reconcile
 
+import "context"
+
 // The frame helpers of the internal tests, for the external ones.
 var (
 	DelimitedFrames = delimitedFrames
@@ -16,3 +18,21 @@ func SetMaxNodeEntries(t interface{ Cleanup(func()) }, n int) {
 
 // Level is the level of a key: the height up to which it closes nodes.
 var Level = level
+
+// SketchBytes returns cells [first, first+n) of the sketch of s's keys in
+// [lo, hi), encoded: through the tree's memos for a *Tree, by reading
+// the keys for any other Set.
+func SketchBytes(ctx context.Context, s Set, lo, hi Key, first, n uint64) ([]byte, error) {
+	cells, err := sketchCells(ctx, s, lo, hi, first, n)
+	return encodeCells(nil, cells), err
+}
+
+// ReadSketchBytes is SketchBytes by reading the keys, whatever s is.
+func ReadSketchBytes(ctx context.Context, s Set, lo, hi Key, first, n uint64) ([]byte, error) {
+	cells := make([]cell, n)
+	err := s.Iterate(ctx, lo, hi, func(k Key) error {
+		addRange(cells, first, keyID(&k), 1)
+		return nil
+	})
+	return encodeCells(nil, cells), err
+}

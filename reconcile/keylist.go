@@ -120,7 +120,7 @@ func (s *side) resolveKeyList(ctx context.Context, lo, hi Key, extras []Key, mis
 	if len(missing) > 0 {
 		skip = rangeItem{lo: lo, hi: hi, mode: pb.Mode_SKIP, ids: make([]ShortID, len(missing))}
 		for i := range missing {
-			skip.ids[i] = shortID(&missing[i].Hash)
+			skip.ids[i] = keyID(&missing[i])
 		}
 		need = need.plus(costOf(&skip))
 	}

@@ -150,7 +150,7 @@ func (r *Responder) onWant(ctx context.Context, s *side, it *rangeItem) error {
 	}
 	byID := make(map[ShortID]Key, len(keys))
 	for _, k := range keys {
-		byID[shortID(&k.Hash)] = k
+		byID[keyID(&k)] = k
 	}
 	ans := rangeItem{lo: it.lo, hi: it.hi, mode: pb.Mode_SKIP, answers: make([]answer, len(it.ids))}
 	var given []Key

@@ -28,6 +28,9 @@ func cellsOf(hs []Hash, first, n uint64) []cell {
 	return c
 }
 
+// shortID returns a random element: a hash's first 8 bytes.
+func shortID(h *Hash) ShortID { return ShortID(binary.LittleEndian.Uint64(h[:8])) }
+
 func shortIDs(hs []Hash) []ShortID {
 	out := make([]ShortID, 0, len(hs))
 	for i := range hs {

@@ -184,7 +184,7 @@ func (s *Session) Messages() int { return s.messages }
 func (s *Session) onYouLack(keys []Key) {
 	s.learnNeed(keys)
 	for i := range keys {
-		id := shortID(&keys[i].Hash)
+		id := keyID(&keys[i])
 		if st := s.wanted[id]; st != nil {
 			delete(s.wanted, id)
 			st.missing--

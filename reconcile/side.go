@@ -168,11 +168,23 @@ func (s *side) strategize(ctx context.Context, lo, hi Key, mine Aggregate, their
 		}
 	}
 	d := max(mine.Count, theirs) - min(mine.Count, theirs)
+	if d == 0 {
+		// Equal counts and different sets: changes on both sides, of an
+		// unknown size. A sketch for a few decodes the common small
+		// case at once, and the peel of one that does not estimates
+		// the difference for the next cells.
+		d = twoWayGuess
+	}
 	cells := sketchLen(d, s.p.SketchMargin)
 	dense := 4*d > mine.Count+theirs
+	if !allowSketch || dense || s.initiator && s.asks < 3 {
+		return s.split(ctx, lo, hi)
+	}
+	if ok, err := s.sketchParts(ctx, lo, hi, mine, d); ok || err != nil {
+		return err
+	}
 	room := s.room()
-	if !allowSketch || dense || cells > uint64(s.p.maxRangeCells()) || cells > uint64(room.cells) || room.items < 1 ||
-		s.initiator && s.asks < 3 {
+	if cells > uint64(s.p.maxRangeCells()) || cells > uint64(room.cells) || room.items < 1 {
 		return s.split(ctx, lo, hi)
 	}
 	if s.initiator {
@@ -202,6 +214,10 @@ func (s *side) sendBehind(ctx context.Context, lo, hi Key, mine Aggregate, last 
 	}
 	return s.emit(ctx, rangeItem{lo: cut, hi: hi, mode: pb.Mode_KEYLIST})
 }
+
+// twoWayGuess is the difference a sketch is sized for when the counts
+// of the two sides are equal.
+const twoWayGuess = 8
 
 // sketchLen is the sketch length for an expected difference of d. The
 // cells a rateless IBLT needs average 1.35·d for large d and relatively

@@ -60,6 +60,13 @@ func (s *Session) onSketch(ctx context.Context, it *rangeItem) error {
 		delta := int64(st.count) - int64(st.mine.Count)
 		est := float64(len(st.peel.remote)+len(st.peel.local)) + st.peel.remaining(delta)
 		more := max(int(sketchLen(uint64(est*1.25), s.p.SketchMargin))-n, n/4+8)
+		if n+more > cachedCells && s.asks >= 3 && !s.closing(st.mine.Count) {
+			// Past the memos: ask again in parts sized for the estimate.
+			if ok, err := s.sketchParts(ctx, it.lo, it.hi, st.mine, uint64(est*1.5)+1); ok || err != nil {
+				s.drop(st)
+				return err
+			}
+		}
 		ask := rangeItem{lo: it.lo, hi: it.hi, mode: pb.Mode_MORE_CELLS, firstCell: uint64(n), cellCount: uint64(more)}
 		if st.ext > 6 || n+more > s.p.maxRangeCells() || !s.room().covers(costOf(&ask)) ||
 			s.closing(st.mine.Count) {
@@ -137,7 +144,7 @@ func (s *Session) takeAnswers(items []rangeItem) ([]rangeItem, error) {
 		}
 		st := s.answered[j]
 		for k, a := range it.answers {
-			if a.ts == 0 {
+			if !a.held {
 				continue // not held: missing stays, and advance falls back
 			}
 			id := st.asking[k]

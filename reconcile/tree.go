@@ -29,6 +29,8 @@ type Tree struct {
 
 	mu   sync.RWMutex
 	root *node // nil when empty
+
+	cells *cellCache // sketch cells of subtrees (tree_cells.go)
 }
 
 // config holds the options of Open.
@@ -65,7 +67,7 @@ func Open(ctx context.Context, d ds.Datastore, prefix ds.Key, opts ...Option) (*
 			return nil, err
 		}
 	}
-	t := &Tree{store: newNodeStore(d, prefix, cfg.cacheEntries), d: d}
+	t := &Tree{store: newNodeStore(d, prefix, cfg.cacheEntries), d: d, cells: newCellCache()}
 	b, err := d.Get(ctx, t.store.metaKey())
 	switch {
 	case errors.Is(err, ds.ErrNotFound):

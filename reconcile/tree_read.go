@@ -26,6 +26,28 @@ func (t *Tree) aggregate(ctx context.Context, n *node, lower, lo, hi Key) (Aggre
 		}
 		return a, nil
 	}
+	err := n.overlapping(lower, lo, hi, func(i int, prev Key) error {
+		e := &n.entries[i]
+		if !prev.Less(lo) && e.key.Less(hi) {
+			a = a.Add(e.agg)
+			return nil
+		}
+		c, err := t.child(ctx, n, i)
+		if err != nil {
+			return err
+		}
+		ca, err := t.aggregate(ctx, c, prev, lo, hi)
+		a = a.Add(ca)
+		return err
+	})
+	return a, err
+}
+
+// overlapping calls fn, in order, for each child of n (of height 1 or
+// more, whose keys are all above lower) that may hold keys in [lo, hi),
+// with the key its keys are above: child i holds keys in (prev,
+// entries[i].key]. It stops at fn's first error.
+func (n *node) overlapping(lower, lo, hi Key, fn func(i int, prev Key) error) error {
 	prev := lower
 	for i := n.search(lo, false); i < len(n.entries); i++ {
 		if i > 0 {
@@ -34,23 +56,11 @@ func (t *Tree) aggregate(ctx context.Context, n *node, lower, lo, hi Key) (Aggre
 		if !prev.Less(hi) {
 			break
 		}
-		e := &n.entries[i]
-		// The child holds keys in (prev, e.key].
-		if !prev.Less(lo) && e.key.Less(hi) {
-			a = a.Add(e.agg)
-			continue
+		if err := fn(i, prev); err != nil {
+			return err
 		}
-		c, err := t.child(ctx, n, i)
-		if err != nil {
-			return a, err
-		}
-		ca, err := t.aggregate(ctx, c, prev, lo, hi)
-		if err != nil {
-			return a, err
-		}
-		a = a.Add(ca)
 	}
-	return a, nil
+	return nil
 }
 
 // Iterate calls fn for every key in [lo, hi) in ascending order, stopping

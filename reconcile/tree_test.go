@@ -117,6 +117,15 @@ func checkAgainst(t *testing.T, r *rand.Rand, tr *reconcile.Tree, m model, span 
 		if len(want) > 0 {
 			require.Equal(t, want, it)
 		}
+		first, n := uint64(0), uint64(1+r.IntN(200))
+		if r.IntN(3) == 0 {
+			first = uint64(r.IntN(200))
+		}
+		cells, err := reconcile.SketchBytes(ctx, tr, lo, hi, first, n)
+		require.NoError(t, err)
+		wantCells, err := reconcile.ReadSketchBytes(ctx, reconcile.SliceSet(want), lo, hi, first, n)
+		require.NoError(t, err)
+		require.Equal(t, wantCells, cells, "cells [%d, %d) of [%v, %v)", first, first+n, lo, hi)
 		splits, err := tr.Splits(ctx, lo, hi)
 		require.NoError(t, err)
 		prev := lo

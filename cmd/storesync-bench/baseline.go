@@ -69,10 +69,15 @@ type baselineResult struct {
 }
 
 // runBaseline reconciles a store lacking the ascending indices in skip
-// (the client, as the node catching up) with the full store (the server).
-func (b *baseline) runBaseline(skip []int) (baselineResult, error) {
+// (the client, as the node catching up) with a store lacking those in
+// serverSkip (the server; the full store when there are none).
+func (b *baseline) runBaseline(skip, serverSkip []int) (baselineResult, error) {
 	client := negentropy.New(b.vector(skip), frameLimit)
-	server := negentropy.New(b.full, frameLimit)
+	full := b.full
+	if len(serverSkip) > 0 {
+		full = b.vector(serverSkip)
+	}
+	server := negentropy.New(full, frameLimit)
 
 	// The client reports through buffered channels and blocks once one
 	// is full, so both must be drained while the session runs. It closes

@@ -23,6 +23,14 @@ func runCases(ctx context.Context, work string, msgs []reconcile.Message, cases 
 	start := time.Now()
 	base := newBaseline(keys)
 	fmt.Fprintf(os.Stderr, "built the negentropy store in %.1fs\n", time.Since(start).Seconds())
+	// The first session that needs a sketch of a subtree reads it once
+	// to fill the tree's cell memos; the timed sessions come after one
+	// such session on each tree, as on a node that has been serving.
+	start = time.Now()
+	if _, err := runCase(ctx, trees, base, keys, benchCase{mode: modeScattered, d: 10}, seed+1); err != nil {
+		return fmt.Errorf("warm-up session: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "warm-up session (fills the cell memos, and negentropy's) in %.1fs\n", time.Since(start).Seconds())
 	for _, c := range cases {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -36,38 +44,37 @@ func runCases(ctx context.Context, work string, msgs []reconcile.Message, cases 
 	return nil
 }
 
-// runCase takes the case's missing keys out of B, reconciles with both
-// implementations, checks that both found exactly the missing set, puts
-// the keys back and returns the result line.
+// runCase takes the case's missing keys out of B and A, reconciles with
+// both implementations, checks that both found exactly the difference,
+// puts the keys back and returns the result line, with the tool's peak
+// resident memory so far (both stores' caches and cell memos, and
+// negentropy's vectors).
 func runCase(ctx context.Context, trees *treePair, base *baseline, keys []reconcile.Key, c benchCase, seed uint64) (string, error) {
-	idx := c.missing(len(keys), seed)
-	miss := make([]reconcile.Key, len(idx))
-	for i, j := range idx {
-		miss[i] = keys[j]
-	}
-	want := hexes(miss)
+	idxB, idxA := c.missing(len(keys), seed)
+	fromB, fromA := pick(keys, idxB), pick(keys, idxA)
+	need, have := hexes(fromB), hexes(fromA)
 
-	if err := trees.remove(ctx, miss); err != nil {
+	if err := trees.remove(ctx, fromB, fromA); err != nil {
 		return "", err
 	}
-	ours, err := runOurs(ctx, trees, want)
+	ours, err := runOurs(ctx, trees, need, have)
 	if err != nil {
 		return "", err
 	}
-	if err := trees.restore(ctx, miss); err != nil {
+	if err := trees.restore(ctx, fromB, fromA); err != nil {
 		return "", err
 	}
 
-	neg, err := base.runBaseline(idx)
+	neg, err := base.runBaseline(idxB, idxA)
 	if err != nil {
 		return "", err
 	}
-	// Both implementations are checked against the same expected set,
+	// Both implementations are checked against the same expected sets,
 	// so passing both checks means they found the same difference.
-	if err := sameSet("negentropy client HaveNots", neg.haveNots, want); err != nil {
+	if err := sameSet("negentropy client HaveNots", neg.haveNots, need); err != nil {
 		return "", err
 	}
-	if err := sameSet("negentropy client Haves", neg.haves, nil); err != nil {
+	if err := sameSet("negentropy client Haves", neg.haves, have); err != nil {
 		return "", err
 	}
 
@@ -75,10 +82,20 @@ func runCase(ctx context.Context, trees *treePair, base *baseline, keys []reconc
 	lower := int64(c.d) * reconcile.HashSize
 	return fmt.Sprintf("case=%s n=%d d=%d bytes=%d roundtrips=%d lowerbound=%d ratio=%s "+
 		"negentropy_bytes=%d negentropy_roundtrips=%d "+
-		"initiator_bytes=%d responder_bytes=%d negentropy_ratio=%s seconds=%.4f negentropy_seconds=%.4f",
+		"initiator_bytes=%d responder_bytes=%d negentropy_ratio=%s seconds=%.4f negentropy_seconds=%.4f peak_rss_mib=%d",
 		c.mode, len(keys), c.d, bytes, ours.st.RoundTrips, lower, ratio(bytes, lower),
 		neg.bytes, neg.roundTrips,
-		ours.st.InitiatorBytes, ours.st.ResponderBytes, ratio(neg.bytes, lower), ours.seconds, neg.seconds), nil
+		ours.st.InitiatorBytes, ours.st.ResponderBytes, ratio(neg.bytes, lower), ours.seconds, neg.seconds,
+		vmHWMKiB("self")>>10), nil
+}
+
+// pick returns the keys at the ascending indices idx.
+func pick(keys []reconcile.Key, idx []int) []reconcile.Key {
+	out := make([]reconcile.Key, len(idx))
+	for i, j := range idx {
+		out[i] = keys[j]
+	}
+	return out
 }
 
 // ratio formats bytes over the lower bound, which is zero, and the ratio

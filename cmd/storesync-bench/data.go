@@ -22,10 +22,12 @@ const (
 // benchScope is the scope of every message when there is one scope.
 var benchScope = reconcile.Scope{PubsubTopic: pubsubTopic, ContentTopic: contentTopic}
 
-// The two ways the catching-up store can fall behind.
+// The ways the two stores can differ.
 const (
-	modeScattered = "scattered" // d messages missing at random
-	modeRecent    = "recent"    // the newest d messages missing
+	modeScattered = "scattered" // B misses d messages at random
+	modeRecent    = "recent"    // B misses the newest d messages
+	modeTwoWay    = "twoway"    // each misses d/2 the other holds, at random
+	modeDisjoint  = "disjoint"  // each holds half of the messages, at random
 )
 
 // generate returns n messages with 160-byte payloads in one scope, in
@@ -50,23 +52,31 @@ func keysOf(msgs []reconcile.Message) []reconcile.Key {
 
 // benchCase is one row of the table.
 type benchCase struct {
-	mode string // modeScattered or modeRecent
+	mode string // modeScattered, modeRecent, modeTwoWay or modeDisjoint
 	d    int
 }
 
-// missing returns the ascending indices of the messages the catching-up
-// store lacks. A scattered case draws them from its own stream of the
-// seed, so that every case is reproducible on its own.
-func (c benchCase) missing(n int, seed uint64) []int {
-	if c.mode == modeRecent {
-		out := make([]int, c.d)
-		for i := range out {
-			out[i] = n - c.d + i
+// missing returns the ascending indices of the messages store B lacks
+// and of those store A lacks. A random case draws them from its own
+// stream of the seed, so that every case is reproducible on its own.
+func (c benchCase) missing(n int, seed uint64) (fromB, fromA []int) {
+	switch c.mode {
+	case modeRecent:
+		fromB = make([]int, c.d)
+		for i := range fromB {
+			fromB[i] = n - c.d + i
 		}
-		return out
+		return fromB, nil
+	case modeScattered:
+		r := rand.New(rand.NewPCG(seed, uint64(c.d)))
+		fromB = r.Perm(n)[:c.d]
+		slices.Sort(fromB)
+		return fromB, nil
 	}
-	r := rand.New(rand.NewPCG(seed, uint64(c.d)))
-	out := r.Perm(n)[:c.d]
-	slices.Sort(out)
-	return out
+	r := rand.New(rand.NewPCG(seed, uint64(c.d)+1<<40))
+	drawn := r.Perm(n)[:c.d]
+	fromB, fromA = drawn[:c.d/2:c.d/2], drawn[c.d/2:]
+	slices.Sort(fromB)
+	slices.Sort(fromA)
+	return fromB, fromA
 }

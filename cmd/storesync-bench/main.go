@@ -9,7 +9,8 @@
 // Usage:
 //
 //	storesync-bench                                  # the whole table and tree ingest, N = 1,000,000
-//	storesync-bench -n N -d D -mode scattered|recent # one case
+//	storesync-bench -n N -d D -mode scattered|recent|twoway # one case
+//	storesync-bench -n N -mode disjoint              # each store holds half, at random
 //	storesync-bench -n N -ingest                     # tree ingest only
 //	storesync-bench -n N[,N...] -mode ingest         # store ingest: Store.Put against raw puts
 //	storesync-bench -n N[,N...] -mode catchup        # catch-up of a receiver process
@@ -185,15 +186,19 @@ func selectCases(o options) ([]benchCase, error) {
 		}
 		return nil, nil
 	}
-	modes := []string{modeScattered, modeRecent}
+	modes := []string{modeScattered, modeRecent, modeTwoWay}
 	switch o.mode {
 	case "":
-	case modeScattered, modeRecent:
+	case modeScattered, modeRecent, modeTwoWay:
 		modes = []string{o.mode}
+	case modeDisjoint:
+		// Every message is in the difference: d is n.
+		return []benchCase{{mode: modeDisjoint, d: o.n}}, nil
 	case modeIngest, modeCatchup, modeSnapshot, modeLoad:
 		return nil, nil
 	default:
-		return nil, fmt.Errorf("-mode %q: want %s, %s, %s, %s, %s or %s", o.mode, modeScattered, modeRecent, modeIngest, modeCatchup, modeSnapshot, modeLoad)
+		return nil, fmt.Errorf("-mode %q: want %s, %s, %s, %s, %s, %s, %s or %s", o.mode, modeScattered, modeRecent,
+			modeTwoWay, modeDisjoint, modeIngest, modeCatchup, modeSnapshot, modeLoad)
 	}
 	sizes := []int{0, 10, 1000, 10000}
 	if o.dSet {

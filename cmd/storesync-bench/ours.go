@@ -20,8 +20,8 @@ type oursResult struct {
 
 // runOurs reconciles the whole scope with B as the initiator and A as the
 // responder, and checks that both sides learned exactly that B lacks
-// want (sorted hex hashes) and nothing else.
-func runOurs(ctx context.Context, p *treePair, want []string) (oursResult, error) {
+// need and A lacks have (sorted hex hashes), and nothing else.
+func runOurs(ctx context.Context, p *treePair, need, have []string) (oursResult, error) {
 	params := reconcile.DefaultParams()
 	params.FrameSize = frameLimit
 	start := time.Now()
@@ -34,10 +34,10 @@ func runOurs(ctx context.Context, p *treePair, want []string) (oursResult, error
 		what      string
 		got, want []string
 	}{
-		{"storesync initiator Need", hexes(ini.Need), want},
-		{"storesync initiator Have", hexes(ini.Have), nil},
-		{"storesync responder Need", hexes(res.Need), nil},
-		{"storesync responder Have", hexes(res.Have), want},
+		{"storesync initiator Need", hexes(ini.Need), need},
+		{"storesync initiator Have", hexes(ini.Have), have},
+		{"storesync responder Need", hexes(res.Need), have},
+		{"storesync responder Have", hexes(res.Have), need},
 	}
 	for _, c := range checks {
 		if err := sameSet(c.what, c.got, c.want); err != nil {

@@ -76,27 +76,37 @@ func build(ctx context.Context, t *reconcile.Tree, keys []reconcile.Key) error {
 	return nil
 }
 
-// remove takes keys out of B for a case.
-func (p *treePair) remove(ctx context.Context, keys []reconcile.Key) error {
-	_, removed, err := p.b.Apply(ctx, nil, keys)
-	if err != nil {
-		return fmt.Errorf("remove missing keys: %w", err)
-	}
-	if removed != len(keys) {
-		return fmt.Errorf("remove missing keys: %d of %d removed", removed, len(keys))
+// remove takes a case's keys out of B and A.
+func (p *treePair) remove(ctx context.Context, fromB, fromA []reconcile.Key) error {
+	for _, c := range []struct {
+		t    *reconcile.Tree
+		keys []reconcile.Key
+	}{{p.b, fromB}, {p.a, fromA}} {
+		_, removed, err := c.t.Apply(ctx, nil, c.keys)
+		if err != nil {
+			return fmt.Errorf("remove missing keys: %w", err)
+		}
+		if removed != len(c.keys) {
+			return fmt.Errorf("remove missing keys: %d of %d removed", removed, len(c.keys))
+		}
 	}
 	return nil
 }
 
-// restore puts keys back into B after a case and checks that B is equal
-// to A again, so that the next case starts from the full set.
-func (p *treePair) restore(ctx context.Context, keys []reconcile.Key) error {
-	added, _, err := p.b.Apply(ctx, keys, nil)
-	if err != nil {
-		return fmt.Errorf("restore missing keys: %w", err)
-	}
-	if added != len(keys) {
-		return fmt.Errorf("restore missing keys: %d of %d added", added, len(keys))
+// restore puts a case's keys back after it and checks that B is equal to
+// A again, so that the next case starts from the full set.
+func (p *treePair) restore(ctx context.Context, fromB, fromA []reconcile.Key) error {
+	for _, c := range []struct {
+		t    *reconcile.Tree
+		keys []reconcile.Key
+	}{{p.b, fromB}, {p.a, fromA}} {
+		added, _, err := c.t.Apply(ctx, c.keys, nil)
+		if err != nil {
+			return fmt.Errorf("restore missing keys: %w", err)
+		}
+		if added != len(c.keys) {
+			return fmt.Errorf("restore missing keys: %d of %d added", added, len(c.keys))
+		}
 	}
 	if p.a.Root() != p.b.Root() {
 		return fmt.Errorf("after restoring, B's root differs from A's")

@@ -1,0 +1,152 @@
+package reconcile
+
+import (
+	"context"
+	"math"
+
+	"github.com/storesync/storesync/pb"
+)
+
+// A sketch of a large range costs a read of the range once it needs more
+// cells than the tree keeps per subtree (cachedCells). A large range
+// with a difference too large for those cells is therefore sketched in
+// parts cut along the tree, each part sized for its share of the
+// difference: the responder sends the parts' sketches at once, the
+// initiator asks for them, and every part's cells come from the memos of
+// the subtrees it covers. A difference spread evenly decodes at the first
+// try; a part that does not falls back on its own.
+
+// partScanMax is the size of a range whose keys are cheap to read whole:
+// it is not cut into parts, and its cells beyond the memos are read.
+const partScanMax = 4096
+
+// maxSketchParts bounds the parts of one range.
+const maxSketchParts = 1024
+
+// sketchPart is a piece of a range and our aggregate of it.
+type sketchPart struct {
+	lo, hi Key
+	agg    Aggregate
+}
+
+// partCells is the sketch length for a part holding count of the total
+// keys of a range whose difference is d: its share of d, spread evenly,
+// plus twice the share's standard deviation.
+func partCells(count, total, d uint64, margin int) uint64 {
+	if total == 0 {
+		return sketchLen(d, margin)
+	}
+	share := float64(d) * float64(count) / float64(total)
+	return sketchLen(uint64(math.Ceil(share+2*math.Sqrt(share))), margin)
+}
+
+// cutParts cuts [lo, hi), of which we hold mine, along the tree until
+// every part's share of a difference of d fits the memos or is cheap to
+// read, with at most limit parts.
+func (s *side) cutParts(ctx context.Context, lo, hi Key, mine Aggregate, d uint64, limit int) ([]sketchPart, error) {
+	parts := []sketchPart{{lo: lo, hi: hi, agg: mine}}
+	for {
+		var next []sketchPart
+		cut := false
+		for _, p := range parts {
+			if p.agg.Count <= partScanMax || partCells(p.agg.Count, mine.Count, d, s.p.SketchMargin) <= cachedCells {
+				next = append(next, p)
+				continue
+			}
+			bounds, err := s.set.Splits(ctx, p.lo, p.hi)
+			if err != nil {
+				return nil, err
+			}
+			if len(bounds) == 0 {
+				next = append(next, p)
+				continue
+			}
+			cut = true
+			pieces, err := s.cutAt(ctx, p.lo, p.hi, bounds)
+			if err != nil {
+				return nil, err
+			}
+			next = append(next, pieces...)
+		}
+		if !cut || len(next) > limit {
+			return s.groupParts(parts, mine.Count, d), nil
+		}
+		parts = next
+	}
+}
+
+// cutAt returns the parts of [lo, hi) cut at bounds, with our aggregate
+// of each.
+func (s *side) cutAt(ctx context.Context, lo, hi Key, bounds []Key) ([]sketchPart, error) {
+	out := make([]sketchPart, 0, len(bounds)+1)
+	prev := lo
+	for i := 0; i <= len(bounds); i++ {
+		end := hi
+		if i < len(bounds) {
+			end = bounds[i]
+		}
+		agg, err := s.set.Aggregate(ctx, prev, end)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sketchPart{lo: prev, hi: end, agg: agg})
+		prev = end
+	}
+	return out, nil
+}
+
+// groupParts joins neighbouring parts for as long as the joined part's
+// share of d still fits the memos: fewer, fuller sketches cost fewer
+// cells (a sketch's margin is paid per part) and fewer items.
+func (s *side) groupParts(parts []sketchPart, total, d uint64) []sketchPart {
+	out := parts[:1]
+	for _, p := range parts[1:] {
+		last := &out[len(out)-1]
+		joined := last.agg.Add(p.agg)
+		if partCells(joined.Count, total, d, s.p.SketchMargin) <= cachedCells {
+			last.hi, last.agg = p.hi, joined
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// sketchParts sketches [lo, hi) in parts when the range is too large to
+// read and its difference d too large for the memos: the responder sends
+// each part's sketch, the initiator asks for them. It reports false,
+// having sent nothing, when the range is not worth cutting or the reply
+// has no room for the parts.
+func (s *side) sketchParts(ctx context.Context, lo, hi Key, mine Aggregate, d uint64) (bool, error) {
+	if mine.Count <= partScanMax || sketchLen(d, s.p.SketchMargin) <= cachedCells {
+		return false, nil
+	}
+	room := s.room()
+	parts, err := s.cutParts(ctx, lo, hi, mine, d, min(room.items, maxSketchParts))
+	if err != nil || len(parts) < 2 {
+		return false, err
+	}
+	need := budget{items: len(parts)}
+	for _, p := range parts {
+		c := partCells(p.agg.Count, mine.Count, d, s.p.SketchMargin)
+		if c > uint64(s.p.maxRangeCells()) {
+			return false, nil
+		}
+		need.cells += int(c)
+	}
+	if !room.covers(need) {
+		return false, nil
+	}
+	for _, p := range parts {
+		c := partCells(p.agg.Count, mine.Count, d, s.p.SketchMargin)
+		if s.initiator {
+			err = s.emit(ctx, rangeItem{lo: p.lo, hi: p.hi, mode: pb.Mode_MORE_CELLS, cellCount: c})
+		} else {
+			err = s.sendSketch(ctx, p.lo, p.hi, p.agg, 0, c)
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
