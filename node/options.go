@@ -114,8 +114,8 @@ func WithNow(now func() time.Time) StoreOption {
 
 // WithTreeCache bounds the node cache of each scope's tree to about
 // entries entries (reconcile.WithCacheEntries, which sets the minimum and
-// the default). The cache is per scope: a node keeping k scopes holds up
-// to k times as many.
+// the default: without it the bound grows with the tree). The cache is
+// per scope: a node keeping k scopes holds up to k times as many.
 func WithTreeCache(entries int) StoreOption {
 	return func(c *storeConfig) error {
 		if entries <= 0 {

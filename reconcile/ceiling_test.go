@@ -523,16 +523,8 @@ func TestManyKeyListsBuyOneFrame(t *testing.T) {
 	r := rand.New(rand.NewPCG(57, 58))
 	set := NewSliceSet(testKeys(r, 200_000, 1<<40))
 	p := DefaultParams()
-	var m message
 	const items = 2000
-	step := len(set) / items
-	for i := range items {
-		hi := End
-		if i+1 < items {
-			hi = set[(i+1)*step]
-		}
-		m.items = append(m.items, rangeItem{lo: set[i*step], hi: hi, mode: pb.Mode_KEYLIST})
-	}
+	m := evenItems(set, items, rangeItem{mode: pb.Mode_KEYLIST})
 	req := encode(&m, p.FrameSize)
 	resp, err := NewResponder(set, p)
 	require.NoError(t, err)
@@ -549,21 +541,15 @@ func TestManyKeyListsBuyOneFrame(t *testing.T) {
 
 // TestAskedCellsAreServed: cells a request asks for by name are what it
 // asked, not what its few bytes buy: four MORE_CELLS items of half a
-// frame each are all answered.
+// frame each are all answered (their ranges, of 15,000 keys each, are
+// within what a reply may read for cells past the memos).
 func TestAskedCellsAreServed(t *testing.T) {
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(59, 60))
-	set := NewSliceSet(testKeys(r, 100_000, 1<<40))
+	set := NewSliceSet(testKeys(r, 60_000, 1<<40))
 	p := DefaultParams()
 	n := uint64(p.maxRangeCells())
-	var m message
-	for i := range 4 {
-		hi := End
-		if i < 3 {
-			hi = set[(i+1)*len(set)/4]
-		}
-		m.items = append(m.items, rangeItem{lo: set[i*len(set)/4], hi: hi, mode: pb.Mode_MORE_CELLS, firstCell: 10, cellCount: n})
-	}
+	m := evenItems(set, 4, rangeItem{mode: pb.Mode_MORE_CELLS, firstCell: 10, cellCount: n})
 	req := encode(&m, p.FrameSize)
 	require.Less(t, framesBytes(req), int64(1024))
 	resp, err := NewResponder(set, p)
@@ -694,4 +680,50 @@ func TestInitiatorMessageWithinAllowance(t *testing.T) {
 	require.Greater(t, int64(len(all)-len(b))*KeyWireMax, 4*messageAllowance(&p),
 		"what the responder lacks takes several messages' allowance")
 	converge(t, newGrowSet(t, false, all), newGrowSet(t, false, b), p, 20)
+}
+
+// TestCellsPastTheMemosAreBounded: cells past the memos cost a read of
+// their range, so a reply reads at most maxReplyScan keys for them; the
+// ranges beyond go back to the initiator as fingerprints, and a session
+// whose responder hands its sketches back still finds the difference.
+func TestCellsPastTheMemosAreBounded(t *testing.T) {
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(63, 64))
+	set := NewSliceSet(testKeys(r, 200_000, 1<<40))
+	p := DefaultParams()
+	m := evenItems(set, 8, rangeItem{mode: pb.Mode_MORE_CELLS, firstCell: cachedCells, cellCount: 64})
+	resp, err := NewResponder(set, p)
+	require.NoError(t, err)
+	out, _, _, err := resp.Respond(ctx, encode(&m, p.FrameSize))
+	require.NoError(t, err)
+	got, err := decode(out, &p.Limits)
+	require.NoError(t, err)
+	modes := map[pb.Mode]int{}
+	for _, it := range got.items {
+		modes[it.mode]++
+	}
+	perRange := uint64(len(set) / 8)
+	require.Equal(t, int(maxReplyScan/perRange), modes[pb.Mode_SKETCH], "sketches read within the bound")
+	require.Equal(t, 8-modes[pb.Mode_SKETCH], modes[pb.Mode_FINGERPRINT], "the rest handed back")
+
+	// A session over sets whose difference needs cells past the memos
+	// in ranges far above what one reply may read.
+	b := pick(set, func(i int) bool { return i%97 != 0 })
+	res := runChecked(t, NewSliceSet(b), set, Key{}, End, p)
+	require.True(t, res.complete)
+	require.Len(t, res.ini.Need, len(set)-len(b))
+}
+
+// evenItems returns a message of n items like it over n parts of set of
+// about equal counts, the last up to the end of the key space.
+func evenItems(set SliceSet, n int, it rangeItem) message {
+	var m message
+	for i := range n {
+		it.lo, it.hi = set[i*len(set)/n], End
+		if i+1 < n {
+			it.hi = set[(i+1)*len(set)/n]
+		}
+		m.items = append(m.items, it)
+	}
+	return m
 }

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -68,5 +69,33 @@ func FuzzDecodeMeta(f *testing.F) {
 	f.Add(encodeMeta(newNode(2, []entry{leafEntry(Key{TS: 3})})))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _, _ = decodeMeta(data)
+	})
+}
+
+// FuzzParseAnswers: any bytes decode to at most the answers allowed, one
+// encoding per list, and each answer rebuilds a key within its short ID's
+// window that carries that short ID.
+func FuzzParseAnswers(f *testing.F) {
+	k := Key{TS: 1_700_000_000_123_456_789, Hash: Hash{1, 2, 3, 4}}
+	f.Add(appendAnswers(nil, []answer{answerOf(k), {}, answerOf(Key{TS: 1 << 24, Hash: Hash{9}})}), uint64(keyID(&k)))
+	f.Add([]byte{0x80, 0x80, 0x80, 0x08}, uint64(0))
+	f.Fuzz(func(t *testing.T, b []byte, id uint64) {
+		as, err := parseAnswers(b, 16)
+		if err != nil {
+			require.True(t, errors.Is(err, ErrTooManyKeys) || errors.Is(err, ErrBadFrame), "%v", err)
+			return
+		}
+		require.LessOrEqual(t, len(as), 16)
+		require.Equal(t, string(b), string(appendAnswers(nil, as)), "one encoding per list")
+		for _, a := range as {
+			if !a.held {
+				continue
+			}
+			key := a.key(ShortID(id))
+			require.Equal(t, ShortID(id), keyID(&key))
+			lo, hi := ShortID(id).window()
+			require.False(t, key.Less(lo))
+			require.True(t, key.Less(hi) || hi == End)
+		}
 	})
 }

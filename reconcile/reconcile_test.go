@@ -35,6 +35,18 @@ func dropIdx(keys []reconcile.Key, pick func(i int) bool) []reconcile.Key {
 	return out
 }
 
+// twoWay takes a share rate of the pool's keys out of one side or the
+// other, at random.
+func twoWay(r *rand.Rand, p []reconcile.Key, rate float64) (a, b []reconcile.Key) {
+	side := make([]int, len(p))
+	for i := range side {
+		if r.Float64() < rate {
+			side[i] = 1 + r.IntN(2)
+		}
+	}
+	return dropIdx(p, func(i int) bool { return side[i] == 1 }), dropIdx(p, func(i int) bool { return side[i] == 2 })
+}
+
 const span = 1 << 40
 
 var scenarios = []scenario{
@@ -48,15 +60,7 @@ var scenarios = []scenario{
 		return p, dropIdx(p, func(int) bool { return r.Float64() < rate })
 	}},
 	{"scattered-two-way", func(r *rand.Rand) ([]reconcile.Key, []reconcile.Key) {
-		p := pool(r, 1000+r.IntN(4000), span)
-		rate := []float64{0.002, 0.02, 0.2}[r.IntN(3)]
-		side := make([]int, len(p))
-		for i := range side {
-			if r.Float64() < rate {
-				side[i] = 1 + r.IntN(2)
-			}
-		}
-		return dropIdx(p, func(i int) bool { return side[i] == 1 }), dropIdx(p, func(i int) bool { return side[i] == 2 })
+		return twoWay(r, pool(r, 1000+r.IntN(4000), span), []float64{0.002, 0.02, 0.2}[r.IntN(3)])
 	}},
 	{"recent", func(r *rand.Rand) ([]reconcile.Key, []reconcile.Key) {
 		p := pool(r, 1000+r.IntN(4000), span)
@@ -84,6 +88,15 @@ var scenarios = []scenario{
 	}},
 	{"disjoint", func(r *rand.Rand) ([]reconcile.Key, []reconcile.Key) {
 		return pool(r, r.IntN(2000), span), pool(r, r.IntN(2000), span)
+	}},
+	{"large-scattered", func(r *rand.Rand) ([]reconcile.Key, []reconcile.Key) {
+		// Large enough for sketches in parts and for cells from memos.
+		p := pool(r, 20_000+r.IntN(20_000), span)
+		rate := []float64{0.002, 0.01, 0.05}[r.IntN(3)]
+		return p, dropIdx(p, func(int) bool { return r.Float64() < rate })
+	}},
+	{"large-two-way", func(r *rand.Rand) ([]reconcile.Key, []reconcile.Key) {
+		return twoWay(r, pool(r, 20_000+r.IntN(20_000), span), []float64{0.002, 0.01, 0.05}[r.IntN(3)])
 	}},
 	{"same-timestamps", func(r *rand.Rand) ([]reconcile.Key, []reconcile.Key) {
 		// Few distinct timestamps: bounds must cut between hashes.

@@ -46,6 +46,15 @@ func (r *Responder) Respond(ctx context.Context, in []*pb.ReconcileFrame) (out [
 	// share in proportion to its size for the rest.
 	s.left = s.left.capped(replyAllowance(&r.p, framesBytes(in)) + s.hold.weight())
 	s.learnNeed(m.youLack)
+	own := func(it *rangeItem) error {
+		switch it.mode {
+		case pb.Mode_MORE_CELLS:
+			return r.onMoreCells(ctx, &s, it)
+		case pb.Mode_WANT:
+			return r.onWant(ctx, &s, it)
+		}
+		return fmt.Errorf("%w: %v sent to the responder", ErrUnexpected, it.mode)
+	}
 	inRun := false
 	for i := range m.items {
 		it := &m.items[i]
@@ -60,21 +69,7 @@ func (r *Responder) Respond(ctx context.Context, in []*pb.ReconcileFrame) (out [
 		case pb.Mode_FINGERPRINT, pb.Mode_KEYLIST:
 			inRun = true
 		}
-		switch it.mode {
-		case pb.Mode_SKIP:
-			err = s.onInfo(ctx, it)
-		case pb.Mode_FINGERPRINT:
-			err = s.onFingerprint(ctx, it)
-		case pb.Mode_KEYLIST:
-			err = s.onKeyList(ctx, it)
-		case pb.Mode_MORE_CELLS:
-			err = r.onMoreCells(ctx, &s, it)
-		case pb.Mode_WANT:
-			err = r.onWant(ctx, &s, it)
-		default:
-			err = fmt.Errorf("%w: %v sent to the responder", ErrUnexpected, it.mode)
-		}
-		if err != nil {
+		if err := s.onItem(ctx, it, own); err != nil {
 			return nil, Diff{}, false, err
 		}
 	}
@@ -121,46 +116,4 @@ func reserve(items []rangeItem) budget {
 		}
 	}
 	return b
-}
-
-// onMoreCells sends the cells of our sketch of a range that the
-// initiator asks for, from the room reserved for them.
-func (r *Responder) onMoreCells(ctx context.Context, s *side, it *rangeItem) error {
-	if it.cellCount > uint64(r.p.maxRangeCells()) {
-		return fmt.Errorf("%w: %d cells asked for one range", ErrTooLarge, it.cellCount)
-	}
-	s.hold = s.hold.minus(budget{items: 1, cells: int(it.cellCount)})
-	mine, err := r.set.Aggregate(ctx, it.lo, it.hi)
-	if err != nil {
-		return err
-	}
-	return s.sendSketch(ctx, it.lo, it.hi, mine, it.firstCell, it.cellCount)
-}
-
-// onWant answers the initiator's WANT with the keys it decoded from our
-// sketch as lacking, from the room reserved for them: per ID asked for,
-// in order, the key of ours with that short ID (two keys of ours with one
-// short ID are a collision someone ground on purpose: one is answered,
-// and the sketch check catches what is left out), or "not held".
-func (r *Responder) onWant(ctx context.Context, s *side, it *rangeItem) error {
-	s.hold = s.hold.minus(budget{items: 1, lack: len(it.ids)})
-	keys, err := keysWithIDs(ctx, r.set, it.lo, it.hi, it.ids)
-	if err != nil {
-		return err
-	}
-	byID := make(map[ShortID]Key, len(keys))
-	for _, k := range keys {
-		byID[keyID(&k)] = k
-	}
-	ans := rangeItem{lo: it.lo, hi: it.hi, mode: pb.Mode_SKIP, answers: make([]answer, len(it.ids))}
-	var given []Key
-	for i, id := range it.ids {
-		if k, ok := byID[id]; ok {
-			ans.answers[i] = answerOf(k)
-			given = append(given, k)
-			delete(byID, id) // an ID asked twice is answered once
-		}
-	}
-	s.learnHave(given)
-	return s.emit(ctx, ans)
 }

@@ -116,6 +116,12 @@ func (s *Session) Next(ctx context.Context, in []*pb.ReconcileFrame) (out []*pb.
 // handle answers the reply's items and continues the sketches whose
 // WANTs it answers, together in key order, so that hand-backs merge.
 func (s *Session) handle(ctx context.Context, items []rangeItem) error {
+	own := func(it *rangeItem) error {
+		if it.mode == pb.Mode_SKETCH {
+			return s.onSketch(ctx, it)
+		}
+		return fmt.Errorf("%w: %v sent to the initiator", ErrUnexpected, it.mode)
+	}
 	i, j := 0, 0
 	for i < len(items) || j < len(s.answered) {
 		var err error
@@ -125,18 +131,12 @@ func (s *Session) handle(ctx context.Context, items []rangeItem) error {
 		} else {
 			it := &items[i]
 			i++
-			switch it.mode {
-			case pb.Mode_SKIP:
-				err = s.onInfo(ctx, it)
-			case pb.Mode_FINGERPRINT:
-				err = s.onFingerprint(ctx, it)
-			case pb.Mode_KEYLIST:
-				err = s.onKeyList(ctx, it)
-			case pb.Mode_SKETCH:
-				err = s.onSketch(ctx, it)
-			default:
-				err = fmt.Errorf("%w: %v sent to the initiator", ErrUnexpected, it.mode)
+			if st := s.sketches[[2]Key{it.lo, it.hi}]; st != nil && it.mode == pb.Mode_FINGERPRINT {
+				// The responder gave the range back rather than read it
+				// for the cells asked for: the sketch ends there.
+				s.drop(st)
 			}
+			err = s.onItem(ctx, it, own)
 		}
 		if err != nil {
 			return err

@@ -118,47 +118,6 @@ func firstKeys(ctx context.Context, s Set, lo, hi Key, n int) ([]Key, error) {
 	return out, err
 }
 
-// maxWindowKeys bounds the keys read to find the keys of one short ID's
-// window (see keyID): at most this many per window, however many an
-// author put there. A window denser than that (some 60,000 messages a
-// second in one scope) gives up its IDs: the range they came from falls
-// back to splitting, which handles density.
-const maxWindowKeys = 1024
-
-// keysWithIDs returns the keys of [lo, hi) whose short IDs are in ids,
-// in key order, reading only the windows of the IDs: O(log N) a window.
-func keysWithIDs(ctx context.Context, s Set, lo, hi Key, ids []ShortID) ([]Key, error) {
-	want := make(map[ShortID]struct{}, len(ids))
-	windows := make([]ShortID, 0, len(ids))
-	for _, id := range ids {
-		want[id] = struct{}{}
-		windows = append(windows, id>>idWindowBits)
-	}
-	slices.Sort(windows)
-	var out []Key
-	for _, w := range slices.Compact(windows) {
-		wlo, whi := (w << idWindowBits).window()
-		wlo, whi = maxKey(wlo, lo), minKey(whi, hi)
-		if !wlo.Less(whi) {
-			continue
-		}
-		read := 0
-		err := s.Iterate(ctx, wlo, whi, func(k Key) error {
-			if read++; read > maxWindowKeys {
-				return errStop
-			}
-			if _, ok := want[keyID(&k)]; ok {
-				out = append(out, k)
-			}
-			return nil
-		})
-		if err != nil && err != errStop {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
 func maxKey(a, b Key) Key {
 	if a.Less(b) {
 		return b
@@ -171,20 +130,6 @@ func minKey(a, b Key) Key {
 		return a
 	}
 	return b
-}
-
-// sketchCells computes a set's cells [first, first+n) over [lo, hi).
-// A Tree sums its subtrees' cells (tree_cells.go); any other set is read.
-func sketchCells(ctx context.Context, s Set, lo, hi Key, first, n uint64) ([]cell, error) {
-	if t, ok := s.(*Tree); ok {
-		return t.rangeCells(ctx, lo, hi, first, n)
-	}
-	cells := make([]cell, n)
-	err := s.Iterate(ctx, lo, hi, func(k Key) error {
-		addRange(cells, first, keyID(&k), 1)
-		return nil
-	})
-	return cells, err
 }
 
 // errStop ends an iteration early; it never leaves this package.

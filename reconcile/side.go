@@ -36,6 +36,8 @@ type side struct {
 	// asks is how many messages asking for a reply the initiator may
 	// still send, this one included; unbounded for the responder.
 	asks int
+	// scanned is how many keys the reply read for cells past the memos.
+	scanned uint64
 }
 
 func newSide(set Set, p *Params, initiator bool) side {
@@ -77,6 +79,21 @@ func sortedKeys(m map[Key]struct{}) []Key {
 	}
 	slices.SortFunc(out, func(a, b Key) int { return a.Compare(b) })
 	return out
+}
+
+// onItem handles an item of a mode both roles receive (SKIP,
+// FINGERPRINT, KEYLIST) and hands any other to own, the role's handler,
+// which refuses a mode its role never receives.
+func (s *side) onItem(ctx context.Context, it *rangeItem, own func(*rangeItem) error) error {
+	switch it.mode {
+	case pb.Mode_SKIP:
+		return s.onInfo(ctx, it)
+	case pb.Mode_FINGERPRINT:
+		return s.onFingerprint(ctx, it)
+	case pb.Mode_KEYLIST:
+		return s.onKeyList(ctx, it)
+	}
+	return own(it)
 }
 
 // onFingerprint compares the peer's fingerprint of a range with ours and
@@ -213,30 +230,6 @@ func (s *side) sendBehind(ctx context.Context, lo, hi Key, mine Aggregate, last 
 		return err
 	}
 	return s.emit(ctx, rangeItem{lo: cut, hi: hi, mode: pb.Mode_KEYLIST})
-}
-
-// twoWayGuess is the difference a sketch is sized for when the counts
-// of the two sides are equal.
-const twoWayGuess = 8
-
-// sketchLen is the sketch length for an expected difference of d. The
-// cells a rateless IBLT needs average 1.35·d for large d and relatively
-// more for small d; 1.35·d + 4.5·√d + margin covers the 99th percentile
-// measured from d = 1 to 10,000 (see TestSketchOverhead), so that one
-// sketch almost always decodes and the rare miss costs a small extension.
-func sketchLen(d uint64, margin int) uint64 {
-	return d + d*7/20 + uint64(4.5*math.Sqrt(float64(d))) + uint64(margin)
-}
-
-// sendSketch sends cells [first, first+n) of our sketch of [lo, hi); the
-// caller has made sure the reply has room for them.
-func (s *side) sendSketch(ctx context.Context, lo, hi Key, mine Aggregate, first, n uint64) error {
-	cells, err := sketchCells(ctx, s.set, lo, hi, first, n)
-	if err != nil {
-		return err
-	}
-	return s.emit(ctx, rangeItem{lo: lo, hi: hi, mode: pb.Mode_SKETCH, fp: mine.Fingerprint(), count: mine.Count,
-		firstCell: first, cells: cells})
 }
 
 // split offers the peer the fingerprints of the parts of [lo, hi) along

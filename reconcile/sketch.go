@@ -3,10 +3,155 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/storesync/storesync/pb"
 )
+
+// Sketches: how both roles size, send and read the rateless IBLT
+// sketches of a range (riblt.go has the coding itself, tree_cells.go how
+// a tree sums its subtrees' cells, parts.go how a large range is sketched
+// in parts), and the initiator's state for a range it decodes.
+
+// twoWayGuess is the difference a sketch is sized for when the counts
+// of the two sides are equal.
+const twoWayGuess = 8
+
+// sketchLen is the sketch length for an expected difference of d. The
+// cells a rateless IBLT needs average 1.35·d for large d and relatively
+// more for small d; 1.35·d + 4.5·√d + margin covers the 99th percentile
+// measured from d = 1 to 10,000 (see TestSketchOverhead), so that one
+// sketch almost always decodes and the rare miss costs a small extension.
+func sketchLen(d uint64, margin int) uint64 {
+	return d + d*7/20 + uint64(4.5*math.Sqrt(float64(d))) + uint64(margin)
+}
+
+// sendSketch sends cells [first, first+n) of our sketch of [lo, hi); the
+// caller has made sure the reply has room for them.
+func (s *side) sendSketch(ctx context.Context, lo, hi Key, mine Aggregate, first, n uint64) error {
+	cells, err := sketchCells(ctx, s.set, lo, hi, first, n)
+	if err != nil {
+		return err
+	}
+	return s.emit(ctx, rangeItem{lo: lo, hi: hi, mode: pb.Mode_SKETCH, fp: mine.Fingerprint(), count: mine.Count,
+		firstCell: first, cells: cells})
+}
+
+// maxWindowKeys bounds the keys read to find the keys of one short ID's
+// window (see keyID): at most this many per window, however many an
+// author put there. A window denser than that (some 60,000 messages a
+// second in one scope) gives up its IDs: the range they came from falls
+// back to splitting, which handles density.
+const maxWindowKeys = 1024
+
+// keysWithIDs returns the keys of [lo, hi) whose short IDs are in ids,
+// in key order, reading only the windows of the IDs: O(log N) a window.
+func keysWithIDs(ctx context.Context, s Set, lo, hi Key, ids []ShortID) ([]Key, error) {
+	want := make(map[ShortID]struct{}, len(ids))
+	windows := make([]ShortID, 0, len(ids))
+	for _, id := range ids {
+		want[id] = struct{}{}
+		windows = append(windows, id>>idWindowBits)
+	}
+	slices.Sort(windows)
+	var out []Key
+	for _, w := range slices.Compact(windows) {
+		wlo, whi := (w << idWindowBits).window()
+		wlo, whi = maxKey(wlo, lo), minKey(whi, hi)
+		if !wlo.Less(whi) {
+			continue
+		}
+		read := 0
+		err := s.Iterate(ctx, wlo, whi, func(k Key) error {
+			if read++; read > maxWindowKeys {
+				return errStop
+			}
+			if _, ok := want[keyID(&k)]; ok {
+				out = append(out, k)
+			}
+			return nil
+		})
+		if err != nil && err != errStop {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// sketchCells computes a set's cells [first, first+n) over [lo, hi).
+// A Tree sums its subtrees' cells (tree_cells.go); any other set is read.
+func sketchCells(ctx context.Context, s Set, lo, hi Key, first, n uint64) ([]cell, error) {
+	if t, ok := s.(*Tree); ok {
+		return t.rangeCells(ctx, lo, hi, first, n)
+	}
+	cells := make([]cell, n)
+	err := s.Iterate(ctx, lo, hi, func(k Key) error {
+		addRange(cells, first, keyID(&k), 1)
+		return nil
+	})
+	return cells, err
+}
+
+// onMoreCells sends the cells of our sketch of a range that the
+// initiator asks for, from the room reserved for them.
+func (r *Responder) onMoreCells(ctx context.Context, s *side, it *rangeItem) error {
+	if it.cellCount > uint64(r.p.maxRangeCells()) {
+		return fmt.Errorf("%w: %d cells asked for one range", ErrTooLarge, it.cellCount)
+	}
+	s.hold = s.hold.minus(budget{items: 1, cells: int(it.cellCount)})
+	mine, err := r.set.Aggregate(ctx, it.lo, it.hi)
+	if err != nil {
+		return err
+	}
+	if it.firstCell+it.cellCount > cachedCells && mine.Count > partScanMax {
+		// Cells past the memos cost a read of the range: within
+		// maxReplyScan keys a reply; past it the range goes back to
+		// the initiator as a FINGERPRINT, which ends its sketch there.
+		if s.scanned+mine.Count > maxReplyScan {
+			fp, err := s.fingerprintItem(ctx, it.lo, it.hi, true)
+			if err != nil {
+				return err
+			}
+			return s.emit(ctx, fp)
+		}
+		s.scanned += mine.Count
+	}
+	return s.sendSketch(ctx, it.lo, it.hi, mine, it.firstCell, it.cellCount)
+}
+
+// maxReplyScan bounds the keys a reply reads to compute cells past the
+// memos (see onMoreCells): an initiator that asks for more does not make
+// the responder read a whole large scope.
+const maxReplyScan = 1 << 16
+
+// onWant answers the initiator's WANT with the keys it decoded from our
+// sketch as lacking, from the room reserved for them: per ID asked for,
+// in order, the key of ours with that short ID (two keys of ours with one
+// short ID are a collision someone ground on purpose: one is answered,
+// and the sketch check catches what is left out), or "not held".
+func (r *Responder) onWant(ctx context.Context, s *side, it *rangeItem) error {
+	s.hold = s.hold.minus(budget{items: 1, lack: len(it.ids)})
+	keys, err := keysWithIDs(ctx, r.set, it.lo, it.hi, it.ids)
+	if err != nil {
+		return err
+	}
+	byID := make(map[ShortID]Key, len(keys))
+	for _, k := range keys {
+		byID[keyID(&k)] = k
+	}
+	ans := rangeItem{lo: it.lo, hi: it.hi, mode: pb.Mode_SKIP, answers: make([]answer, len(it.ids))}
+	var given []Key
+	for i, id := range it.ids {
+		if k, ok := byID[id]; ok {
+			ans.answers[i] = answerOf(k)
+			given = append(given, k)
+			delete(byID, id) // an ID asked twice is answered once
+		}
+	}
+	s.learnHave(given)
+	return s.emit(ctx, ans)
+}
 
 // sketchState follows a range the initiator resolves from the
 // responder's sketch: cells arrive until the difference peels, then the

@@ -169,6 +169,14 @@ func (s *nodeStore) add(a nodeAddr, n *node) {
 	}
 }
 
+// setBudget changes the cache's bound; a lower one takes effect as
+// nodes are added.
+func (s *nodeStore) setBudget(n int) {
+	s.mu.Lock()
+	s.budget = n
+	s.mu.Unlock()
+}
+
 // drop removes a node from the cache.
 func (s *nodeStore) drop(a nodeAddr) {
 	s.mu.Lock()

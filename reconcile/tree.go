@@ -30,28 +30,48 @@ type Tree struct {
 	mu   sync.RWMutex
 	root *node // nil when empty
 
-	cells *cellCache // sketch cells of subtrees (tree_cells.go)
+	cells      *cellCache // sketch cells of subtrees (tree_cells.go)
+	fixedCache bool       // the node cache's bound is the caller's
 }
 
 // config holds the options of Open.
 type config struct {
 	cacheEntries int
+	fixedCache   bool
 }
+
+// defaultCacheEntries is the least bound of the default node cache.
+const defaultCacheEntries = 1 << 18
 
 // Option configures Open.
 type Option func(*config) error
 
 // WithCacheEntries bounds the node cache to about n entries (a leaf entry
 // is a key, an internal entry a child summary; about 100 bytes each).
-// Default 1<<18, which keeps every internal node of a 5-million-message
-// scope in memory.
+// By default the bound is 1<<18 entries or a sixteenth of the tree's
+// keys, whichever is more: room for every internal node of the tree
+// (about a 31st of its keys) and as many leaf entries, so that a
+// session's reads of a few leaves go through cached internal nodes at
+// any size (about 6 bytes a key, at most, for a tree above 4 million
+// keys).
 func WithCacheEntries(n int) Option {
 	return func(c *config) error {
 		if n < 1024 {
 			return fmt.Errorf("cache of %d entries is too small (min 1024)", n)
 		}
-		c.cacheEntries = n
+		c.cacheEntries, c.fixedCache = n, true
 		return nil
+	}
+}
+
+// cacheGrowth is the share of the tree's keys the default node cache
+// grows to (see WithCacheEntries).
+const cacheGrowth = 16
+
+// fitCache grows the default node cache with the tree.
+func (t *Tree) fitCache() {
+	if !t.fixedCache && t.root != nil {
+		t.store.setBudget(max(defaultCacheEntries, int(min(t.root.agg.Count/cacheGrowth, 1<<30))))
 	}
 }
 
@@ -61,13 +81,13 @@ const metaFormat = 1
 // Open opens the tree stored under prefix in d, or an empty one if there
 // is none. Opening reads only the root.
 func Open(ctx context.Context, d ds.Datastore, prefix ds.Key, opts ...Option) (*Tree, error) {
-	cfg := config{cacheEntries: 1 << 18}
+	cfg := config{cacheEntries: defaultCacheEntries}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, err
 		}
 	}
-	t := &Tree{store: newNodeStore(d, prefix, cfg.cacheEntries), d: d, cells: newCellCache()}
+	t := &Tree{store: newNodeStore(d, prefix, cfg.cacheEntries), d: d, cells: newCellCache(), fixedCache: cfg.fixedCache}
 	b, err := d.Get(ctx, t.store.metaKey())
 	switch {
 	case errors.Is(err, ds.ErrNotFound):
@@ -84,6 +104,7 @@ func Open(ctx context.Context, d ds.Datastore, prefix ds.Key, opts ...Option) (*
 			return nil, fmt.Errorf("open tree: %w", err)
 		}
 	}
+	t.fitCache()
 	return t, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"unsafe"
 )
 
 // A range's sketch is the sum of the sketches of the subtrees that cover
@@ -253,4 +254,25 @@ func (c *cellCache) apply(a nodeAddr, agg Aggregate, changes []keyChange) {
 		addRange(m.cells, 0, keyID(&changes[i].k), changes[i].sign)
 	}
 	m.agg = agg
+}
+
+// CacheStats is what a tree keeps in memory beyond its root.
+type CacheStats struct {
+	NodeEntries int   // entries of the nodes in the node cache
+	CellMemos   int   // subtrees whose sketch cells are kept
+	CellBytes   int64 // the memory those cells take
+}
+
+// memoBytes is the memory of one memo: its cells and its bookkeeping.
+const memoBytes = cachedCells*int64(unsafe.Sizeof(cell{})) + 160
+
+// CacheStats returns what the tree keeps in memory.
+func (t *Tree) CacheStats() CacheStats {
+	t.store.mu.Lock()
+	entries := t.store.size
+	t.store.mu.Unlock()
+	t.cells.mu.Lock()
+	memos := len(t.cells.items)
+	t.cells.mu.Unlock()
+	return CacheStats{NodeEntries: entries, CellMemos: memos, CellBytes: int64(memos) * memoBytes}
 }

@@ -580,6 +580,7 @@ func (x *Txn) Commit() {
 		}
 		x.t.root = x.root
 		x.t.updateMemos(context.Background(), x.added, x.removed)
+		x.t.fitCache()
 	}
 	x.t.mu.Unlock()
 }

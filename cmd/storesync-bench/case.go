@@ -46,9 +46,10 @@ func runCases(ctx context.Context, work string, msgs []reconcile.Message, cases 
 
 // runCase takes the case's missing keys out of B and A, reconciles with
 // both implementations, checks that both found exactly the difference,
-// puts the keys back and returns the result line, with the tool's peak
-// resident memory so far (both stores' caches and cell memos, and
-// negentropy's vectors).
+// puts the keys back and returns the result line, with what both stores
+// keep in memory (their cell memos and node caches) and the tool's peak
+// resident memory so far (which holds every message and negentropy's
+// vectors too).
 func runCase(ctx context.Context, trees *treePair, base *baseline, keys []reconcile.Key, c benchCase, seed uint64) (string, error) {
 	idxB, idxA := c.missing(len(keys), seed)
 	fromB, fromA := pick(keys, idxB), pick(keys, idxA)
@@ -80,13 +81,15 @@ func runCase(ctx context.Context, trees *treePair, base *baseline, keys []reconc
 
 	bytes := ours.st.InitiatorBytes + ours.st.ResponderBytes
 	lower := int64(c.d) * reconcile.HashSize
+	ca, cb := trees.a.CacheStats(), trees.b.CacheStats()
 	return fmt.Sprintf("case=%s n=%d d=%d bytes=%d roundtrips=%d lowerbound=%d ratio=%s "+
 		"negentropy_bytes=%d negentropy_roundtrips=%d "+
-		"initiator_bytes=%d responder_bytes=%d negentropy_ratio=%s seconds=%.4f negentropy_seconds=%.4f peak_rss_mib=%d",
+		"initiator_bytes=%d responder_bytes=%d negentropy_ratio=%s seconds=%.4f negentropy_seconds=%.4f "+
+		"cell_memo_mib=%.1f node_cache_entries=%d peak_rss_mib=%d",
 		c.mode, len(keys), c.d, bytes, ours.st.RoundTrips, lower, ratio(bytes, lower),
 		neg.bytes, neg.roundTrips,
 		ours.st.InitiatorBytes, ours.st.ResponderBytes, ratio(neg.bytes, lower), ours.seconds, neg.seconds,
-		vmHWMKiB("self")>>10), nil
+		float64(ca.CellBytes+cb.CellBytes)/(1<<20), ca.NodeEntries+cb.NodeEntries, vmHWMKiB("self")>>10), nil
 }
 
 // pick returns the keys at the ascending indices idx.
