@@ -79,3 +79,23 @@ func (n *Node) goBootstrap(peers []peer.AddrInfo) {
 		}
 	}()
 }
+
+// goWarmSketches fills the sketch memos of every scope's tree once, in
+// the background (reconcile.Tree.WarmSketches): the first session after
+// start-up that needs a sketch of a large range then reads a few nodes,
+// not the scope. It reads each tree once, a top-level part at a time.
+func (n *Node) goWarmSketches() {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		for _, sc := range n.store.Scopes() {
+			t, ok := n.store.Tree(sc)
+			if !ok {
+				continue
+			}
+			if err := t.WarmSketches(n.ctx); err != nil && n.ctx.Err() == nil {
+				n.log.Warn("filling the sketch memos failed", "scope", sc, "err", err)
+			}
+		}
+	}()
+}

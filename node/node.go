@@ -133,6 +133,7 @@ func (n *Node) start(ctx context.Context, cfg *config) error {
 	if len(cfg.peers) > 0 {
 		n.goBootstrap(cfg.peers)
 	}
+	n.goWarmSketches()
 	return nil
 }
 

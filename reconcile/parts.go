@@ -68,8 +68,15 @@ func (s *side) cutParts(ctx context.Context, lo, hi Key, mine Aggregate, d uint6
 			}
 			next = append(next, pieces...)
 		}
-		if !cut || len(next) > limit {
-			return s.groupParts(parts, mine.Count, d), nil
+		if !cut {
+			return parts, nil
+		}
+		// Grouping before the limit is checked keeps the parts few: a
+		// cut part's children share its difference, and most of them
+		// join again.
+		next = s.groupParts(next, mine.Count, d)
+		if len(next) > limit {
+			return parts, nil
 		}
 		parts = next
 	}

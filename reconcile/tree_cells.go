@@ -276,3 +276,27 @@ func (t *Tree) CacheStats() CacheStats {
 	t.cells.mu.Unlock()
 	return CacheStats{NodeEntries: entries, CellMemos: memos, CellBytes: int64(memos) * memoBytes}
 }
+
+// WarmSketches computes the memos of every subtree, reading the whole
+// tree once, so that the first session that needs a sketch of a large
+// range costs no more than later ones. It takes the tree's read lock for
+// one top-level part at a time, so writes go on meanwhile, and stops at
+// ctx's end.
+func (t *Tree) WarmSketches(ctx context.Context) error {
+	bounds, err := t.Splits(ctx, Key{}, End)
+	if err != nil {
+		return err
+	}
+	lo := Key{}
+	for i := 0; i <= len(bounds); i++ {
+		hi := End
+		if i < len(bounds) {
+			hi = bounds[i]
+		}
+		if _, err := t.rangeCells(ctx, lo, hi, 0, 1); err != nil {
+			return err
+		}
+		lo = hi
+	}
+	return nil
+}

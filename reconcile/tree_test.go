@@ -454,3 +454,25 @@ func TestEdgeInsertsReopen(t *testing.T) {
 	t.Logf("%.2f records written per append at the edge (height %d)", float64(puts)/float64(appends), tr.Height())
 	require.Less(t, float64(puts)/float64(appends), 1.5)
 }
+
+// TestWarmSketchesFillsTheMemos: after WarmSketches, a sketch of the
+// whole tree reads no node, and its cells are those of the keys.
+func TestWarmSketchesFillsTheMemos(t *testing.T) {
+	r := rand.New(rand.NewPCG(71, 72))
+	keys := model(pool(r, 100_000, 1<<40))
+	d := &countingReads{Batching: newMemStore()}
+	tr, err := reconcile.Open(t.Context(), d, ds.NewKey("/t"), reconcile.WithCacheEntries(1024))
+	require.NoError(t, err)
+	_, _, err = tr.Apply(t.Context(), keys, nil)
+	require.NoError(t, err)
+	require.Zero(t, tr.CacheStats().CellMemos)
+	require.NoError(t, tr.WarmSketches(t.Context()))
+	require.Greater(t, tr.CacheStats().CellMemos, len(keys)/32/64, "a memo per subtree of height 1 or more")
+	d.gets.Store(0)
+	cells, err := reconcile.SketchBytes(t.Context(), tr, reconcile.Key{}, reconcile.End, 0, 100)
+	require.NoError(t, err)
+	require.Zero(t, d.gets.Load(), "no node read once warm")
+	want, err := reconcile.ReadSketchBytes(t.Context(), reconcile.SliceSet(keys), reconcile.Key{}, reconcile.End, 0, 100)
+	require.NoError(t, err)
+	require.Equal(t, want, cells)
+}

@@ -49,32 +49,43 @@ func runIngest(ctx context.Context, work string, msgs []reconcile.Message) error
 	if err != nil {
 		return err
 	}
-	var raw, tree []float64
+	rates := make(map[ingestKind][]float64)
 	for run := range ingestRuns {
-		for _, withTree := range []bool{false, true} {
-			rate, err := ingestOnce(ctx, work, in, withTree)
+		for _, kind := range []ingestKind{ingestRaw, ingestTree, ingestMemos} {
+			rate, err := ingestOnce(ctx, work, in, kind)
 			if err != nil {
 				return err
 			}
-			kind := "raw"
-			if withTree {
-				kind = "tree"
-				tree = append(tree, rate)
-			} else {
-				raw = append(raw, rate)
-			}
+			rates[kind] = append(rates[kind], rate)
 			fmt.Fprintf(os.Stderr, "ingest run %d %s: %.0f msgs/s\n", run+1, kind, rate)
 		}
 	}
-	t, r := median(tree), median(raw)
-	fmt.Printf("ingest n=%d tree_msgs_per_sec=%.0f raw_msgs_per_sec=%.0f ratio=%.2f\n", len(msgs), t, r, t/r)
+	t, m, r := median(rates[ingestTree]), median(rates[ingestMemos]), median(rates[ingestRaw])
+	fmt.Printf("ingest n=%d tree_msgs_per_sec=%.0f raw_msgs_per_sec=%.0f ratio=%.2f memos_msgs_per_sec=%.0f memos_ratio=%.2f\n",
+		len(msgs), t, r, t/r, m, m/r)
 	return nil
 }
+
+// ingestKind is what an ingest run writes.
+type ingestKind string
+
+const (
+	ingestRaw  ingestKind = "raw"  // the messages alone
+	ingestTree ingestKind = "tree" // and their tree entries
+	// ingestMemos: and the tree keeps the sketch memos of all it holds,
+	// as on a node that serves sessions while it ingests: they are
+	// filled, untimed, every memoWarmEvery messages, and the timed writes
+	// keep them up to date.
+	ingestMemos ingestKind = "tree+memos"
+)
+
+// memoWarmEvery is how often an ingestMemos run fills the memos.
+const memoWarmEvery = 100_000
 
 // ingestOnce writes every message into a fresh LevelDB in batches, in
 // timestamp order, and returns messages per second. The database is
 // closed and removed before it returns.
-func ingestOnce(ctx context.Context, work string, in *ingestData, withTree bool) (rate float64, err error) {
+func ingestOnce(ctx context.Context, work string, in *ingestData, kind ingestKind) (rate float64, err error) {
 	path, err := os.MkdirTemp(work, "ingest-")
 	if err != nil {
 		return 0, err
@@ -90,22 +101,30 @@ func ingestOnce(ctx context.Context, work string, in *ingestData, withTree bool)
 		}
 	}()
 	var t *reconcile.Tree
-	if withTree {
+	if kind != ingestRaw {
 		if t, err = reconcile.Open(ctx, db, ds.NewKey("/t")); err != nil {
 			return 0, err
 		}
 	}
+	var elapsed time.Duration
 	start := time.Now()
 	for i := 0; i < len(in.keys); i += ingestBatch {
 		if err := ingestBatchOf(ctx, db, t, in, i, min(i+ingestBatch, len(in.keys))); err != nil {
 			return 0, err
 		}
+		if kind == ingestMemos && (i+ingestBatch)%memoWarmEvery == 0 {
+			elapsed += time.Since(start)
+			if err := t.WarmSketches(ctx); err != nil {
+				return 0, err
+			}
+			start = time.Now()
+		}
 	}
-	elapsed := time.Since(start).Seconds()
+	elapsed += time.Since(start)
 	if t != nil && t.Count() != uint64(len(in.keys)) {
 		return 0, fmt.Errorf("ingest: tree holds %d keys, want %d", t.Count(), len(in.keys))
 	}
-	return float64(len(in.keys)) / elapsed, nil
+	return float64(len(in.keys)) / elapsed.Seconds(), nil
 }
 
 // ingestBatchOf writes messages [from, to) in one batch, with their tree

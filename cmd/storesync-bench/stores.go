@@ -8,8 +8,8 @@ import (
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
-	leveldb "github.com/ipfs/go-ds-leveldb"
 
+	"github.com/storesync/storesync/node"
 	"github.com/storesync/storesync/reconcile"
 )
 
@@ -17,19 +17,21 @@ import (
 const buildBatch = 10_000
 
 // treePair is the two stores of the reconciliation cases, both in one
-// LevelDB on disk: A holds every message, B is the node catching up. B
+// LevelDB on disk, opened as a node opens its own (node.OpenLevelDB:
+// bloom filters, block cache): A holds every message, B is the node
+// catching up. B
 // also holds every message between cases; a case takes its missing keys
 // out and puts them back, which costs far less than building a tree of a
 // million keys per case.
 type treePair struct {
-	db   *leveldb.Datastore
+	db   ds.Batching
 	a, b *reconcile.Tree
 }
 
 // openTrees creates the LevelDB in folder and builds both trees over keys.
 func openTrees(ctx context.Context, folder string, keys []reconcile.Key) (*treePair, error) {
 	path := filepath.Join(folder, "trees")
-	db, err := leveldb.NewDatastore(path, nil)
+	db, err := node.OpenLevelDB(path)
 	if err != nil {
 		return nil, fmt.Errorf("open leveldb: %w", err)
 	}
