@@ -206,8 +206,11 @@ func (s *Session) onSketch(ctx context.Context, it *rangeItem) error {
 		est := float64(len(st.peel.remote)+len(st.peel.local)) + st.peel.remaining(delta)
 		more := max(int(sketchLen(uint64(est*1.25), s.p.SketchMargin))-n, n/4+8)
 		if n+more > cachedCells && s.asks >= 3 && !s.closing(st.mine.Count) {
-			// Past the memos: ask again in parts sized for the estimate.
-			if ok, err := s.sketchParts(ctx, it.lo, it.hi, st.mine, uint64(est*1.5)+1); ok || err != nil {
+			// Past the memos: ask again in parts sized for the estimate
+			// and a quarter more (each part also has twice its share's
+			// spread, partCells), which decoded at the first try in every
+			// two-way session of the benchmark's.
+			if ok, err := s.sketchParts(ctx, it.lo, it.hi, st.mine, uint64(est*1.25)+1); ok || err != nil {
 				s.drop(st)
 				return err
 			}
