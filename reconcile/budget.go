@@ -118,7 +118,19 @@ func (s *side) room() budget {
 	if s.tailOpen {
 		r.items--
 	}
-	return r
+	return r.clipped()
+}
+
+// clipped returns b with each of its cells, IDs and hashes no more than
+// its bytes allow of that alone, so that a task that sizes what it sends
+// by one of them stays within the bytes too.
+func (b budget) clipped() budget {
+	bytes := max(b.bytes, 0)
+	b.cells = min(b.cells, int(bytes/cellSize))
+	b.ids = min(b.ids, int(bytes/8))
+	b.listed = min(b.listed, int(bytes/KeyWireMax))
+	b.lack = min(b.lack, int(bytes/KeyWireMax))
+	return b
 }
 
 // use takes b from the reply for what the current task sends, sending

@@ -727,3 +727,17 @@ func evenItems(set SliceSet, n int, it rangeItem) message {
 	}
 	return m
 }
+
+// TestDisjointHalves: two sets that share nothing, each half of 60,000
+// keys, with 64 KiB frames: every message stays within its allowance
+// (a task sized by its count of cells or hashes alone would pass the
+// bytes left), and repeated sessions end with the union on both sides.
+func TestDisjointHalves(t *testing.T) {
+	p := DefaultParams()
+	p.FrameSize = 64 << 10
+	r := rand.New(rand.NewPCG(65, 66))
+	all := testKeys(r, 60_000, 1<<40)
+	a := pick(all, func(i int) bool { return i%2 == 0 })
+	b := pick(all, func(i int) bool { return i%2 == 1 })
+	converge(t, newGrowSet(t, true, a), newGrowSet(t, true, b), p, 40)
+}
