@@ -25,7 +25,9 @@ import (
 // even in its last message of a session.
 func (s *side) onKeyList(ctx context.Context, it *rangeItem) error {
 	room := s.room()
-	if room.items < 0 {
+	limit := min(s.p.maxListed(), room.lack)
+	if room.items < 0 || limit < 1 {
+		// No room for an item, or for a single hash: the reply is full.
 		s.handBack(it.lo, it.hi)
 		return nil
 	}
@@ -33,7 +35,6 @@ func (s *side) onKeyList(ctx context.Context, it *rangeItem) error {
 	for i, k := range it.keys {
 		index[k] = i
 	}
-	limit := min(s.p.maxListed(), room.lack)
 	var (
 		scan      []Key // every key scanned, in order
 		extras    []Key
