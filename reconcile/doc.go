@@ -52,11 +52,22 @@
 //     range along the tree's node boundaries, every part of one level in
 //     one message, and each differing part is handled again;
 //   - otherwise the responder sends a rateless IBLT sketch over the short
-//     IDs (first 8 bytes) of its hashes, sized for the expected difference,
-//     and the initiator peels it, asks for more cells if it must, gives the
-//     responder the hashes it lacks and asks for the full hashes of what it
-//     lacks (WANT). The result is checked against the responder's
-//     fingerprint; a failed check falls back to splitting.
+//     IDs of its keys (the timestamp down to a 17 ms window and 3 bytes of
+//     the hash, so that the holder of an ID finds its key by reading that
+//     window), sized for the expected difference, and the initiator peels
+//     it, asks for more cells if it must, gives the responder the hashes
+//     it lacks and asks for the full hashes of what it lacks (WANT). The
+//     result is checked against the responder's fingerprint; a failed
+//     check falls back to splitting. A large range whose difference needs
+//     more cells than a Tree keeps per subtree is sketched in parts cut
+//     along the tree, each sized for its share.
+//
+// A Tree keeps the first cells of every subtree's sketch in memory
+// (carried along by every write), so that a range's sketch is the sum of
+// a few subtrees' and a session costs O(d · log N) node reads on each
+// side for d differences among N keys, not a read of the range
+// (Tree.WarmSketches fills them at once; Tree.CacheStats tells their
+// size).
 //
 // Both sides learn both directions of the difference: Session.Result for
 // the initiator, the Diffs returned by Responder.Respond for the

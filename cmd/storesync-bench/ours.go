@@ -16,6 +16,7 @@ const frameLimit = 1 << 20
 type oursResult struct {
 	st      reconcile.Stats
 	seconds float64
+	reads   int64 // records both stores read during the session
 }
 
 // runOurs reconciles the whole scope with B as the initiator and A as the
@@ -24,9 +25,11 @@ type oursResult struct {
 func runOurs(ctx context.Context, p *treePair, need, have []string) (oursResult, error) {
 	params := reconcile.DefaultParams()
 	params.FrameSize = frameLimit
+	reads := p.db.reads.Load()
 	start := time.Now()
 	ini, res, st, err := reconcile.Reconcile(ctx, p.b, p.a, reconcile.Key{}, reconcile.End, params)
 	elapsed := time.Since(start).Seconds()
+	reads = p.db.reads.Load() - reads
 	if err != nil {
 		return oursResult{}, fmt.Errorf("storesync: %w", err)
 	}
@@ -44,5 +47,5 @@ func runOurs(ctx context.Context, p *treePair, need, have []string) (oursResult,
 			return oursResult{}, err
 		}
 	}
-	return oursResult{st: st, seconds: elapsed}, nil
+	return oursResult{st: st, seconds: elapsed, reads: reads}, nil
 }

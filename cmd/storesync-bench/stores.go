@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
@@ -24,17 +25,31 @@ const buildBatch = 10_000
 // out and puts them back, which costs far less than building a tree of a
 // million keys per case.
 type treePair struct {
-	db   ds.Batching
+	db   *countingDB
 	a, b *reconcile.Tree
+}
+
+// countingDB counts the records read from the stores, so that a case
+// shows how many nodes a session reads.
+type countingDB struct {
+	ds.Batching
+	reads atomic.Int64
+}
+
+// Get counts a read.
+func (c *countingDB) Get(ctx context.Context, k ds.Key) ([]byte, error) {
+	c.reads.Add(1)
+	return c.Batching.Get(ctx, k)
 }
 
 // openTrees creates the LevelDB in folder and builds both trees over keys.
 func openTrees(ctx context.Context, folder string, keys []reconcile.Key) (*treePair, error) {
 	path := filepath.Join(folder, "trees")
-	db, err := node.OpenLevelDB(path)
+	level, err := node.OpenLevelDB(path)
 	if err != nil {
 		return nil, fmt.Errorf("open leveldb: %w", err)
 	}
+	db := &countingDB{Batching: level}
 	p := &treePair{db: db}
 	if p.a, err = reconcile.Open(ctx, db, ds.NewKey("/a")); err == nil {
 		p.b, err = reconcile.Open(ctx, db, ds.NewKey("/b"))
