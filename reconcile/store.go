@@ -53,7 +53,10 @@ func (a nodeAddr) less(b nodeAddr) bool {
 
 // nodeStore reads nodes from a datastore through a bounded LRU cache. The
 // cache keeps the upper levels of a large tree in memory without ever
-// needing the whole tree there. Safe for concurrent use: the cache is a
+// needing the whole tree there: leaves and internal nodes are kept in two
+// lists, and leaves go first, so that a read of many leaves (Iterate, a
+// sketch's first fill) never evicts the internal nodes every read passes
+// through. Safe for concurrent use: the cache is a
 // small leaf structure behind its own mutex.
 type nodeStore struct {
 	d      ds.Read
@@ -64,7 +67,7 @@ type nodeStore struct {
 
 	mu     sync.Mutex
 	items  map[nodeAddr]*list.Element
-	lru    list.List
+	lru    [2]list.List // by kind: leaves (0), internal nodes (1)
 	size   int
 	budget int
 }
@@ -111,8 +114,8 @@ func (s *nodeStore) get(ctx context.Context, a nodeAddr) (*node, error) {
 func (s *nodeStore) lookup(ctx context.Context, a nodeAddr) (*node, bool, error) {
 	s.mu.Lock()
 	if el, ok := s.items[a]; ok {
-		s.lru.MoveToFront(el)
 		n := el.Value.(*cached).node
+		s.lru[kind(a)].MoveToFront(el)
 		s.mu.Unlock()
 		return n, true, nil
 	}
@@ -147,7 +150,11 @@ func (s *nodeStore) lookup(ctx context.Context, a nodeAddr) (*node, bool, error)
 	return n, true, nil
 }
 
-// add installs a node in the cache, evicting the least recently used.
+// kind is the list of the cache a node at a belongs to.
+func kind(a nodeAddr) int { return min(a.height, 1) }
+
+// add installs a node in the cache, evicting the least recently used
+// leaf, or internal node when no leaf is left.
 func (s *nodeStore) add(a nodeAddr, n *node) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -155,15 +162,19 @@ func (s *nodeStore) add(a nodeAddr, n *node) {
 		c := el.Value.(*cached)
 		s.size += len(n.entries) - len(c.node.entries)
 		c.node = n
-		s.lru.MoveToFront(el)
+		s.lru[kind(a)].MoveToFront(el)
 	} else {
-		s.items[a] = s.lru.PushFront(&cached{addr: a, node: n})
+		s.items[a] = s.lru[kind(a)].PushFront(&cached{addr: a, node: n})
 		s.size += len(n.entries)
 	}
-	for s.size > s.budget && s.lru.Len() > 1 {
-		el := s.lru.Back()
+	for s.size > s.budget && s.lru[0].Len()+s.lru[1].Len() > 1 {
+		l := &s.lru[0]
+		if l.Len() == 0 {
+			l = &s.lru[1]
+		}
+		el := l.Back()
 		c := el.Value.(*cached)
-		s.lru.Remove(el)
+		l.Remove(el)
 		delete(s.items, c.addr)
 		s.size -= len(c.node.entries)
 	}
@@ -183,7 +194,7 @@ func (s *nodeStore) drop(a nodeAddr) {
 	defer s.mu.Unlock()
 	if el, ok := s.items[a]; ok {
 		s.size -= len(el.Value.(*cached).node.entries)
-		s.lru.Remove(el)
+		s.lru[kind(a)].Remove(el)
 		delete(s.items, a)
 	}
 }

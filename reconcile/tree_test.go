@@ -476,3 +476,24 @@ func TestWarmSketchesFillsTheMemos(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, want, cells)
 }
+
+// TestScanKeepsInternalNodesCached: a read of every leaf (an Iterate over
+// the tree) evicts leaves from the node cache, never the internal nodes
+// every later read passes through: a point lookup then reads one leaf.
+func TestScanKeepsInternalNodesCached(t *testing.T) {
+	r := rand.New(rand.NewPCG(73, 74))
+	keys := model(pool(r, 100_000, 1<<40))
+	d := &countingReads{Batching: newMemStore()}
+	tr, err := reconcile.Open(t.Context(), d, ds.NewKey("/t"), reconcile.WithCacheEntries(8192))
+	require.NoError(t, err)
+	_, _, err = tr.Apply(t.Context(), keys, nil)
+	require.NoError(t, err)
+	require.NoError(t, tr.Iterate(t.Context(), reconcile.Key{}, reconcile.End, func(reconcile.Key) error { return nil }))
+	for range 20 {
+		d.gets.Store(0)
+		has, err := tr.Has(t.Context(), keys[r.IntN(len(keys))])
+		require.NoError(t, err)
+		require.True(t, has)
+		require.LessOrEqual(t, d.gets.Load(), int64(1), "at most the leaf is read")
+	}
+}
