@@ -31,6 +31,10 @@ func runCases(ctx context.Context, work string, msgs []reconcile.Message, cases 
 		return fmt.Errorf("warm-up session: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "warm-up session (fills the cell memos, and negentropy's) in %.1fs\n", time.Since(start).Seconds())
+	sample, err := leafSample(ctx, trees.db.Batching, seed)
+	if err != nil {
+		return err
+	}
 	for _, c := range cases {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -39,7 +43,11 @@ func runCases(ctx context.Context, work string, msgs []reconcile.Message, cases 
 		if err != nil {
 			return fmt.Errorf("case=%s d=%d: %w", c.mode, c.d, err)
 		}
-		fmt.Println(line)
+		read, err := readLatency(ctx, trees.db.Batching, sample)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s leaf_read_us=%.1f\n", line, float64(read.Nanoseconds())/1000)
 	}
 	return nil
 }
