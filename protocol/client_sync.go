@@ -90,9 +90,17 @@ func (s *Service) sync(ctx context.Context, p peer.ID, scopes []reconcile.Scope,
 		todo = append(todo, i)
 	}
 	var err error
-	for round := 0; len(todo) > 0 && round < maxSyncRounds && err == nil; round++ {
+	// Groups of scopes still to reconcile, one session each. A session
+	// refused as too large (a turn past the memory one side's resource
+	// manager lets a stream hold: many scopes that each differ by more
+	// than a frame) is split in two groups, down to one scope a session.
+	groups := [][]int{todo}
+	rounds := maxSyncRounds + 2*len(todo)
+	for round := 0; len(groups) > 0 && round < rounds && err == nil; round++ {
+		todo, groups = groups[0], groups[1:]
 		var cs []*clientScope
 		cs, err = s.session(ctx, p, scopes, todo, catchUp)
+		split := errors.Is(err, ErrTooLarge) && len(todo) > 1 && ctx.Err() == nil
 		var next []int
 		for j, c := range cs {
 			r := &reports[todo[j]]
@@ -110,7 +118,14 @@ func (s *Service) sync(ctx context.Context, p peer.ID, scopes []reconcile.Scope,
 				next = append(next, todo[j])
 			}
 		}
-		todo = next
+		if split {
+			s.log.Debug("session too large, splitting its scopes", "peer", p, "scopes", len(todo), "err", err)
+			err, next = nil, nil
+			groups = append(groups, todo[:len(todo)/2], todo[len(todo)/2:])
+		}
+		if len(next) > 0 {
+			groups = append(groups, next)
+		}
 	}
 	rep.Scopes = reports
 	rep.Duration = time.Since(start)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -355,4 +356,46 @@ func TestTurnMemoryIsReservedAsItArrives(t *testing.T) {
 	require.Eventually(t, func() bool { return serviceMemory() == 0 }, 5*time.Second, 10*time.Millisecond,
 		"the session's memory is given back")
 	requireStillServes(t, victim)
+}
+
+// TestSyncSplitsASessionTooLargeForTheStream: a session over 160 scopes
+// that each differ by more than one item of a reply may carry (half a
+// frame of 64 KiB) makes the server's turn (5 MiB) pass what the client's
+// resource manager lets a stream hold (4 MiB). The client refuses that turn as it arrives, splits the
+// scopes into smaller sessions, and every scope converges.
+func TestSyncSplitsASessionTooLargeForTheStream(t *testing.T) {
+	p := reconcile.DefaultParams()
+	p.FrameSize = 64 << 10
+	opts := []protocol.Option{protocol.WithReconcileParams(p), protocol.WithCatchUp(0, 0)}
+	var scopes []reconcile.Scope
+	for i := range 160 {
+		scopes = append(scopes, reconcile.Scope{PubsubTopic: chat.PubsubTopic, ContentTopic: fmt.Sprintf("/app/1/s%d/proto", i)})
+	}
+	server := newNode(t, scopes, opts...)
+	limits := rcmgr.PartialLimitConfig{Stream: rcmgr.ResourceLimits{Memory: rcmgr.LimitVal64(4 << 20)}}
+	mgr, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Build(rcmgr.DefaultLimits.AutoScale())))
+	require.NoError(t, err)
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(), libp2p.ResourceManager(mgr))
+	require.NoError(t, err)
+	t.Cleanup(func() { h.Close() })
+	st := newMemStore(t, scopes...)
+	svc, err := protocol.New(h, st, opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { svc.Close() })
+	client := &node{h: h, svc: svc, store: st}
+	connect(t, client.h, server.h)
+	for _, sc := range scopes {
+		var ms []reconcile.Message
+		for j := range 1000 {
+			ms = append(ms, msg(sc, t0+int64(j)))
+		}
+		server.put(t, ms...)
+		client.put(t, ms[:50]...)
+	}
+	rep, err := client.svc.Sync(t.Context(), server.h.ID(), scopes...)
+	require.NoError(t, err)
+	require.NoError(t, rep.Err())
+	for _, sc := range scopes {
+		require.Equal(t, server.store.hashes(sc), client.store.hashes(sc), "scope %v", sc)
+	}
 }
