@@ -101,7 +101,17 @@ func (s *nodeStore) metaKey() ds.Key { return s.prefix.ChildString("meta") }
 // get returns the node at a, from the cache or the datastore; a node
 // that is not there is ErrCorrupt.
 func (s *nodeStore) get(ctx context.Context, a nodeAddr) (*node, error) {
-	n, ok, err := s.lookup(ctx, a)
+	return s.read(ctx, a, true)
+}
+
+// scan is get for a read of many leaves that will not be read again
+// soon (a sketch memo's first fill): a leaf it reads is not cached.
+func (s *nodeStore) scan(ctx context.Context, a nodeAddr) (*node, error) {
+	return s.read(ctx, a, a.height > 0)
+}
+
+func (s *nodeStore) read(ctx context.Context, a nodeAddr, cache bool) (*node, error) {
+	n, ok, err := s.lookup(ctx, a, cache)
 	if err == nil && !ok {
 		err = fmt.Errorf("%w: node %d/%v missing", ErrCorrupt, a.height, a.last)
 	}
@@ -111,7 +121,7 @@ func (s *nodeStore) get(ctx context.Context, a nodeAddr) (*node, error) {
 // lookup returns the node at a if there is one. A node stored without its
 // last entry (nodeOpenTail) comes back whole: the entry is completed from
 // the open node of the height below.
-func (s *nodeStore) lookup(ctx context.Context, a nodeAddr) (*node, bool, error) {
+func (s *nodeStore) lookup(ctx context.Context, a nodeAddr, cache bool) (*node, bool, error) {
 	s.mu.Lock()
 	if el, ok := s.items[a]; ok {
 		n := el.Value.(*cached).node
@@ -146,7 +156,9 @@ func (s *nodeStore) lookup(ctx context.Context, a nodeAddr) (*node, bool, error)
 		n.entries = append(n.entries, entry{key: last, agg: c.aggregate()})
 		n.sum()
 	}
-	s.add(a, n)
+	if cache {
+		s.add(a, n)
+	}
 	return n, true, nil
 }
 

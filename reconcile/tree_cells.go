@@ -95,7 +95,8 @@ func (t *Tree) rangeCells(ctx context.Context, lo, hi Key, first, n uint64) ([]c
 // key: no limit). A child whose keys all lie in the range counts whole,
 // from its memo; so does one cut by the range's lower end alone, less the
 // part below it, which is how a range cut just above a node's last
-// timestamp (Splits) reads no leaf.
+// timestamp (Splits) reads no leaf. The leaves it reads are not cached:
+// a memo's first fill reads every leaf below it once.
 func (t *Tree) addCells(ctx context.Context, n *node, lower, lo, hi Key, first uint64, out []cell, sign int32, budget int) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -109,7 +110,7 @@ func (t *Tree) addCells(ctx context.Context, n *node, lower, lo, hi Key, first u
 	memo := n.height >= 2 && first+uint64(len(out)) <= cachedCells
 	return n.overlapping(lower, lo, hi, func(i int, prev Key) error {
 		if !memo || !n.entries[i].key.Less(hi) {
-			c, err := t.child(ctx, n, i)
+			c, err := t.store.scan(ctx, childAddr(n, i))
 			if err != nil {
 				return err
 			}
@@ -127,7 +128,7 @@ func (t *Tree) addCells(ctx context.Context, n *node, lower, lo, hi Key, first u
 		if !prev.Less(lo) {
 			return nil
 		}
-		c, err := t.child(ctx, n, i)
+		c, err := t.store.scan(ctx, childAddr(n, i))
 		if err != nil {
 			return err
 		}
@@ -142,7 +143,7 @@ func (t *Tree) subtreeCells(ctx context.Context, parent *node, i int, lower Key,
 	if cells := t.cells.get(a, agg); cells != nil {
 		return cells, nil
 	}
-	c, err := t.child(ctx, parent, i)
+	c, err := t.store.scan(ctx, childAddr(parent, i))
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +201,7 @@ func (t *Tree) updateMemosBelow(ctx context.Context, n *node, changes []keyChang
 		j = k
 		t.cells.apply(childAddr(n, i), e.agg, part)
 		if n.height > 2 {
-			c, err := t.child(ctx, n, i)
+			c, err := t.store.scan(ctx, childAddr(n, i))
 			if err != nil {
 				return err
 			}

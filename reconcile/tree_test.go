@@ -475,6 +475,15 @@ func TestWarmSketchesFillsTheMemos(t *testing.T) {
 	want, err := reconcile.ReadSketchBytes(t.Context(), reconcile.SliceSet(keys), reconcile.Key{}, reconcile.End, 0, 100)
 	require.NoError(t, err)
 	require.Equal(t, want, cells)
+
+	// The fill reads every leaf once and caches none of them.
+	big, err := reconcile.Open(t.Context(), newMemStore(), ds.NewKey("/t"))
+	require.NoError(t, err)
+	_, _, err = big.Apply(t.Context(), keys, nil)
+	require.NoError(t, err)
+	before := big.CacheStats().NodeEntries
+	require.NoError(t, big.WarmSketches(t.Context()))
+	require.LessOrEqual(t, big.CacheStats().NodeEntries, before+64, "no leaf of the fill stays cached")
 }
 
 // TestScanKeepsInternalNodesCached: a read of every leaf (an Iterate over
