@@ -201,3 +201,25 @@ func TestBootstrapPeersSyncAtStart(t *testing.T) {
 	defer b.Close()
 	require.Eventually(t, func() bool { return all(t, b, chatScope)[m.Hash()] }, 5*time.Second, 20*time.Millisecond)
 }
+
+// TestStartFillsTheSketchMemos: a node that opens a store already
+// holding messages fills its trees' sketch memos in the background, so
+// that its first session needing a sketch of a large range reads a few
+// nodes, not the scope.
+func TestStartFillsTheSketchMemos(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir)
+	var ms []reconcile.Message
+	for i := range 5000 {
+		ms = append(ms, message(chatScope, t0+int64(i)))
+	}
+	_, err := n.Put(t.Context(), ms...)
+	require.NoError(t, err)
+	require.NoError(t, n.Close())
+
+	again := startNode(t, dir)
+	defer again.Close()
+	tree, ok := again.Store().Tree(chatScope)
+	require.True(t, ok)
+	require.Eventually(t, func() bool { return tree.CacheStats().CellMemos > 0 }, 10*time.Second, 20*time.Millisecond)
+}
