@@ -125,3 +125,58 @@ func apply(t *testing.T, tr *reconcile.Tree, ins, del []reconcile.Key) {
 func sorted(keys []reconcile.Key) []reconcile.Key {
 	return reconcile.NewSliceSet(keys)
 }
+
+// TestSessionsDuringWrites runs sessions while another goroutine writes
+// to both trees: no session fails, and afterwards every tree's sketch
+// from its memos equals the sketch of its keys, and a session finds the
+// exact difference. Under the race detector it also checks the memos'
+// and the node cache's locking.
+func TestSessionsDuringWrites(t *testing.T) {
+	r := rand.New(rand.NewPCG(67, 68))
+	keys := testKeysOf(r, 30_000)
+	a, b, _, _ := costTrees(t, keys)
+	ctx := t.Context()
+	extra := testKeysOf(r, 4000)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		wr := rand.New(rand.NewPCG(69, 70))
+		for i := 0; i < len(extra); i += 100 {
+			batch := extra[i : i+100]
+			tr := a
+			if wr.IntN(2) == 0 {
+				tr = b
+			}
+			if _, _, err := tr.Apply(ctx, batch, keys[wr.IntN(len(keys)):][:1]); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for range 20 {
+		_, _, _, err := reconcile.Reconcile(ctx, b, a, reconcile.Key{}, reconcile.End, reconcile.DefaultParams())
+		require.NoError(t, err)
+	}
+	<-done
+	for _, tr := range []*reconcile.Tree{a, b} {
+		memo, err := reconcile.SketchBytes(ctx, tr, reconcile.Key{}, reconcile.End, 0, 100)
+		require.NoError(t, err)
+		read, err := reconcile.ReadSketchBytes(ctx, tr, reconcile.Key{}, reconcile.End, 0, 100)
+		require.NoError(t, err)
+		require.Equal(t, read, memo, "the memos match the keys")
+	}
+	var ka, kb []reconcile.Key
+	for _, c := range []struct {
+		tr  *reconcile.Tree
+		out *[]reconcile.Key
+	}{{a, &ka}, {b, &kb}} {
+		require.NoError(t, c.tr.Iterate(ctx, reconcile.Key{}, reconcile.End, func(k reconcile.Key) error {
+			*c.out = append(*c.out, k)
+			return nil
+		}))
+	}
+	ini, _, _, err := reconcile.Reconcile(ctx, b, a, reconcile.Key{}, reconcile.End, reconcile.DefaultParams())
+	require.NoError(t, err)
+	require.Equal(t, orEmpty(minus(ka, kb, reconcile.Key{}, reconcile.End)), orEmpty(ini.Need))
+	require.Equal(t, orEmpty(minus(kb, ka, reconcile.Key{}, reconcile.End)), orEmpty(ini.Have))
+}
