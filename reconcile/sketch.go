@@ -205,6 +205,12 @@ func (s *Session) onSketch(ctx context.Context, it *rangeItem) error {
 		delta := int64(st.count) - int64(st.mine.Count)
 		est := float64(len(st.peel.remote)+len(st.peel.local)) + st.peel.remaining(delta)
 		more := max(int(sketchLen(uint64(est*1.25), s.p.SketchMargin))-n, n/4+8)
+		if 4*est > float64(st.mine.Count+st.count) || est >= maxEstimate {
+			// Dense, as the counts would have said had they differed,
+			// or past what the residual can tell: splitting beats any
+			// sketch sized from it.
+			return s.fallback(ctx, st)
+		}
 		if n+more > cachedCells && s.asks >= 3 && !s.closing(st.mine.Count) {
 			// Past the memos: ask again in parts sized for the estimate
 			// and a quarter more (each part also has twice its share's
@@ -338,6 +344,13 @@ func (s *Session) check(ctx context.Context, st *sketchState) error {
 	}
 	return s.fallback(ctx, st)
 }
+
+// maxEstimate is the largest difference a residual estimate is trusted
+// for: counts travel modulo 256, so the residual of a first sketch of a
+// few tens of cells saturates near 45,000 however large the difference
+// (two disjoint halves of 300,000 keys read as 45,000), and a range whose
+// estimate reaches this is split rather than sketched from it.
+const maxEstimate = 1 << 15
 
 // fallback resolves a range without sketches.
 func (s *Session) fallback(ctx context.Context, st *sketchState) error {
