@@ -86,18 +86,12 @@ func (s *side) cutParts(ctx context.Context, lo, hi Key, mine Aggregate, d uint6
 // of each.
 func (s *side) cutAt(ctx context.Context, lo, hi Key, bounds []Key) ([]sketchPart, error) {
 	out := make([]sketchPart, 0, len(bounds)+1)
-	prev := lo
-	for i := 0; i <= len(bounds); i++ {
-		end := hi
-		if i < len(bounds) {
-			end = bounds[i]
-		}
-		agg, err := s.set.Aggregate(ctx, prev, end)
+	for _, r := range cutRange(lo, hi, bounds) {
+		agg, err := s.set.Aggregate(ctx, r.Lo, r.Hi)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, sketchPart{lo: prev, hi: end, agg: agg})
-		prev = end
+		out = append(out, sketchPart{lo: r.Lo, hi: r.Hi, agg: agg})
 	}
 	return out, nil
 }
@@ -134,18 +128,19 @@ func (s *side) sketchParts(ctx context.Context, lo, hi Key, mine Aggregate, d ui
 		return false, err
 	}
 	need := budget{items: len(parts)}
-	for _, p := range parts {
-		c := partCells(p.agg.Count, mine.Count, d, s.p.SketchMargin)
-		if c > uint64(s.p.maxRangeCells()) {
+	cells := make([]uint64, len(parts))
+	for i, p := range parts {
+		cells[i] = partCells(p.agg.Count, mine.Count, d, s.p.SketchMargin)
+		if cells[i] > uint64(s.p.maxRangeCells()) {
 			return false, nil
 		}
-		need.cells += int(c)
+		need.cells += int(cells[i])
 	}
 	if !room.covers(need) {
 		return false, nil
 	}
-	for _, p := range parts {
-		c := partCells(p.agg.Count, mine.Count, d, s.p.SketchMargin)
+	for i, p := range parts {
+		c := cells[i]
 		if s.initiator {
 			err = s.emit(ctx, rangeItem{lo: p.lo, hi: p.hi, mode: pb.Mode_MORE_CELLS, cellCount: c})
 		} else {

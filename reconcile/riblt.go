@@ -78,9 +78,6 @@ func (c *cell) toggle(id uint64, check uint32, sign int32) {
 	c.count += sign
 }
 
-// add adds cell o into c: the cell of the union of two disjoint sets.
-func (c *cell) add(o *cell) { c.toggle(o.id, o.check, o.count) }
-
 func (c *cell) empty() bool { return c.id == 0 && c.check == 0 && uint8(c.count) == 0 }
 
 // signOf reads a count modulo 256 as a small signed number.

@@ -53,7 +53,7 @@ func costTrees(t *testing.T, keys []reconcile.Key) (a, b *reconcile.Tree, da, db
 func TestSessionCostFollowsTheDifference(t *testing.T) {
 	const n = 200_000
 	r := rand.New(rand.NewPCG(61, 62))
-	keys := testKeysOf(r, n)
+	keys := pool(r, n, 1<<50)
 	a, b, da, db := costTrees(t, keys)
 	ctx := t.Context()
 	p := reconcile.DefaultParams()
@@ -80,8 +80,8 @@ func TestSessionCostFollowsTheDifference(t *testing.T) {
 			db.gets.Store(0)
 			ini, res, st, err := reconcile.Reconcile(ctx, b, a, reconcile.Key{}, reconcile.End, p)
 			require.NoError(t, err)
-			require.Equal(t, orEmpty(sorted(fromB)), orEmpty(ini.Need))
-			require.Equal(t, orEmpty(sorted(fromA)), orEmpty(ini.Have))
+			require.Equal(t, orEmpty(model(fromB).sorted()), orEmpty(ini.Need))
+			require.Equal(t, orEmpty(model(fromA).sorted()), orEmpty(ini.Have))
 			require.Equal(t, orEmpty(ini.Need), orEmpty(res.Have))
 			// 3, or 4 when a part's sketch does not decode at the
 			// first try (about one part in a thousand) and is extended.
@@ -94,14 +94,6 @@ func TestSessionCostFollowsTheDifference(t *testing.T) {
 			apply(t, a, fromA, nil)
 		})
 	}
-}
-
-func testKeysOf(r *rand.Rand, n int) []reconcile.Key {
-	keys := make([]reconcile.Key, n)
-	for i := range keys {
-		keys[i] = randKey(r, 1<<50)
-	}
-	return sorted(keys)
 }
 
 // pickDiff draws d keys: all lacked by B, or half by B and half by A.
@@ -122,10 +114,6 @@ func apply(t *testing.T, tr *reconcile.Tree, ins, del []reconcile.Key) {
 	require.NoError(t, err)
 }
 
-func sorted(keys []reconcile.Key) []reconcile.Key {
-	return reconcile.NewSliceSet(keys)
-}
-
 // TestSessionsDuringWrites runs sessions while another goroutine writes
 // to both trees: no session fails, and afterwards every tree's sketch
 // from its memos equals the sketch of its keys, and a session finds the
@@ -133,10 +121,10 @@ func sorted(keys []reconcile.Key) []reconcile.Key {
 // and the node cache's locking.
 func TestSessionsDuringWrites(t *testing.T) {
 	r := rand.New(rand.NewPCG(67, 68))
-	keys := testKeysOf(r, 30_000)
+	keys := pool(r, 30_000, 1<<50)
 	a, b, _, _ := costTrees(t, keys)
 	ctx := t.Context()
-	extra := testKeysOf(r, 4000)
+	extra := pool(r, 4000, 1<<50)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

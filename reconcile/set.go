@@ -132,6 +132,17 @@ func minKey(a, b Key) Key {
 	return b
 }
 
+// cutRange returns the pieces [lo, hi) is cut into at bounds, which are
+// ascending and strictly inside it.
+func cutRange(lo, hi Key, bounds []Key) []Range {
+	out := make([]Range, 0, len(bounds)+1)
+	for _, b := range bounds {
+		out = append(out, Range{Lo: lo, Hi: b})
+		lo = b
+	}
+	return append(out, Range{Lo: lo, Hi: hi})
+}
+
 // errStop ends an iteration early; it never leaves this package.
 var errStop = errStopType{}
 

@@ -279,20 +279,14 @@ func (s *side) sendSplit(ctx context.Context, lo, hi Key, bounds []Key) error {
 	if len(bounds)+1 > k {
 		bounds = groupBounds(bounds, k)
 	}
-	prev := lo
-	for i := 0; i <= len(bounds); i++ {
-		end := hi
-		if i < len(bounds) {
-			end = bounds[i]
-		}
-		it, err := s.fingerprintItem(ctx, prev, end, i == len(bounds))
+	for i, r := range cutRange(lo, hi, bounds) {
+		it, err := s.fingerprintItem(ctx, r.Lo, r.Hi, i == len(bounds))
 		if err != nil {
 			return err
 		}
 		if err := s.emit(ctx, it); err != nil {
 			return err
 		}
-		prev = end
 	}
 	return nil
 }

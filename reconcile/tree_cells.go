@@ -121,9 +121,8 @@ func (t *Tree) addCells(ctx context.Context, n *node, lower, lo, hi Key, first u
 			return err
 		}
 		for j := range out {
-			c := cells[first+uint64(j)]
-			c.count *= sign
-			out[j].add(&c)
+			c := &cells[first+uint64(j)]
+			out[j].toggle(c.id, c.check, c.count*sign)
 		}
 		if !prev.Less(lo) {
 			return nil
@@ -143,7 +142,7 @@ func (t *Tree) subtreeCells(ctx context.Context, parent *node, i int, lower Key,
 	if cells := t.cells.get(a, agg); cells != nil {
 		return cells, nil
 	}
-	c, err := t.store.scan(ctx, childAddr(parent, i))
+	c, err := t.store.scan(ctx, a)
 	if err != nil {
 		return nil, err
 	}
@@ -288,16 +287,10 @@ func (t *Tree) WarmSketches(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	lo := Key{}
-	for i := 0; i <= len(bounds); i++ {
-		hi := End
-		if i < len(bounds) {
-			hi = bounds[i]
-		}
-		if _, err := t.rangeCells(ctx, lo, hi, 0, 1); err != nil {
+	for _, r := range cutRange(Key{}, End, bounds) {
+		if _, err := t.rangeCells(ctx, r.Lo, r.Hi, 0, 1); err != nil {
 			return err
 		}
-		lo = hi
 	}
 	return nil
 }
