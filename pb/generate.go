@@ -4,4 +4,4 @@
 // protoc-gen-gogofaster and committed; regenerate with `go generate ./pb`.
 package pb
 
-//go:generate protoc --proto_path=. --gogofaster_out=paths=source_relative:. message.proto reconcile.proto sync.proto gossip.proto catchup.proto
+//go:generate protoc --proto_path=. --gogofaster_out=paths=source_relative:. message.proto reconcile.proto sync.proto gossip.proto catchup.proto waku.proto
