@@ -38,6 +38,9 @@ type config struct {
 	groups         []gossip.Group
 	gossipNet      gossip.Network
 	mdnsTag        string
+	mplex          bool
+	metadata       bool
+	clusterID      uint16
 }
 
 // Option configures New.

@@ -119,6 +119,9 @@ func (n *Node) start(ctx context.Context, cfg *config) error {
 	if n.sync, err = protocol.New(n.host, protocolStore{n.store}, popts...); err != nil {
 		return err
 	}
+	if err := n.startMetadata(cfg); err != nil {
+		return err
+	}
 	if err := n.startGossip(ctx, cfg); err != nil {
 		return err
 	}
@@ -156,6 +159,9 @@ func (n *Node) openDatastore(cfg *config) (ds.Batching, error) {
 
 func (n *Node) openHost(cfg *config) error {
 	if cfg.host != nil {
+		if cfg.mplex {
+			return errMplexOnGivenHost
+		}
 		n.host = cfg.host
 		return nil
 	}
@@ -166,7 +172,7 @@ func (n *Node) openHost(cfg *config) error {
 	if err := checkListenAddrs(listen); err != nil {
 		return fmt.Errorf("node: start host: %w", err)
 	}
-	lopts := []libp2p.Option{libp2p.ListenAddrStrings(listen...)}
+	lopts := append([]libp2p.Option{libp2p.ListenAddrStrings(listen...)}, muxerOptions(cfg)...)
 	if cfg.identity != nil {
 		lopts = append(lopts, libp2p.Identity(cfg.identity))
 	}

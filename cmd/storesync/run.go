@@ -5,10 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -47,15 +49,29 @@ type runFlags struct {
 	maxMessage  int
 	maxSkew     time.Duration
 	verify      bool
+	edge        edgeFlags
 }
 
 // runNode starts a store node and serves it until ctx ends (SIGINT or
 // SIGTERM), then stops it cleanly.
 func runNode(ctx context.Context, args []string, s stdio) error {
-	fs := newFlags("run", s.err)
+	f, fs, err := parseRunFlags(args, s.err)
+	if err != nil {
+		return err
+	}
+	opts, err := f.options(fs)
+	if err != nil {
+		return err
+	}
+	return serveNode(ctx, f, opts, s)
+}
+
+// parseRunFlags defines and parses the flags of `storesync run`.
+func parseRunFlags(args []string, stderr io.Writer) (*runFlags, *flag.FlagSet, error) {
+	fs := newFlags("run", stderr)
 	var f runFlags
 	fs.StringVar(&f.dataDir, "data", defaultDataDir, "data folder: store, identity key and control socket")
-	fs.Var(&f.listen, "listen", "libp2p listen multiaddr (repeatable; default /ip4/0.0.0.0/tcp/0)")
+	fs.Var(&f.listen, "listen", "libp2p listen multiaddr (repeatable; default "+strings.Join(defaultListen, " and ")+")")
 	fs.Var(&f.peers, "peer", "peer to connect to and sync with at start, a multiaddr ending in /p2p/<peer ID> (repeatable)")
 	fs.StringVar(&f.pubsubTopic, "pubsub-topic", defaultPubsubTopic, "pubsub topic of the --content-topic scopes, and the one put, query and sync mean when they name none")
 	fs.Var(topicFlag{&f.topics}, "content-topic", "content topic to keep, one scope each; after a --group, one of the group's (repeatable; default "+defaultContentTopic+")")
@@ -70,14 +86,11 @@ func runNode(ctx context.Context, args []string, s stdio) error {
 	fs.IntVar(&f.maxMessage, "max-message-size", reconcile.DefaultMaxMessageSize, "largest message the node stores or accepts from peers, in bytes of its wire form")
 	fs.BoolVar(&f.verify, "verify", false, "at start, check every tree and every stored message against the scopes' records (storesync repair rebuilds a store that fails)")
 	fs.DurationVar(&f.maxSkew, "max-clock-skew", reconcile.DefaultMaxClockSkew, "how far ahead of this node's clock a message's timestamp may be, here or from peers")
+	f.edge.define(fs)
 	if err := parse(fs, args); err != nil {
-		return err
+		return nil, nil, err
 	}
-	opts, err := f.options(fs)
-	if err != nil {
-		return err
-	}
-	return serveNode(ctx, &f, opts, s)
+	return &f, fs, nil
 }
 
 // options checks the flags and turns them into node options, but for
@@ -115,9 +128,16 @@ func (f *runFlags) options(fs *flag.FlagSet) ([]node.Option, error) {
 		}
 		opts = append(opts, node.WithPeers(*ai))
 	}
-	if len(f.listen) > 0 {
-		opts = append(opts, node.WithListenAddrs(f.listen...))
+	listen := f.listen
+	if len(listen) == 0 {
+		listen = defaultListen
 	}
+	opts = append(opts, node.WithListenAddrs(listen...))
+	edge, err := f.edge.options(fs)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, edge...)
 	if f.retention > 0 {
 		opts = append(opts, node.WithRetention(f.retention, 0))
 	}
