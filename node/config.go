@@ -41,6 +41,7 @@ type config struct {
 	mplex          bool
 	metadata       bool
 	clusterID      uint16
+	wakuStore      *[]protocol.WakuStoreOption // nil: Store v3 not served
 }
 
 // Option configures New.

@@ -24,8 +24,10 @@
 // many scopes commits them together, and the tree decides which messages
 // are new, so storing costs no read per message. Messages are kept and
 // found by key (timestamp, then hash): a batch writes one sequential run
-// of records, and peers ask for messages by key, so no index by hash is
-// written. OpenStore proves the result: each tree's root aggregate must
+// of records, and peers ask for messages by key. Waku clients name
+// messages by hash alone: a store opened WithHashIndex also writes a small
+// index record per message, from hash to scope and timestamp
+// (Store.Locate). OpenStore proves the result: each tree's root aggregate must
 // equal the count and sum recorded for its scope (and, with
 // WithVerifyOnOpen, every tree invariant and every stored message must
 // agree too). A disagreement is reported as ErrCorrupt and never repaired
@@ -61,9 +63,18 @@
 //	                                          batch stored (MarshalBinary,
 //	                                          161 bytes), written in that
 //	                                          batch's commit (Store.Import)
+//	/storesync/x/<hash b64>                   the hash index, kept while the
+//	                                          store is opened WithHashIndex:
+//	                                          the scope ID (8 bytes) and
+//	                                          timestamp (8 bytes big-endian)
+//	                                          of the message with this hash,
+//	                                          written and deleted with it
+//	                                          (Store.Locate)
+//	/storesync/xon                            "1" while the hash index is
+//	                                          whole
 //
 // Every record written as often as messages (journal, cursors, import
-// records, tree nodes, scope records) sorts after the messages: LevelDB
+// records, tree nodes, scope records, the hash index) sorts after the messages: LevelDB
 // then moves a run of new messages down its levels without rewriting the
 // old ones.
 //
@@ -72,6 +83,7 @@
 // hash) in "b64": unpadded base64 with the alphabet -0-9A-Z_a-z, which is
 // in ASCII order, so that names sort like the bytes they encode. Message
 // records sort like keys, so a scope's messages read in key order
-// sequentially (a Query, a catch-up stream, an export). Format 1 kept messages under /storesync/msg/<scope ID
-// hex>/<hash hex>; OpenStore upgrades such a store in place.
+// sequentially (a Query, a catch-up stream, an export). Format 1 kept
+// messages under /storesync/msg/<scope ID hex>/<hash hex>; OpenStore
+// upgrades such a store in place.
 package node

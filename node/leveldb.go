@@ -215,14 +215,18 @@ func (b *levelBatch) Commit(context.Context) error {
 }
 
 // scanRange calls fn for every record with start <= key < limit, in key
-// order, from a consistent snapshot of the database. The slices passed to
-// fn are valid only during the call.
-func (l *levelStore) scanRange(ctx context.Context, start, limit ds.Key, fn func(k, v []byte) error) error {
+// order (descending if reverse), from a consistent snapshot of the
+// database. The slices passed to fn are valid only during the call.
+func (l *levelStore) scanRange(ctx context.Context, start, limit ds.Key, reverse bool, fn func(k, v []byte) error) error {
 	// A scan reads each block once: caching them would only evict
 	// what point reads (tree nodes) keep there.
 	it := l.DB.NewIterator(&util.Range{Start: start.Bytes(), Limit: limit.Bytes()}, &opt.ReadOptions{DontFillCache: true})
 	defer it.Release()
-	for n := 0; it.Next(); n++ {
+	first, next := it.First, it.Next
+	if reverse {
+		first, next = it.Last, it.Prev
+	}
+	for n, ok := 0, first(); ok; n, ok = n+1, next() {
 		if n%256 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err

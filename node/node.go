@@ -119,6 +119,9 @@ func (n *Node) start(ctx context.Context, cfg *config) error {
 	if n.sync, err = protocol.New(n.host, protocolStore{n.store}, popts...); err != nil {
 		return err
 	}
+	if err := n.startWakuStore(cfg); err != nil {
+		return err
+	}
 	if err := n.startMetadata(cfg); err != nil {
 		return err
 	}

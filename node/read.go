@@ -17,9 +17,9 @@ import (
 // cannot start anywhere but at a prefix.
 type rangeReader interface {
 	// scanRange calls fn for every record with start <= key < limit, in
-	// key order, until fn fails; the slices are valid only during the
-	// call.
-	scanRange(ctx context.Context, start, limit ds.Key, fn func(k, v []byte) error) error
+	// key order (descending if reverse), until fn fails; the slices are
+	// valid only during the call.
+	scanRange(ctx context.Context, start, limit ds.Key, reverse bool, fn func(k, v []byte) error) error
 }
 
 // readRange calls fn for the stored messages of a scope with keys in
@@ -48,11 +48,45 @@ func (s *Store) readRange(ctx context.Context, st *scopeState, lo, hi reconcile.
 	})
 }
 
+// readRangeReverse is readRange in descending key order. Over a datastore
+// that is not a rangeReader it finds each key with one descent of the
+// tree.
+func (s *Store) readRangeReverse(ctx context.Context, st *scopeState, lo, hi reconcile.Key, fn func(k reconcile.Key, raw []byte) error) error {
+	if rr, ok := s.d.(rangeReader); ok {
+		return scanMsgsIn(ctx, rr, st, lo, hi, true, fn)
+	}
+	if err := s.flushIfPending(ctx); err != nil {
+		return err
+	}
+	for {
+		k, ok, err := st.tree.Last(ctx, lo, hi)
+		if err != nil || !ok {
+			return err
+		}
+		hi = k
+		v, err := s.d.Get(ctx, st.keys.msg(k))
+		if errors.Is(err, ds.ErrNotFound) {
+			continue // deleted since the tree was read
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(k, v); err != nil {
+			return err
+		}
+	}
+}
+
 // scanMsgs calls fn for every message record of st whose key is in
 // [lo, hi), in key order, from a datastore that scans key ranges.
 func scanMsgs(ctx context.Context, rr rangeReader, st *scopeState, lo, hi reconcile.Key, fn func(k reconcile.Key, raw []byte) error) error {
+	return scanMsgsIn(ctx, rr, st, lo, hi, false, fn)
+}
+
+// scanMsgsIn is scanMsgs in either order.
+func scanMsgsIn(ctx context.Context, rr rangeReader, st *scopeState, lo, hi reconcile.Key, reverse bool, fn func(k reconcile.Key, raw []byte) error) error {
 	start, limit := st.keys.msgRange(lo, hi)
-	return rr.scanRange(ctx, start, limit, func(dk, v []byte) error {
+	return rr.scanRange(ctx, start, limit, reverse, func(dk, v []byte) error {
 		k, err := st.keys.parseMsgKey(dk)
 		if err != nil {
 			return err

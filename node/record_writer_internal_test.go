@@ -28,10 +28,10 @@ func TestRecordWriterReusesOnlyWhereTheBatchCopies(t *testing.T) {
 	for name, d := range map[string]ds.Batching{"leveldb": level, "map": dssync.MutexWrap(ds.NewMapDatastore())} {
 		b, err := d.Batch(t.Context())
 		require.NoError(t, err)
-		w := newRecordWriter(b)
+		w := newRecordWriter(b, true)
 		require.Equal(t, name == "leveldb", w.raw != nil, "%s: reuses buffers", name)
 		for i := range msgs {
-			require.NoError(t, w.put(t.Context(), ks, msgs[i].Key(), &msgs[i]))
+			require.NoError(t, w.put(t.Context(), sc.ID(), ks, msgs[i].Key(), &msgs[i]))
 		}
 		require.NoError(t, b.Commit(t.Context()))
 		for i := range msgs {
@@ -40,6 +40,13 @@ func TestRecordWriterReusesOnlyWhereTheBatchCopies(t *testing.T) {
 			var got reconcile.Message
 			require.NoError(t, reconcile.UnmarshalMessage(v, &got))
 			require.Equal(t, msgs[i], got, "%s: record %d", name, i)
+			h := msgs[i].Hash()
+			v, err = d.Get(t.Context(), indexKey(&h))
+			require.NoError(t, err)
+			id, ts, err := parseIndexValue(v)
+			require.NoError(t, err)
+			require.Equal(t, sc.ID(), id, "%s: index record %d names the scope", name, i)
+			require.Equal(t, uint64(msgs[i].Timestamp), ts, "%s: index record %d names the timestamp", name, i)
 		}
 	}
 }

@@ -36,7 +36,7 @@ const repairChunk = 8192
 // atomic batches; OpenLevelDB's does apply them atomically), a record or
 // node damaged on disk. Every message record is decoded and hashed; one
 // that does not match its key, or that is of another scope, is deleted
-// and counted in Dropped. The journal of commits not yet in the trees is
+// and counted in Dropped. A hash index (WithHashIndex) is written again. The journal of commits not yet in the trees is
 // dropped, the rebuilt trees holding every message. A repair cut short
 // leaves the store as corrupt as before, or more: run it again. It takes
 // one pass over the messages, in key order over OpenLevelDB's datastore;
@@ -60,7 +60,15 @@ func Repair(ctx context.Context, d ds.Batching) ([]RepairReport, error) {
 		}
 		out = append(out, rep)
 	}
-	return out, nil
+	// The index entries of dropped messages are left: a lookup reads the
+	// message too. Rewriting every entry restores any that are missing.
+	if indexed, err := d.Has(ctx, hashIndexOnKey); err != nil || !indexed {
+		return out, err
+	}
+	if err := buildHashIndex(ctx, d); err != nil {
+		return out, fmt.Errorf("repair: %w", err)
+	}
+	return out, d.Sync(ctx, rootKey)
 }
 
 // repairScope rebuilds one scope's tree and record from its messages.

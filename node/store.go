@@ -94,6 +94,9 @@ func openStore(ctx context.Context, d ds.Batching, opts []StoreOption) (*Store, 
 	if err := checkFormat(ctx, d); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	if err := syncHashIndex(ctx, d, cfg.hashIndex); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	s := &Store{
 		d:      d,
 		cfg:    cfg,

@@ -75,7 +75,7 @@ func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, chs []*cha
 		return err
 	}
 	nexts := make([]scopeSnap, len(chs))
-	rw := newRecordWriter(b)
+	rw := newRecordWriter(b, s.cfg.hashIndex)
 	var journal []journalEntry
 	for i, ch := range chs {
 		if nexts[i], err = s.stage(ctx, rw, msgs, ch); err != nil {
@@ -169,7 +169,7 @@ func (s *Store) stage(ctx context.Context, w *recordWriter, msgs []reconcile.Mes
 				continue
 			}
 		}
-		if err := w.put(ctx, st.keys, k, &msgs[ch.add[o]]); err != nil {
+		if err := w.put(ctx, st.id, st.keys, k, &msgs[ch.add[o]]); err != nil {
 			return next, err
 		}
 		ch.added = append(ch.added, ch.add[o])
@@ -320,6 +320,12 @@ func (s *Store) commitDeletes(ctx context.Context, st *scopeState, keys []reconc
 		if err := b.Delete(ctx, st.keys.msg(k)); err != nil {
 			x.Discard()
 			return 0, err
+		}
+		if s.cfg.hashIndex {
+			if err := b.Delete(ctx, indexKey(&k.Hash)); err != nil {
+				x.Discard()
+				return 0, err
+			}
 		}
 		next.agg = next.agg.SubHash(&k.Hash)
 	}
