@@ -42,6 +42,7 @@ type config struct {
 	metadata       bool
 	clusterID      uint16
 	wakuStore      *[]protocol.WakuStoreOption // nil: Store v3 not served
+	relay          bool
 }
 
 // Option configures New.

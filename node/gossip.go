@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -18,15 +19,29 @@ import (
 // and the gossip service.
 func (n *Node) startGossip(ctx context.Context, cfg *config) error {
 	net := cfg.gossipNet
-	if net == nil {
-		ps := cfg.pubsub
+	var ps *pubsub.PubSub
+	switch {
+	case net != nil && cfg.relay:
+		return errors.New("node: WithRelay needs GossipSub, not a gossip network of the caller's")
+	case net == nil:
+		ps = cfg.pubsub
 		if ps == nil {
+			popts := []pubsub.Option{pubsub.WithPeerExchange(true), gossip.PeerScoring()}
+			if cfg.relay {
+				popts = append(popts, RelayPubSubOptions()...)
+			}
 			var err error
-			if ps, err = pubsub.NewGossipSub(n.ctx, n.host, pubsub.WithPeerExchange(true), gossip.PeerScoring()); err != nil {
+			if ps, err = pubsub.NewGossipSub(n.ctx, n.host, popts...); err != nil {
 				return fmt.Errorf("node: start gossipsub: %w", err)
 			}
 		}
 		net = gossip.PubSubNetwork(ps)
+		if cfg.relay {
+			var err error
+			if net, err = n.relayNetwork(ps); err != nil {
+				return err
+			}
+		}
 	}
 	gopts := cfg.gossipOpts
 	if cfg.logger != nil {
@@ -41,6 +56,11 @@ func (n *Node) startGossip(ctx context.Context, cfg *config) error {
 	}
 	n.gossip = g
 	n.goWatchStore()
+	if cfg.relay {
+		if err := n.startRelay(ps); err != nil {
+			return err
+		}
+	}
 	for _, grp := range cfg.groups {
 		if err := n.Join(ctx, grp); err != nil {
 			return err

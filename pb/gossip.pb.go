@@ -165,31 +165,113 @@ func (m *Announcement) GetRecent() []*RecentKeys {
 	return nil
 }
 
+// SignedAnnouncement carries an Announcement with its author's signature,
+// for GossipSub instances whose messages carry no author of their own
+// (StrictNoSign, as Waku relay runs GossipSub).
+type SignedAnnouncement struct {
+	// The author's public key, in libp2p's protobuf encoding.
+	Author []byte `protobuf:"bytes,1,opt,name=author,proto3" json:"author,omitempty"`
+	// When it was signed, in Unix nanoseconds: a stale one is refused, so
+	// that an old announcement cannot be replayed once GossipSub has
+	// forgotten it.
+	Time int64 `protobuf:"zigzag64,2,opt,name=time,proto3" json:"time,omitempty"`
+	// The Announcement, encoded.
+	Data []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	// The author's signature over the signing context, the topic, the time
+	// (8 bytes big-endian) and data.
+	Signature []byte `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
+}
+
+func (m *SignedAnnouncement) Reset()         { *m = SignedAnnouncement{} }
+func (m *SignedAnnouncement) String() string { return proto.CompactTextString(m) }
+func (*SignedAnnouncement) ProtoMessage()    {}
+func (*SignedAnnouncement) Descriptor() ([]byte, []int) {
+	return fileDescriptor_878fa4887b90140c, []int{2}
+}
+func (m *SignedAnnouncement) XXX_Unmarshal(b []byte) error {
+	return m.Unmarshal(b)
+}
+func (m *SignedAnnouncement) XXX_Marshal(b []byte, deterministic bool) ([]byte, error) {
+	if deterministic {
+		return xxx_messageInfo_SignedAnnouncement.Marshal(b, m, deterministic)
+	} else {
+		b = b[:cap(b)]
+		n, err := m.MarshalToSizedBuffer(b)
+		if err != nil {
+			return nil, err
+		}
+		return b[:n], nil
+	}
+}
+func (m *SignedAnnouncement) XXX_Merge(src proto.Message) {
+	xxx_messageInfo_SignedAnnouncement.Merge(m, src)
+}
+func (m *SignedAnnouncement) XXX_Size() int {
+	return m.Size()
+}
+func (m *SignedAnnouncement) XXX_DiscardUnknown() {
+	xxx_messageInfo_SignedAnnouncement.DiscardUnknown(m)
+}
+
+var xxx_messageInfo_SignedAnnouncement proto.InternalMessageInfo
+
+func (m *SignedAnnouncement) GetAuthor() []byte {
+	if m != nil {
+		return m.Author
+	}
+	return nil
+}
+
+func (m *SignedAnnouncement) GetTime() int64 {
+	if m != nil {
+		return m.Time
+	}
+	return 0
+}
+
+func (m *SignedAnnouncement) GetData() []byte {
+	if m != nil {
+		return m.Data
+	}
+	return nil
+}
+
+func (m *SignedAnnouncement) GetSignature() []byte {
+	if m != nil {
+		return m.Signature
+	}
+	return nil
+}
+
 func init() {
 	proto.RegisterType((*RecentKeys)(nil), "storesync.pb.RecentKeys")
 	proto.RegisterType((*Announcement)(nil), "storesync.pb.Announcement")
+	proto.RegisterType((*SignedAnnouncement)(nil), "storesync.pb.SignedAnnouncement")
 }
 
 func init() { proto.RegisterFile("gossip.proto", fileDescriptor_878fa4887b90140c) }
 
 var fileDescriptor_878fa4887b90140c = []byte{
-	// 243 bytes of a gzipped FileDescriptorProto
-	0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0xff, 0x4c, 0x90, 0x31, 0x4e, 0xc4, 0x30,
-	0x10, 0x45, 0xd7, 0x24, 0x9b, 0xc2, 0x98, 0xc6, 0x42, 0xc8, 0x95, 0x15, 0xb6, 0x4a, 0x65, 0x10,
-	0x48, 0x34, 0x54, 0xd0, 0xd2, 0xb9, 0xa4, 0x8c, 0x35, 0x0a, 0x2b, 0xb4, 0x1e, 0xcb, 0xe3, 0x08,
-	0xe5, 0x16, 0x1c, 0x80, 0x03, 0x51, 0x6e, 0x49, 0x89, 0x92, 0x8b, 0xa0, 0xc4, 0x0b, 0x6c, 0xf7,
-	0xdf, 0xd7, 0xfc, 0xd1, 0xfc, 0xe1, 0xa2, 0x43, 0xa2, 0x6d, 0x30, 0x21, 0x62, 0x42, 0x29, 0x28,
-	0x61, 0x04, 0x1a, 0xbc, 0x33, 0xa1, 0xdd, 0xdc, 0x71, 0x6e, 0xc1, 0x81, 0x4f, 0x4f, 0x30, 0x90,
-	0x3c, 0xe7, 0x6b, 0x72, 0x18, 0x40, 0xb1, 0x9a, 0x35, 0x67, 0x36, 0x83, 0x94, 0xbc, 0x7c, 0x85,
-	0x81, 0xd4, 0x49, 0xcd, 0x1a, 0x61, 0x17, 0xbd, 0xf9, 0x60, 0x5c, 0x3c, 0x78, 0x8f, 0xbd, 0x77,
-	0xb0, 0x03, 0x9f, 0xe6, 0x68, 0x17, 0xb1, 0x0f, 0x4b, 0x54, 0xd8, 0x0c, 0xb3, 0x1b, 0x11, 0xd3,
-	0x6f, 0x36, 0x83, 0xbc, 0xe0, 0x95, 0xc3, 0xde, 0x27, 0x52, 0x45, 0x5d, 0x34, 0xa5, 0x3d, 0xd0,
-	0xec, 0x7b, 0x78, 0x03, 0x4a, 0xaa, 0xcc, 0x7e, 0x26, 0x79, 0xcd, 0xab, 0xb8, 0x1c, 0xa9, 0xd6,
-	0x75, 0xd1, 0x9c, 0xde, 0x28, 0x73, 0xdc, 0xc1, 0xfc, 0x17, 0xb0, 0x87, 0xb9, 0xc7, 0xfb, 0xcf,
-	0x51, 0xb3, 0xfd, 0xa8, 0xd9, 0xf7, 0xa8, 0xd9, 0xfb, 0xa4, 0x57, 0xfb, 0x49, 0xaf, 0xbe, 0x26,
-	0xbd, 0x7a, 0xbe, 0xec, 0xb6, 0xe9, 0xa5, 0x6f, 0x8d, 0xc3, 0xdd, 0xd5, 0xdf, 0x96, 0x23, 0x15,
-	0xda, 0xb6, 0x5a, 0x1e, 0x75, 0xfb, 0x13, 0x00, 0x00, 0xff, 0xff, 0x6f, 0xf5, 0x55, 0xb8, 0x38,
-	0x01, 0x00, 0x00,
+	// 300 bytes of a gzipped FileDescriptorProto
+	0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0xff, 0x54, 0x91, 0xb1, 0x4e, 0xf3, 0x30,
+	0x14, 0x85, 0xeb, 0x3f, 0x69, 0xa4, 0xdf, 0x84, 0xc5, 0x42, 0x95, 0x07, 0x14, 0x85, 0x4e, 0x99,
+	0x02, 0x02, 0x89, 0x85, 0x09, 0x56, 0x36, 0xb3, 0xb1, 0x25, 0xe9, 0x55, 0x1a, 0xa1, 0xfa, 0x46,
+	0xf6, 0x8d, 0x50, 0xdf, 0x82, 0x07, 0xe0, 0x81, 0x18, 0x3b, 0x32, 0xa2, 0xe6, 0x45, 0x90, 0xed,
+	0x40, 0xcb, 0x76, 0xbe, 0x63, 0x1f, 0xe9, 0x1c, 0x5d, 0x9e, 0xb6, 0x68, 0x6d, 0xd7, 0x97, 0xbd,
+	0x41, 0x42, 0x91, 0x5a, 0x42, 0x03, 0x76, 0xab, 0x9b, 0xb2, 0xaf, 0x97, 0xb7, 0x9c, 0x2b, 0x68,
+	0x40, 0xd3, 0x23, 0x6c, 0xad, 0x38, 0xe3, 0x73, 0xdb, 0x60, 0x0f, 0x92, 0xe5, 0xac, 0x38, 0x55,
+	0x01, 0x84, 0xe0, 0xf1, 0x0b, 0x6c, 0xad, 0xfc, 0x97, 0xb3, 0x22, 0x55, 0x5e, 0x2f, 0xdf, 0x19,
+	0x4f, 0xef, 0xb5, 0xc6, 0x41, 0x37, 0xb0, 0x01, 0x4d, 0x2e, 0xda, 0x1a, 0x1c, 0x7a, 0x1f, 0x4d,
+	0x55, 0x00, 0xe7, 0x1a, 0x44, 0xfa, 0xc9, 0x06, 0x10, 0x0b, 0x9e, 0x34, 0x38, 0x68, 0xb2, 0x32,
+	0xca, 0xa3, 0x22, 0x56, 0x13, 0x39, 0x5f, 0xc3, 0x2b, 0x58, 0x92, 0x71, 0xf0, 0x03, 0x89, 0x2b,
+	0x9e, 0x18, 0x5f, 0x52, 0xce, 0xf3, 0xa8, 0x38, 0xb9, 0x96, 0xe5, 0xf1, 0x86, 0xf2, 0x30, 0x40,
+	0x4d, 0xff, 0x96, 0x86, 0x8b, 0xa7, 0xae, 0xd5, 0xb0, 0xfa, 0xd3, 0x71, 0xc1, 0x93, 0x6a, 0xa0,
+	0x35, 0x9a, 0xa9, 0xe4, 0x44, 0x6e, 0x20, 0x75, 0x1b, 0xf0, 0x25, 0x85, 0xf2, 0xda, 0x79, 0xab,
+	0x8a, 0x2a, 0x19, 0x85, 0xd1, 0x4e, 0x8b, 0x73, 0xfe, 0xdf, 0x76, 0xad, 0xae, 0x68, 0x30, 0x20,
+	0x63, 0xff, 0x70, 0x30, 0x1e, 0xee, 0x3e, 0xf6, 0x19, 0xdb, 0xed, 0x33, 0xf6, 0xb5, 0xcf, 0xd8,
+	0xdb, 0x98, 0xcd, 0x76, 0x63, 0x36, 0xfb, 0x1c, 0xb3, 0xd9, 0xf3, 0x45, 0xdb, 0xd1, 0x7a, 0xa8,
+	0xcb, 0x06, 0x37, 0x97, 0xbf, 0xcd, 0x8f, 0x54, 0x5f, 0xd7, 0x89, 0x3f, 0xce, 0xcd, 0x77, 0x00,
+	0x00, 0x00, 0xff, 0xff, 0x15, 0xde, 0x65, 0x8f, 0xac, 0x01, 0x00, 0x00,
 }
 
 func (m *RecentKeys) Marshal() (dAtA []byte, err error) {
@@ -314,6 +396,55 @@ func (m *Announcement) MarshalToSizedBuffer(dAtA []byte) (int, error) {
 	return len(dAtA) - i, nil
 }
 
+func (m *SignedAnnouncement) Marshal() (dAtA []byte, err error) {
+	size := m.Size()
+	dAtA = make([]byte, size)
+	n, err := m.MarshalToSizedBuffer(dAtA[:size])
+	if err != nil {
+		return nil, err
+	}
+	return dAtA[:n], nil
+}
+
+func (m *SignedAnnouncement) MarshalTo(dAtA []byte) (int, error) {
+	size := m.Size()
+	return m.MarshalToSizedBuffer(dAtA[:size])
+}
+
+func (m *SignedAnnouncement) MarshalToSizedBuffer(dAtA []byte) (int, error) {
+	i := len(dAtA)
+	_ = i
+	var l int
+	_ = l
+	if len(m.Signature) > 0 {
+		i -= len(m.Signature)
+		copy(dAtA[i:], m.Signature)
+		i = encodeVarintGossip(dAtA, i, uint64(len(m.Signature)))
+		i--
+		dAtA[i] = 0x22
+	}
+	if len(m.Data) > 0 {
+		i -= len(m.Data)
+		copy(dAtA[i:], m.Data)
+		i = encodeVarintGossip(dAtA, i, uint64(len(m.Data)))
+		i--
+		dAtA[i] = 0x1a
+	}
+	if m.Time != 0 {
+		i = encodeVarintGossip(dAtA, i, uint64((uint64(m.Time)<<1)^uint64((m.Time>>63))))
+		i--
+		dAtA[i] = 0x10
+	}
+	if len(m.Author) > 0 {
+		i -= len(m.Author)
+		copy(dAtA[i:], m.Author)
+		i = encodeVarintGossip(dAtA, i, uint64(len(m.Author)))
+		i--
+		dAtA[i] = 0xa
+	}
+	return len(dAtA) - i, nil
+}
+
 func encodeVarintGossip(dAtA []byte, offset int, v uint64) int {
 	offset -= sovGossip(v)
 	base := offset
@@ -374,6 +505,30 @@ func (m *Announcement) Size() (n int) {
 			l = e.Size()
 			n += 1 + l + sovGossip(uint64(l))
 		}
+	}
+	return n
+}
+
+func (m *SignedAnnouncement) Size() (n int) {
+	if m == nil {
+		return 0
+	}
+	var l int
+	_ = l
+	l = len(m.Author)
+	if l > 0 {
+		n += 1 + l + sovGossip(uint64(l))
+	}
+	if m.Time != 0 {
+		n += 1 + sozGossip(uint64(m.Time))
+	}
+	l = len(m.Data)
+	if l > 0 {
+		n += 1 + l + sovGossip(uint64(l))
+	}
+	l = len(m.Signature)
+	if l > 0 {
+		n += 1 + l + sovGossip(uint64(l))
 	}
 	return n
 }
@@ -768,6 +923,179 @@ func (m *Announcement) Unmarshal(dAtA []byte) error {
 			m.Recent = append(m.Recent, &RecentKeys{})
 			if err := m.Recent[len(m.Recent)-1].Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
 				return err
+			}
+			iNdEx = postIndex
+		default:
+			iNdEx = preIndex
+			skippy, err := skipGossip(dAtA[iNdEx:])
+			if err != nil {
+				return err
+			}
+			if (skippy < 0) || (iNdEx+skippy) < 0 {
+				return ErrInvalidLengthGossip
+			}
+			if (iNdEx + skippy) > l {
+				return io.ErrUnexpectedEOF
+			}
+			iNdEx += skippy
+		}
+	}
+
+	if iNdEx > l {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+func (m *SignedAnnouncement) Unmarshal(dAtA []byte) error {
+	l := len(dAtA)
+	iNdEx := 0
+	for iNdEx < l {
+		preIndex := iNdEx
+		var wire uint64
+		for shift := uint(0); ; shift += 7 {
+			if shift >= 64 {
+				return ErrIntOverflowGossip
+			}
+			if iNdEx >= l {
+				return io.ErrUnexpectedEOF
+			}
+			b := dAtA[iNdEx]
+			iNdEx++
+			wire |= uint64(b&0x7F) << shift
+			if b < 0x80 {
+				break
+			}
+		}
+		fieldNum := int32(wire >> 3)
+		wireType := int(wire & 0x7)
+		if wireType == 4 {
+			return fmt.Errorf("proto: SignedAnnouncement: wiretype end group for non-group")
+		}
+		if fieldNum <= 0 {
+			return fmt.Errorf("proto: SignedAnnouncement: illegal tag %d (wire type %d)", fieldNum, wire)
+		}
+		switch fieldNum {
+		case 1:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Author", wireType)
+			}
+			var byteLen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowGossip
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				byteLen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if byteLen < 0 {
+				return ErrInvalidLengthGossip
+			}
+			postIndex := iNdEx + byteLen
+			if postIndex < 0 {
+				return ErrInvalidLengthGossip
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.Author = append(m.Author[:0], dAtA[iNdEx:postIndex]...)
+			if m.Author == nil {
+				m.Author = []byte{}
+			}
+			iNdEx = postIndex
+		case 2:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Time", wireType)
+			}
+			var v uint64
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowGossip
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				v |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			v = (v >> 1) ^ uint64((int64(v&1)<<63)>>63)
+			m.Time = int64(v)
+		case 3:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Data", wireType)
+			}
+			var byteLen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowGossip
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				byteLen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if byteLen < 0 {
+				return ErrInvalidLengthGossip
+			}
+			postIndex := iNdEx + byteLen
+			if postIndex < 0 {
+				return ErrInvalidLengthGossip
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.Data = append(m.Data[:0], dAtA[iNdEx:postIndex]...)
+			if m.Data == nil {
+				m.Data = []byte{}
+			}
+			iNdEx = postIndex
+		case 4:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Signature", wireType)
+			}
+			var byteLen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowGossip
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				byteLen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if byteLen < 0 {
+				return ErrInvalidLengthGossip
+			}
+			postIndex := iNdEx + byteLen
+			if postIndex < 0 {
+				return ErrInvalidLengthGossip
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.Signature = append(m.Signature[:0], dAtA[iNdEx:postIndex]...)
+			if m.Signature == nil {
+				m.Signature = []byte{}
 			}
 			iNdEx = postIndex
 		default:

@@ -105,6 +105,9 @@ type controlServer struct {
 	// pubsub is the node's pubsub topic, the one a request means when it
 	// names none.
 	pubsub string
+	// autoshard, if set, gives the pubsub topic a request means when it
+	// names a content topic and no pubsub topic (run --relay).
+	autoshard func(contentTopic string) (string, error)
 	// stopping ends when the node shuts down: a sync in progress stops
 	// then, rather than holding the shutdown up until its timeout.
 	stopping context.Context
@@ -165,7 +168,14 @@ func (c *controlServer) scope(pubsubTopic, contentTopic string) (reconcile.Scope
 	if contentTopic == "" {
 		return reconcile.Scope{}, badInput("content_topic is required")
 	}
-	sc := reconcile.Scope{PubsubTopic: c.pubsubTopic(pubsubTopic), ContentTopic: contentTopic}
+	pt := c.pubsubTopic(pubsubTopic)
+	if pubsubTopic == "" && c.autoshard != nil {
+		var err error
+		if pt, err = c.autoshard(contentTopic); err != nil {
+			return reconcile.Scope{}, badInput("content_topic %s: %v", contentTopic, err)
+		}
+	}
+	sc := reconcile.Scope{PubsubTopic: pt, ContentTopic: contentTopic}
 	if _, ok := c.node.Store().Stats(sc); !ok {
 		return sc, c.unknownScope(sc)
 	}

@@ -73,10 +73,21 @@ func (f allowFlag) Set(v string) error {
 }
 
 // build returns the plain scopes and the groups over a pubsub topic.
-func (t *topicsAndGroups) build(pubsubTopic string) ([]reconcile.Scope, []gossip.Group, error) {
+func (t *topicsAndGroups) build(topicOf func(contentTopic string) (string, error)) ([]reconcile.Scope, []gossip.Group, error) {
+	scopeOf := func(ct string) (reconcile.Scope, error) {
+		pt, err := topicOf(ct)
+		if err != nil {
+			return reconcile.Scope{}, fmt.Errorf("--content-topic %s: %w", ct, err)
+		}
+		return reconcile.Scope{PubsubTopic: pt, ContentTopic: ct}, nil
+	}
 	var scopes []reconcile.Scope
 	for _, ct := range t.plain {
-		scopes = append(scopes, reconcile.Scope{PubsubTopic: pubsubTopic, ContentTopic: ct})
+		sc, err := scopeOf(ct)
+		if err != nil {
+			return nil, nil, err
+		}
+		scopes = append(scopes, sc)
 	}
 	var groups []gossip.Group
 	for _, g := range t.groups {
@@ -85,7 +96,11 @@ func (t *topicsAndGroups) build(pubsubTopic string) ([]reconcile.Scope, []gossip
 		}
 		grp := gossip.Group{Name: g.name}
 		for _, ct := range g.topics {
-			grp.Scopes = append(grp.Scopes, reconcile.Scope{PubsubTopic: pubsubTopic, ContentTopic: ct})
+			sc, err := scopeOf(ct)
+			if err != nil {
+				return nil, nil, err
+			}
+			grp.Scopes = append(grp.Scopes, sc)
 		}
 		for _, a := range g.allow {
 			id, _ := peer.Decode(a) // checked by the flag

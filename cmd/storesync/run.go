@@ -50,6 +50,9 @@ type runFlags struct {
 	maxSkew     time.Duration
 	verify      bool
 	edge        edgeFlags
+	// autoshard, when set, gives each content topic its pubsub topic in
+	// place of --pubsub-topic (run --relay without it).
+	autoshard func(contentTopic string) (string, error)
 }
 
 // runNode starts a store node and serves it until ctx ends (SIGINT or
@@ -93,6 +96,21 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, *flag.FlagSet, e
 	return &f, fs, nil
 }
 
+// topicOf returns the pubsub topic of a content topic's scope.
+func (f *runFlags) topicOf(contentTopic string) (string, error) {
+	if f.autoshard != nil {
+		return f.autoshard(contentTopic)
+	}
+	return f.pubsubTopic, nil
+}
+
+// flagSet reports whether the command line set the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	return set
+}
+
 // options checks the flags and turns them into node options, but for
 // identity, store and metrics, which need the data folder or a listener.
 func (f *runFlags) options(fs *flag.FlagSet) ([]node.Option, error) {
@@ -111,7 +129,10 @@ func (f *runFlags) options(fs *flag.FlagSet) ([]node.Option, error) {
 	if len(f.topics.plain) == 0 && len(f.topics.groups) == 0 {
 		f.topics.plain = []string{defaultContentTopic}
 	}
-	scopes, groups, err := f.topics.build(f.pubsubTopic)
+	if f.edge.relay && !flagSet(fs, "pubsub-topic") {
+		f.autoshard = f.edge.autoshard
+	}
+	scopes, groups, err := f.topics.build(f.topicOf)
 	if err != nil {
 		return nil, usageError(fs, "%v", err)
 	}
@@ -191,7 +212,7 @@ func serveNode(ctx context.Context, f *runFlags, opts []node.Option, s stdio) er
 	stopping, stop := context.WithCancel(context.Background())
 	defer stop()
 	srv := &http.Server{
-		Handler:           (&controlServer{node: n, pubsub: f.pubsubTopic, stopping: stopping}).handler(),
+		Handler:           (&controlServer{node: n, pubsub: f.pubsubTopic, autoshard: f.autoshard, stopping: stopping}).handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	served := make(chan error, 2)

@@ -22,14 +22,28 @@ type edgeFlags struct {
 	mplex     bool
 	clusterID uint
 	// shards is the number of shards of the cluster that autosharding
-	// spreads content topics over; checked here, used by relay.
+	// spreads content topics over.
 	shards int
+	relay  bool
+	store  bool
 }
 
 func (e *edgeFlags) define(fs *flag.FlagSet) {
 	fs.BoolVar(&e.mplex, "mplex", true, "offer the mplex muxer after yamux, as js-waku offers only mplex (--mplex=false: yamux alone)")
 	fs.UintVar(&e.clusterID, "cluster-id", defaultClusterID, "Waku cluster the node answers metadata requests with, its shards those of the kept /waku/2/rs/<cluster>/<shard> pubsub topics")
 	fs.IntVar(&e.shards, "shards", waku.DefaultShards, "number of shards in the cluster, for autosharding content topics")
+	fs.BoolVar(&e.relay, "relay", false, "join Waku relay on the kept scopes' pubsub topics and store what is relayed there; without --pubsub-topic, each --content-topic's pubsub topic is its autosharded shard of --cluster-id")
+	fs.BoolVar(&e.store, "waku-store", true, "answer Waku Store v3 queries (keeps an index of messages by hash)")
+}
+
+// autoshard returns the pubsub topic of a content topic by autosharding
+// over the cluster's shards.
+func (e *edgeFlags) autoshard(contentTopic string) (string, error) {
+	rs, err := waku.AutoShard(contentTopic, uint16(e.clusterID), e.shards)
+	if err != nil {
+		return "", err
+	}
+	return rs.PubsubTopic(), nil
 }
 
 // options checks the flags and turns them into node options.
@@ -40,5 +54,12 @@ func (e *edgeFlags) options(fs *flag.FlagSet) ([]node.Option, error) {
 	case e.shards < 1 || e.shards > waku.MaxShards:
 		return nil, usageError(fs, "--shards %d: want 1 to %d", e.shards, waku.MaxShards)
 	}
-	return []node.Option{node.WithMplex(e.mplex), node.WithWakuMetadata(uint16(e.clusterID))}, nil
+	opts := []node.Option{node.WithMplex(e.mplex), node.WithWakuMetadata(uint16(e.clusterID))}
+	if e.relay {
+		opts = append(opts, node.WithRelay())
+	}
+	if e.store {
+		opts = append(opts, node.WithWakuStore())
+	}
+	return opts, nil
 }
