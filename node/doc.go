@@ -63,7 +63,7 @@
 //	                                          batch stored (MarshalBinary,
 //	                                          161 bytes), written in that
 //	                                          batch's commit (Store.Import)
-//	/storesync/x/<hash b64>                   the hash index, kept while the
+//	/storesync/x/<hash[:16] b64>              the hash index, kept while the
 //	                                          store is opened WithHashIndex:
 //	                                          the scope ID (8 bytes) and
 //	                                          timestamp (8 bytes big-endian)

@@ -18,6 +18,7 @@ func printIngest(w io.Writer, o options, runs []ingestRun) {
 	}
 	raw := pick(func(r ingestRun) float64 { return r.raw.rate() })
 	store := pick(func(r ingestRun) float64 { return r.store.rate() })
+	indexed := pick(func(r ingestRun) float64 { return r.indexed.rate() })
 	rawSingle := pick(func(r ingestRun) float64 { return r.rawSingle.rate() })
 	storeSingle := pick(func(r ingestRun) float64 { return r.storeSingle.rate() })
 	one := pick(func(r ingestRun) float64 { return r.oneScope.rate() })
@@ -45,6 +46,8 @@ func printIngest(w io.Writer, o options, runs []ingestRun) {
 	t.add("raw puts, batches of 1,000", rate("raw_msgs_per_sec", raw))
 	t.add("Store.Put, batches of 1,000", rate("store_msgs_per_sec", store),
 		ratio("store_raw_ratio", store, raw), "", "≥ 0.6")
+	t.add("Store.Put with the hash index (Store v3)", rate("indexed_msgs_per_sec", indexed),
+		ratio("indexed_raw_ratio", indexed, raw), ratio("indexed_store_ratio", indexed, store)+" × Store.Put")
 	t.add(fmt.Sprintf("(a) raw, 1-record batches, %s after n", thousands(float64(o.single))),
 		rate("raw_single_msgs_per_sec", rawSingle), ratio("raw_single_raw_ratio", rawSingle, raw))
 	t.add(fmt.Sprintf("(a) Store.Put, 1 message per call, %s after n", thousands(float64(o.single))),

@@ -18,6 +18,7 @@ const liveScopes = ingestBatch
 // ingestRun is one run of every store-ingest measurement.
 type ingestRun struct {
 	raw, store             loadTiming // n messages, batches of ingestBatch
+	indexed                loadTiming // store, with the hash index
 	rawSingle, storeSingle loadTiming // then o.single more, one per batch
 	oneScope, multiScope   loadTiming // o.calls batches into fresh stores
 	rawOne, rawMulti       loadTiming // the same records, raw, fresh LevelDBs
@@ -52,6 +53,9 @@ func storeIngestOnce(ctx context.Context, work string, o options) (ingestRun, er
 	}
 	if run.store, run.storeSingle, err = storeIngest(ctx, work, o); err != nil {
 		return run, fmt.Errorf("store ingest: %w", err)
+	}
+	if run.indexed, err = indexedIngest(ctx, work, o); err != nil {
+		return run, fmt.Errorf("store ingest with the hash index: %w", err)
 	}
 	calls := o.calls * ingestBatch
 	if run.rawOne, err = loadRaw(ctx, work, newGenerator(o.seed, livePayloadSize, 1), calls, ingestBatch); err != nil {
@@ -119,6 +123,23 @@ func storeIngest(ctx context.Context, work string, o options) (bulk, single load
 	return bulk, single, err
 }
 
+// indexedIngest is the bulk of storeIngest into a store that keeps the
+// hash index (node.WithHashIndex), as a Store v3 server's does.
+func indexedIngest(ctx context.Context, work string, o options) (t loadTiming, err error) {
+	d, done, err := freshLevelDB(work, "indexed-")
+	if err != nil {
+		return t, err
+	}
+	defer done(&err)
+	g := newGenerator(o.seed, livePayloadSize, 1)
+	st, err := openBenchStore(ctx, d, g.scopes(), node.WithHashIndex(true))
+	if err != nil {
+		return t, err
+	}
+	defer st.Close()
+	return timedLoad(ctx, g, o.n, ingestBatch, storePut(st))
+}
+
 // loadStore Puts n messages of g, batch per call, into a fresh store that
 // keeps every scope of g.
 func loadStore(ctx context.Context, work string, g *generator, n, batch int) (t loadTiming, err error) {
@@ -136,8 +157,8 @@ func loadStore(ctx context.Context, work string, g *generator, n, batch int) (t 
 }
 
 // openBenchStore opens a store over d and adds the scopes.
-func openBenchStore(ctx context.Context, d ds.Batching, scopes []reconcile.Scope) (*node.Store, error) {
-	st, err := node.OpenStore(ctx, d)
+func openBenchStore(ctx context.Context, d ds.Batching, scopes []reconcile.Scope, opts ...node.StoreOption) (*node.Store, error) {
+	st, err := node.OpenStore(ctx, d, opts...)
 	if err != nil {
 		return nil, err
 	}
