@@ -5,10 +5,11 @@
 //
 // Constructors: New starts a Node (see its options: WithHost,
 // WithDatastore, WithDataDir, WithScopes, WithGroups, WithPeers,
-// WithRetention, WithMetrics, WithLogger, ...); OpenStore opens the
-// message store alone over a ds.Batching the caller owns; OpenLevelDB
-// opens the default datastore on disk; LoadOrCreateIdentity keeps a
-// node's key in a file.
+// WithRetention, WithMetrics, WithLogger, ...; and for Waku clients
+// WithRelay, WithWakuStore, WithMplex and WithWakuMetadata); OpenStore
+// opens the message store alone over a ds.Batching the caller owns;
+// OpenLevelDB opens the default datastore on disk; LoadOrCreateIdentity
+// keeps a node's key in a file.
 //
 // The node's API is small: Put, Query (a scope and a time range, paged),
 // Subscribe (every new message, whatever its source), SyncNow (one peer),
