@@ -3,14 +3,17 @@ package node_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -94,30 +97,74 @@ func installJSWaku() string {
 	return ""
 }
 
-// runJS runs a script of testdata/jswaku with the Promise.withResolvers
-// polyfill and returns its stdout lines; it fails the test with the
-// script's stderr if it exits non-zero or outlives timeout.
-func runJS(t *testing.T, timeout time.Duration, script string, args ...string) []string {
+// jsRun is a script of testdata/jswaku running with its stdin open.
+type jsRun struct {
+	script         string
+	cmd            *exec.Cmd
+	stdin          io.WriteCloser
+	stdout, stderr bytes.Buffer
+	began          time.Time
+	done           chan struct{} // closed when the script has exited
+	err            error         // its exit, once done is closed
+	cancel         context.CancelFunc
+}
+
+// startJS starts a script of testdata/jswaku with the
+// Promise.withResolvers polyfill; it is killed after timeout.
+func startJS(t *testing.T, timeout time.Duration, script string, args ...string) *jsRun {
 	t.Helper()
 	nodeBin := needJSWaku(t)
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, nodeBin, append([]string{"--import", "./polyfill.mjs", script}, args...)...)
-	cmd.Dir = jsWakuDir
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	t.Logf("%s %v: %v", script, args, time.Since(start).Round(time.Millisecond))
-	require.NoError(t, err, "%s failed (%v)\nstderr:\n%s\nstdout:\n%s", script, ctx.Err(), stderr.String(), stdout.String())
+	r := &jsRun{script: script, began: time.Now(), done: make(chan struct{}), cancel: cancel}
+	r.cmd = exec.CommandContext(ctx, nodeBin, append([]string{"--import", "./polyfill.mjs", script}, args...)...)
+	r.cmd.Dir = jsWakuDir
+	r.cmd.WaitDelay = 5 * time.Second
+	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
+	var err error
+	r.stdin, err = r.cmd.StdinPipe()
+	require.NoError(t, err)
+	require.NoError(t, r.cmd.Start())
+	go func() {
+		r.err = r.cmd.Wait()
+		close(r.done)
+	}()
+	t.Cleanup(func() { r.cancel(); <-r.done })
+	return r
+}
+
+// exited reports whether the script has ended.
+func (r *jsRun) exited() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// finish closes the script's stdin, waits for it to exit and returns its
+// stdout lines; it fails the test with the script's stderr if it exits
+// non-zero or is killed.
+func (r *jsRun) finish(t *testing.T) []string {
+	t.Helper()
+	_ = r.stdin.Close()
+	<-r.done
+	r.cancel()
+	t.Logf("%s: %v", r.script, time.Since(r.began).Round(time.Millisecond))
+	require.NoError(t, r.err, "%s failed\nstderr:\n%s\nstdout:\n%s", r.script, r.stderr.String(), r.stdout.String())
 	var lines []string
-	sc := bufio.NewScanner(&stdout)
+	sc := bufio.NewScanner(&r.stdout)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		lines = append(lines, sc.Text())
 	}
 	return lines
+}
+
+// runJS runs a script of testdata/jswaku to its end with stdin closed.
+func runJS(t *testing.T, timeout time.Duration, script string, args ...string) []string {
+	t.Helper()
+	return startJS(t, timeout, script, args...).finish(t)
 }
 
 // jsMessage is a line of store_query.mjs: a message as js-waku decoded it.
@@ -224,4 +271,74 @@ func TestJSWakuReadsTheStore(t *testing.T) {
 	got, sum = jsStoreQuery(t, n, "--page-size", "7")
 	require.Equal(t, wantJS, got)
 	require.Equal(t, jsSummary{Messages: len(want), Pages: (len(want) + 6) / 7}, sum)
+}
+
+// jsPublished is a line of relay_publish.mjs: a message js-waku sent.
+type jsPublished struct {
+	Hash        string `json:"hash"`
+	PubsubTopic string `json:"pubsubTopic"`
+	Timestamp   string `json:"timestamp"`
+	Payload     string `json:"payload"`
+	Recipients  int    `json:"recipients"`
+}
+
+// keptMessages returns every message n keeps in sc, in key order.
+func keptMessages(t *testing.T, n *node.Node, sc reconcile.Scope) []reconcile.Message {
+	t.Helper()
+	var out []reconcile.Message
+	q := node.Query{Scope: sc, Limit: node.MaxQueryLimit}
+	for {
+		p, err := n.Query(t.Context(), q)
+		require.NoError(t, err)
+		out = append(out, p.Messages...)
+		if !p.More {
+			return out
+		}
+		q.After = p.Next
+	}
+}
+
+// TestJSWakuRelayIsStored: messages js-waku publishes over Waku Relay are
+// stored by the node, each under the hash js-waku gives it and with its
+// payload and timestamp, and js-waku's store query then returns them.
+func TestJSWakuRelayIsStored(t *testing.T) {
+	n := startJSWakuNode(t, node.WithRelay())
+	const count = 30
+	run := startJS(t, 60*time.Second, "relay_publish.mjs", wsAddr(t, n), jsContentTopic, strconv.Itoa(count))
+	// The script stays connected until stdin closes, so that nothing it
+	// has queued is lost: wait for the node to hold count messages first.
+	var stored []jsMessage
+	for deadline := time.Now().Add(15 * time.Second); len(stored) < count && !run.exited() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		stored = stored[:0]
+		for _, m := range keptMessages(t, n, jsWakuScope) {
+			stored = append(stored, asJS(m))
+		}
+	}
+	lines := run.finish(t)
+	require.Len(t, lines, count+1, "a line per message and the summary")
+	require.JSONEq(t, `{"summary":{"published":30}}`, lines[count])
+	var sent []jsMessage
+	for _, l := range lines[:count] {
+		var p jsPublished
+		dec := json.NewDecoder(bytes.NewReader([]byte(l)))
+		dec.DisallowUnknownFields()
+		require.NoError(t, dec.Decode(&p), "line %q", l)
+		require.Equal(t, jsWakuScope.PubsubTopic, p.PubsubTopic, "js-waku's autosharding agrees with ours")
+		require.Equal(t, 1, p.Recipients, "the node is js-waku's one relay peer")
+		sent = append(sent, jsMessage{Hash: p.Hash, PubsubTopic: p.PubsubTopic, ContentTopic: jsContentTopic,
+			Timestamp: p.Timestamp, Payload: p.Payload})
+	}
+	slices.SortFunc(sent, func(a, b jsMessage) int {
+		ta, _ := strconv.ParseInt(a.Timestamp, 10, 64)
+		tb, _ := strconv.ParseInt(b.Timestamp, 10, 64)
+		return cmp.Or(cmp.Compare(ta, tb), strings.Compare(a.Hash, b.Hash))
+	})
+
+	require.Equal(t, sent, stored, "the node stores what js-waku relayed")
+	require.Empty(t, keptMessages(t, n, jsOtherScope))
+
+	got, sum := jsStoreQuery(t, n)
+	require.Equal(t, sent, got)
+	require.Equal(t, jsSummary{Messages: count, Pages: (count + jsWakuPageSize - 1) / jsWakuPageSize}, sum)
 }
