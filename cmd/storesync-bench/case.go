@@ -9,8 +9,10 @@ import (
 	"github.com/storesync/storesync/reconcile"
 )
 
-// runCases builds the stores once and prints one line per case.
-func runCases(ctx context.Context, work string, msgs []reconcile.Message, cases []benchCase, seed uint64) error {
+// runCases builds the stores once and prints one line per case and
+// repetition, each repetition with other missing keys; with more than one,
+// a summary line per case follows, with the median session times.
+func runCases(ctx context.Context, work string, msgs []reconcile.Message, cases []benchCase, seed uint64, reps int) error {
 	if len(cases) == 0 {
 		return nil
 	}
@@ -27,7 +29,7 @@ func runCases(ctx context.Context, work string, msgs []reconcile.Message, cases 
 	// to fill the tree's cell memos; the timed sessions come after one
 	// such session on each tree, as on a node that has been serving.
 	start = time.Now()
-	if _, err := runCase(ctx, trees, base, keys, benchCase{mode: modeScattered, d: 10}, seed+1); err != nil {
+	if _, _, err := runCase(ctx, trees, base, keys, benchCase{mode: modeScattered, d: 10}, seed+1); err != nil {
 		return fmt.Errorf("warm-up session: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "warm-up session (fills the cell memos, and negentropy's) in %.1fs\n", time.Since(start).Seconds())
@@ -39,15 +41,25 @@ func runCases(ctx context.Context, work string, msgs []reconcile.Message, cases 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		line, err := runCase(ctx, trees, base, keys, c, seed)
-		if err != nil {
-			return fmt.Errorf("case=%s d=%d: %w", c.mode, c.d, err)
+		var ours, neg []float64
+		for r := range reps {
+			// Repetitions miss other keys: seeds far from the warm-up's.
+			line, secs, err := runCase(ctx, trees, base, keys, c, seed+uint64(r)*7919)
+			if err != nil {
+				return fmt.Errorf("case=%s d=%d: %w", c.mode, c.d, err)
+			}
+			ours, neg = append(ours, secs[0]), append(neg, secs[1])
+			read, err := readLatency(ctx, trees.db.Batching, sample)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%s leaf_read_us=%.1f\n", line, float64(read.Nanoseconds())/1000)
 		}
-		read, err := readLatency(ctx, trees.db.Batching, sample)
-		if err != nil {
-			return err
+		if reps > 1 {
+			o, b := summarize(ours), summarize(neg)
+			fmt.Printf("summary case=%s n=%d d=%d reps=%d seconds_median=%.5f seconds_min=%.5f seconds_max=%.5f negentropy_seconds_median=%.4f\n",
+				c.mode, len(keys), c.d, reps, o.med, o.min, o.max, b.med)
 		}
-		fmt.Printf("%s leaf_read_us=%.1f\n", line, float64(read.Nanoseconds())/1000)
 	}
 	return nil
 }
@@ -58,25 +70,25 @@ func runCases(ctx context.Context, work string, msgs []reconcile.Message, cases 
 // keep in memory (their cell memos and node caches) and the tool's peak
 // resident memory so far (which holds every message and negentropy's
 // vectors too).
-func runCase(ctx context.Context, trees *treePair, base *baseline, keys []reconcile.Key, c benchCase, seed uint64) (string, error) {
+func runCase(ctx context.Context, trees *treePair, base *baseline, keys []reconcile.Key, c benchCase, seed uint64) (line string, seconds [2]float64, err error) {
 	idxB, idxA := c.missing(len(keys), seed)
 	fromB, fromA := pick(keys, idxB), pick(keys, idxA)
 	need, have := hexes(fromB), hexes(fromA)
 
 	if err := trees.remove(ctx, fromB, fromA); err != nil {
-		return "", err
+		return "", seconds, err
 	}
 	ours, err := runOurs(ctx, trees, need, have)
 	if err != nil {
-		return "", err
+		return "", seconds, err
 	}
 	if err := trees.restore(ctx, fromB, fromA); err != nil {
-		return "", err
+		return "", seconds, err
 	}
 
 	neg, err := base.runBaseline(idxB, idxA)
 	if err != nil {
-		return "", err
+		return "", seconds, err
 	}
 	// Both implementations are checked against the same expected sets,
 	// so passing both checks means they found the same difference. On
@@ -89,21 +101,22 @@ func runCase(ctx context.Context, trees *treePair, base *baseline, keys []reconc
 		case err != nil && c.mode == modeDisjoint:
 			fmt.Fprintf(os.Stderr, "baseline wrong on %s: %v\n", c.mode, err)
 		case err != nil:
-			return "", err
+			return "", seconds, err
 		}
 	}
 
+	seconds = [2]float64{ours.seconds, neg.seconds}
 	bytes := ours.st.InitiatorBytes + ours.st.ResponderBytes
 	lower := int64(c.d) * reconcile.HashSize
 	ca, cb := trees.a.CacheStats(), trees.b.CacheStats()
 	return fmt.Sprintf("case=%s n=%d d=%d bytes=%d roundtrips=%d lowerbound=%d ratio=%s "+
 		"negentropy_bytes=%d negentropy_roundtrips=%d "+
-		"initiator_bytes=%d responder_bytes=%d negentropy_ratio=%s seconds=%.4f negentropy_seconds=%.4f "+
+		"initiator_bytes=%d responder_bytes=%d negentropy_ratio=%s seconds=%.5f negentropy_seconds=%.4f "+
 		"node_reads=%d cell_memo_mib=%.1f node_cache_entries=%d peak_rss_mib=%d",
 		c.mode, len(keys), c.d, bytes, ours.st.RoundTrips, lower, ratio(bytes, lower),
 		neg.bytes, neg.roundTrips,
 		ours.st.InitiatorBytes, ours.st.ResponderBytes, ratio(neg.bytes, lower), ours.seconds, neg.seconds,
-		ours.reads, float64(ca.CellBytes+cb.CellBytes)/(1<<20), ca.NodeEntries+cb.NodeEntries, vmHWMKiB("self")>>10), nil
+		ours.reads, float64(ca.CellBytes+cb.CellBytes)/(1<<20), ca.NodeEntries+cb.NodeEntries, vmHWMKiB("self")>>10), seconds, nil
 }
 
 // pick returns the keys at the ascending indices idx.

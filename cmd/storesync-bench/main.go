@@ -45,6 +45,7 @@ type options struct {
 	dSet    bool
 	mode    string
 	seed    uint64
+	reps    int
 	dir     string
 	ingest  bool
 	runs    int
@@ -69,6 +70,7 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 1, "random seed; the same seed gives the same messages and cases")
 	flag.StringVar(&o.dir, "dir", "", "folder in which to create the LevelDB stores (default: the system's temporary folder)")
 	flag.BoolVar(&o.ingest, "ingest", false, "run only the tree ingest measurement")
+	flag.IntVar(&o.reps, "reps", 1, "-mode scattered, recent, twoway and disjoint: sessions of each case, each missing other keys, and their median")
 	flag.IntVar(&o.runs, "runs", 3, "-mode ingest, catchup and snapshot: runs of each kind, alternating")
 	flag.IntVar(&o.single, "single", 50_000, "-mode ingest: one-message Put calls after the bulk load")
 	flag.IntVar(&o.calls, "calls", 200, "-mode ingest: Put calls of 1,000 messages, in one scope and over 1,000 scopes")
@@ -150,7 +152,7 @@ func run(ctx context.Context, o options) error {
 	if o.ingest {
 		return runIngest(ctx, work, msgs)
 	}
-	if err := runCases(ctx, work, msgs, cases, o.seed); err != nil {
+	if err := runCases(ctx, work, msgs, cases, o.seed, o.reps); err != nil {
 		return err
 	}
 	if o.fullRun {
@@ -167,8 +169,8 @@ func checkFlags(o options) error {
 		return fmt.Errorf("-mode %s takes no -d or -ingest", o.mode)
 	case !live && len(o.ns) > 1:
 		return errors.New("a list of sizes needs -mode ingest, catchup or snapshot")
-	case o.runs < 1 || o.single < 1 || o.calls < 1:
-		return errors.New("-runs, -single and -calls must be at least 1")
+	case o.runs < 1 || o.single < 1 || o.calls < 1 || o.reps < 1:
+		return errors.New("-runs, -reps, -single and -calls must be at least 1")
 	case o.kill < 0 || (o.kill > 0 && o.mode != modeCatchup):
 		return errors.New("-kill takes a count of at least 0, with -mode catchup")
 	case o.timeout <= 0:
