@@ -93,7 +93,14 @@ func (n *Node) startRelay(ps *pubsub.PubSub) error {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			defer sub.Cancel()
+			defer func() {
+				// A GossipSub of the caller's outlives the node: leave
+				// the topic (best effort: the subscription's end is
+				// asynchronous, and the topic may not close yet).
+				sub.Cancel()
+				_ = ps.UnregisterTopicValidator(topic)
+				_ = t.Close()
+			}()
 			for {
 				m, err := sub.Next(n.ctx)
 				if err != nil {

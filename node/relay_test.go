@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 
 	"github.com/storesync/storesync/gossip"
@@ -151,4 +152,26 @@ func TestSyncGroupsShareTheRelayGossipSub(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return len(all(t, b, relayScope)) == len(msgs) },
 		20*time.Second, 50*time.Millisecond, "b catches up through the group's announcements")
+}
+
+// TestRelayLeavesTheCallersGossipSub: a relay node on a GossipSub of the
+// caller's leaves its topics when it closes, so that the caller may join
+// them again.
+func TestRelayLeavesTheCallersGossipSub(t *testing.T) {
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	require.NoError(t, err)
+	defer h.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ps, err := pubsub.NewGossipSub(ctx, h, node.RelayPubSubOptions()...)
+	require.NoError(t, err)
+	n, err := node.New(t.Context(), node.WithHost(h), node.WithPubSub(ps), node.WithDataDir(t.TempDir()),
+		node.WithScopes(relayScope), node.WithRelay())
+	require.NoError(t, err)
+	require.Contains(t, ps.GetTopics(), relayScope.PubsubTopic)
+	require.NoError(t, n.Close())
+	require.Eventually(t, func() bool { return !slices.Contains(ps.GetTopics(), relayScope.PubsubTopic) },
+		5*time.Second, 10*time.Millisecond, "the node leaves the relay topic")
+	require.NoError(t, ps.RegisterTopicValidator(relayScope.PubsubTopic,
+		func(context.Context, peer.ID, *pubsub.Message) bool { return true }), "the topic's validator is gone")
 }

@@ -53,6 +53,12 @@ func (w *WakuStore) handle(s network.Stream) {
 		return
 	}
 	_ = s.SetDeadline(time.Now().Add(w.cfg.timeout))
+	// The request is read whole before it is decoded.
+	if err := s.Scope().ReserveMemory(w.cfg.maxRequestBytes, network.ReservationPriorityHigh); err != nil {
+		w.reply(s, &pb.StoreQueryResponse{StatusCode: StatusServiceUnavailable, StatusDesc: "out of memory for queries"})
+		return
+	}
+	defer s.Scope().ReleaseMemory(w.cfg.maxRequestBytes)
 	var req pb.StoreQueryRequest
 	if err := protoio.NewDelimitedReader(br, w.cfg.maxRequestBytes).ReadMsg(&req); err != nil {
 		w.reply(s, &pb.StoreQueryResponse{StatusCode: StatusBadRequest, StatusDesc: "malformed request"})
