@@ -47,6 +47,9 @@ type Node struct {
 
 	// snapshots counts exports and imports; nil without WithMetrics.
 	snapshots *snapshotMetrics
+	// waku counts relayed messages and Store v3 queries; nil without
+	// WithMetrics.
+	waku *wakuMetrics
 }
 
 // SyncRecord is the last successful sync of a scope.
@@ -113,6 +116,9 @@ func (n *Node) start(ctx context.Context, cfg *config) error {
 			return fmt.Errorf("register metrics: %w", err)
 		}
 		if n.snapshots, err = newSnapshotMetrics(cfg.registerer); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+		if n.waku, err = newWakuMetrics(cfg.registerer); err != nil {
 			return fmt.Errorf("register metrics: %w", err)
 		}
 	}

@@ -146,10 +146,43 @@ func (n *Node) storeRelayed(in <-chan reconcile.Message) {
 		res, err := n.Put(n.ctx, batch...)
 		if err != nil && !errors.Is(err, context.Canceled) {
 			n.log.Warn("storing relayed messages failed", "messages", len(batch), "err", err)
+			continue
 		}
 		if len(res.Rejected) > 0 {
 			n.log.Debug("relayed messages refused by the store", "refused", len(res.Rejected))
 		}
+		n.countRelayed(batch, res)
+	}
+}
+
+// countRelayed counts what a Put of relayed messages did, per topic.
+func (n *Node) countRelayed(batch []reconcile.Message, res PutResult) {
+	if n.waku == nil {
+		return
+	}
+	type tally struct{ all, added, rejected int }
+	by := make(map[string]*tally)
+	at := func(topic string) *tally {
+		t, ok := by[topic]
+		if !ok {
+			t = &tally{}
+			by[topic] = t
+		}
+		return t
+	}
+	for i := range batch {
+		at(batch[i].PubsubTopic).all++
+	}
+	for i := range res.Added {
+		at(res.Added[i].PubsubTopic).added++
+	}
+	for _, r := range res.Rejected {
+		at(batch[r.Index].PubsubTopic).rejected++
+	}
+	for topic, t := range by {
+		n.waku.relay(topic, relayStored, t.added)
+		n.waku.relay(topic, relayRejected, t.rejected)
+		n.waku.relay(topic, relayDuplicate, t.all-t.added-t.rejected)
 	}
 }
 
@@ -157,11 +190,14 @@ func (n *Node) storeRelayed(in <-chan reconcile.Message) {
 func (n *Node) relayValidator(topic string) func(context.Context, peer.ID, *pubsub.Message) pubsub.ValidationResult {
 	return func(_ context.Context, _ peer.ID, pm *pubsub.Message) pubsub.ValidationResult {
 		m, store, err := n.checkRelayed(topic, pm.Data)
-		if err != nil {
+		switch {
+		case err != nil:
+			n.waku.relay(topic, relayRefused, 1)
 			return pubsub.ValidationReject
-		}
-		if store {
+		case store:
 			pm.ValidatorData = relayed{m}
+		default:
+			n.waku.relay(topic, relaySkipped, 1)
 		}
 		return pubsub.ValidationAccept
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,11 +12,13 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/storesync/storesync/gossip"
 	"github.com/storesync/storesync/node"
 	"github.com/storesync/storesync/pb"
+	"github.com/storesync/storesync/protocol"
 	"github.com/storesync/storesync/reconcile"
 )
 
@@ -174,4 +177,69 @@ func TestRelayLeavesTheCallersGossipSub(t *testing.T) {
 		5*time.Second, 10*time.Millisecond, "the node leaves the relay topic")
 	require.NoError(t, ps.RegisterTopicValidator(relayScope.PubsubTopic,
 		func(context.Context, peer.ID, *pubsub.Message) bool { return true }), "the topic's validator is gone")
+}
+
+// TestWakuEdgeMetrics: relayed messages are counted by outcome and Store
+// v3 queries by status, with the entries they returned.
+func TestWakuEdgeMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	n := startNode(t, t.TempDir(), node.WithScopes(relayScope), node.WithRelay(), node.WithWakuStore(), node.WithMetrics(reg))
+	t.Cleanup(func() { require.NoError(t, n.Close()) })
+	w := newWakuPeer(t, relayScope.PubsubTopic)
+	probes := w.meet(t, n, relayScope)
+	now := time.Now().UnixNano()
+	w.publish(t, &pb.WakuMessage{ContentTopic: relayScope.ContentTopic, Payload: []byte("e"), Timestamp: now, Ephemeral: true})
+	require.NoError(t, w.topic.Publish(t.Context(), []byte{0xff, 0xff}))
+	last := &pb.WakuMessage{ContentTopic: relayScope.ContentTopic, Payload: []byte("last"), Timestamp: now}
+	w.publish(t, last)
+	require.Eventually(t, func() bool {
+		return all(t, n, relayScope)[reconcile.MessageHash(relayScope.PubsubTopic, last.ContentTopic, last.Payload, nil, now)]
+	}, 10*time.Second, 20*time.Millisecond)
+
+	c, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Connect(t.Context(), info(n)))
+	resp, err := protocol.QueryWakuStore(t.Context(), c, n.Host().ID(), &pb.StoreQueryRequest{RequestId: "ok",
+		PubsubTopic: relayScope.PubsubTopic, ContentTopics: []string{relayScope.ContentTopic}, PaginationLimit: 100})
+	require.NoError(t, err)
+	require.EqualValues(t, protocol.StatusOK, resp.StatusCode)
+	resp, err = protocol.QueryWakuStore(t.Context(), c, n.Host().ID(), &pb.StoreQueryRequest{RequestId: "bad", PubsubTopic: "/x"})
+	require.NoError(t, err)
+	require.EqualValues(t, protocol.StatusBadRequest, resp.StatusCode)
+
+	stored := len(all(t, n, relayScope))
+	require.GreaterOrEqual(t, stored, 2)
+	require.LessOrEqual(t, stored, len(probes)+1)
+	// A Put is counted once it has returned: just after its messages
+	// can be read.
+	require.Eventually(t, func() bool {
+		return gather(t, reg)["storesync_relay_messages_total{outcome=stored,pubsub_topic=/waku/2/rs/1/4}"] == float64(stored)
+	}, 5*time.Second, 10*time.Millisecond, "every stored relayed message counted")
+	values := gather(t, reg)
+	require.Equal(t, 1.0, values["storesync_relay_messages_total{outcome=skipped,pubsub_topic=/waku/2/rs/1/4}"])
+	require.Equal(t, 1.0, values["storesync_relay_messages_total{outcome=refused,pubsub_topic=/waku/2/rs/1/4}"])
+	require.Equal(t, 1.0, values["storesync_waku_store_queries_total{status=200}"])
+	require.Equal(t, 1.0, values["storesync_waku_store_queries_total{status=400}"])
+	require.Equal(t, float64(stored), values["storesync_waku_store_entries_total{status=200}"])
+}
+
+// gather returns every sample of reg's counters and gauges, named
+// "name{label=value,...}" with labels in order.
+func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			out[mf.GetName()+"{"+strings.Join(labels, ",")+"}"] = v
+		}
+	}
+	return out
 }

@@ -40,7 +40,16 @@ func newSnapshotMetrics(reg prometheus.Registerer) (*snapshotMetrics, error) {
 			Help: "Bytes of snapshot files written (op export) or stored (op import)."},
 			[]string{"scope", "op"}),
 	}
-	for _, c := range []**prometheus.CounterVec{&m.messages, &m.bytes} {
+	if err := registerCounters(reg, &m.messages, &m.bytes); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// registerCounters registers each counter with reg, or points it at the
+// one reg has already under its name (a second node on one registry).
+func registerCounters(reg prometheus.Registerer, cs ...**prometheus.CounterVec) error {
+	for _, c := range cs {
 		err := reg.Register(*c)
 		var are prometheus.AlreadyRegisteredError
 		if errors.As(err, &are) {
@@ -49,10 +58,10 @@ func newSnapshotMetrics(reg prometheus.Registerer) (*snapshotMetrics, error) {
 			}
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return m, nil
+	return nil
 }
 
 func (m *snapshotMetrics) exported(sc reconcile.Scope, msgs int, bytes int64) {

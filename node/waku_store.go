@@ -29,6 +29,9 @@ func (n *Node) startWakuStore(cfg *config) error {
 	if cfg.logger != nil {
 		opts = append([]protocol.WakuStoreOption{protocol.WithWakuStoreLogger(cfg.logger)}, opts...)
 	}
+	if n.waku != nil {
+		opts = append(opts, protocol.WithQueryHook(n.waku.query))
+	}
 	ws, err := protocol.NewWakuStore(n.host, n.store, opts...)
 	if err != nil {
 		return fmt.Errorf("node: store v3: %w", err)

@@ -19,6 +19,7 @@ type wakuStoreConfig struct {
 	idlePerPeer, idleTotal int
 	timeout                time.Duration
 	logger                 *slog.Logger
+	hook                   func(status uint32, entries int)
 }
 
 func defaultWakuStoreConfig() wakuStoreConfig {
@@ -100,6 +101,19 @@ func WithWakuStoreLogger(l *slog.Logger) WakuStoreOption {
 			return fmt.Errorf("%w: nil logger", errOption)
 		}
 		c.logger = l
+		return nil
+	}
+}
+
+// WithQueryHook calls hook after each query answered, with the status
+// code and the entries returned (for metrics). It must be quick and safe
+// for concurrent use.
+func WithQueryHook(hook func(status uint32, entries int)) WakuStoreOption {
+	return func(c *wakuStoreConfig) error {
+		if hook == nil {
+			return fmt.Errorf("%w: nil query hook", errOption)
+		}
+		c.hook = hook
 		return nil
 	}
 }

@@ -134,6 +134,9 @@ func (w *WakuStore) answer(s network.Stream, req *pb.StoreQueryRequest) *pb.Stor
 
 // reply writes the response and closes the stream, or resets it.
 func (w *WakuStore) reply(s network.Stream, resp *pb.StoreQueryResponse) {
+	if w.cfg.hook != nil {
+		w.cfg.hook(resp.StatusCode, len(resp.Messages))
+	}
 	if err := protoio.NewDelimitedWriter(s).WriteMsg(resp); err != nil {
 		_ = s.Reset()
 		return
