@@ -114,7 +114,7 @@ func (s *Store) locate(ctx context.Context, h *reconcile.Hash) (*scopeState, rec
 	if err != nil {
 		return nil, reconcile.Key{}, false, err
 	}
-	st, ok := s.byID[id]
+	st, ok := s.stateByID(id)
 	if !ok {
 		return nil, reconcile.Key{}, false, nil
 	}

@@ -156,13 +156,19 @@ func (s *Store) Scopes() []reconcile.Scope {
 
 // ScopeByID returns the kept scope whose reconcile.Scope.ID is id.
 func (s *Store) ScopeByID(id [8]byte) (reconcile.Scope, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	st, ok := s.byID[id]
+	st, ok := s.stateByID(id)
 	if !ok {
 		return reconcile.Scope{}, false
 	}
 	return st.scope, true
+}
+
+// stateByID returns the state of the kept scope whose ID is id.
+func (s *Store) stateByID(id [8]byte) (*scopeState, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st, ok := s.byID[id]
+	return st, ok
 }
 
 // Set returns the key set of a kept scope (its tree) for reconciliation,
