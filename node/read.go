@@ -29,14 +29,21 @@ type rangeReader interface {
 // reads each record by its key. Either way a message written or deleted
 // during the read may or may not be seen.
 func (s *Store) readRange(ctx context.Context, st *scopeState, lo, hi reconcile.Key, fn func(k reconcile.Key, raw []byte) error) error {
+	return s.readRangeIn(ctx, st, lo, hi, false, fn)
+}
+
+// readRangeIn is readRange in descending key order if reverse; over a
+// datastore that is not a rangeReader, it then finds each key with one
+// descent of the tree.
+func (s *Store) readRangeIn(ctx context.Context, st *scopeState, lo, hi reconcile.Key, reverse bool, fn func(k reconcile.Key, raw []byte) error) error {
 	if rr, ok := s.d.(rangeReader); ok {
-		return scanMsgs(ctx, rr, st, lo, hi, fn)
+		return scanMsgsIn(ctx, rr, st, lo, hi, reverse, fn)
 	}
 	// The tree must hold every committed message first.
 	if err := s.flushIfPending(ctx); err != nil {
 		return err
 	}
-	return st.tree.Iterate(ctx, lo, hi, func(k reconcile.Key) error {
+	record := func(k reconcile.Key) error {
 		v, err := s.d.Get(ctx, st.keys.msg(k))
 		if errors.Is(err, ds.ErrNotFound) {
 			return nil // deleted since the tree was read
@@ -45,18 +52,9 @@ func (s *Store) readRange(ctx context.Context, st *scopeState, lo, hi reconcile.
 			return err
 		}
 		return fn(k, v)
-	})
-}
-
-// readRangeReverse is readRange in descending key order. Over a datastore
-// that is not a rangeReader it finds each key with one descent of the
-// tree.
-func (s *Store) readRangeReverse(ctx context.Context, st *scopeState, lo, hi reconcile.Key, fn func(k reconcile.Key, raw []byte) error) error {
-	if rr, ok := s.d.(rangeReader); ok {
-		return scanMsgsIn(ctx, rr, st, lo, hi, true, fn)
 	}
-	if err := s.flushIfPending(ctx); err != nil {
-		return err
+	if !reverse {
+		return st.tree.Iterate(ctx, lo, hi, record)
 	}
 	for {
 		k, ok, err := st.tree.Last(ctx, lo, hi)
@@ -64,14 +62,7 @@ func (s *Store) readRangeReverse(ctx context.Context, st *scopeState, lo, hi rec
 			return err
 		}
 		hi = k
-		v, err := s.d.Get(ctx, st.keys.msg(k))
-		if errors.Is(err, ds.ErrNotFound) {
-			continue // deleted since the tree was read
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(k, v); err != nil {
+		if err := record(k); err != nil {
 			return err
 		}
 	}

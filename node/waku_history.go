@@ -115,10 +115,6 @@ func (s *Store) filterHits(ctx context.Context, q protocol.HistoryQuery, cursor 
 	if !lo.Less(hi) {
 		return nil, nil
 	}
-	read := s.readRange
-	if !q.Forward {
-		read = s.readRangeReverse
-	}
 	var hits []historyHit
 	for _, st := range sts {
 		got := 0
@@ -132,7 +128,7 @@ func (s *Store) filterHits(ctx context.Context, q protocol.HistoryQuery, cursor 
 			}
 			return nil
 		}
-		if err := read(ctx, st, lo, hi, take); err != nil && !errors.Is(err, errPageFull) {
+		if err := s.readRangeIn(ctx, st, lo, hi, !q.Forward, take); err != nil && !errors.Is(err, errPageFull) {
 			return nil, err
 		}
 	}
