@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -94,7 +93,6 @@ type WakuStore struct {
 	cfg    wakuStoreConfig
 	active *limiter
 	idle   *idleStreams
-	log    *slog.Logger
 
 	closeMu sync.Mutex // orders enter against Close
 	ctx     context.Context
@@ -113,7 +111,7 @@ func NewWakuStore(h host.Host, store HistoryStore, opts ...WakuStoreOption) (*Wa
 			return nil, fmt.Errorf("protocol: %w", err)
 		}
 	}
-	w := &WakuStore{h: h, store: store, cfg: cfg, log: cfg.logger,
+	w := &WakuStore{h: h, store: store, cfg: cfg,
 		active: newLimiter(cfg.activePerPeer, cfg.activeTotal, newRates(cfg.rate, time.Now)),
 		idle:   newIdleStreams(cfg.idlePerPeer, cfg.idleTotal)}
 	w.ctx, w.cancel = context.WithCancel(context.Background())

@@ -108,7 +108,7 @@ func (w *WakuStore) answer(s network.Stream, req *pb.StoreQueryRequest) *pb.Stor
 	case errors.Is(err, ErrUnknownCursor), errors.Is(err, ErrQueryTooBroad):
 		return fail(StatusBadRequest, err)
 	case err != nil:
-		w.log.Debug("store query failed", "peer", p, "err", err)
+		w.cfg.logger.Debug("store query failed", "peer", p, "err", err)
 		return fail(StatusServiceUnavailable, errors.New("the store failed to answer"))
 	}
 	resp.StatusCode, resp.StatusDesc = StatusOK, "OK"
