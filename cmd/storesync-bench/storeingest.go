@@ -54,7 +54,9 @@ func storeIngestOnce(ctx context.Context, work string, o options) (ingestRun, er
 	if run.store, run.storeSingle, err = storeIngest(ctx, work, o); err != nil {
 		return run, fmt.Errorf("store ingest: %w", err)
 	}
-	if run.indexed, err = indexedIngest(ctx, work, o); err != nil {
+	// The bulk of storeIngest, into a store that keeps the hash index, as
+	// a Store v3 server's does.
+	if run.indexed, err = loadStore(ctx, work, newGenerator(o.seed, livePayloadSize, 1), o.n, ingestBatch, node.WithHashIndex(true)); err != nil {
 		return run, fmt.Errorf("store ingest with the hash index: %w", err)
 	}
 	calls := o.calls * ingestBatch
@@ -123,32 +125,15 @@ func storeIngest(ctx context.Context, work string, o options) (bulk, single load
 	return bulk, single, err
 }
 
-// indexedIngest is the bulk of storeIngest into a store that keeps the
-// hash index (node.WithHashIndex), as a Store v3 server's does.
-func indexedIngest(ctx context.Context, work string, o options) (t loadTiming, err error) {
-	d, done, err := freshLevelDB(work, "indexed-")
-	if err != nil {
-		return t, err
-	}
-	defer done(&err)
-	g := newGenerator(o.seed, livePayloadSize, 1)
-	st, err := openBenchStore(ctx, d, g.scopes(), node.WithHashIndex(true))
-	if err != nil {
-		return t, err
-	}
-	defer st.Close()
-	return timedLoad(ctx, g, o.n, ingestBatch, storePut(st))
-}
-
 // loadStore Puts n messages of g, batch per call, into a fresh store that
-// keeps every scope of g.
-func loadStore(ctx context.Context, work string, g *generator, n, batch int) (t loadTiming, err error) {
+// keeps every scope of g, opened with opts.
+func loadStore(ctx context.Context, work string, g *generator, n, batch int, opts ...node.StoreOption) (t loadTiming, err error) {
 	d, done, err := freshLevelDB(work, "scopes-")
 	if err != nil {
 		return t, err
 	}
 	defer done(&err)
-	st, err := openBenchStore(ctx, d, g.scopes())
+	st, err := openBenchStore(ctx, d, g.scopes(), opts...)
 	if err != nil {
 		return t, err
 	}
