@@ -95,9 +95,8 @@ func (s *Store) putChunk(ctx context.Context, msgs []reconcile.Message, keys []r
 	// scopes costs no allocation per scope.
 	n := to - from
 	of := make([]int32, n) // the change of msgs[from+i], or -1
-	var chs []*change
-	var counts []int
-	byScope := make(map[*scopeState]int32)
+	c := &changes{}
+	byScope := make(map[*scopeState]int32, min(n, s.scopeCount()))
 	valid := 0
 	for i := from; i < to; i++ {
 		m := &msgs[i]
@@ -113,46 +112,48 @@ func (s *Store) putChunk(ctx context.Context, msgs []reconcile.Message, keys []r
 		}
 		j, ok := byScope[st]
 		if !ok {
-			j = int32(len(chs))
+			j = int32(len(c.chs))
 			byScope[st] = j
-			chs = append(chs, &change{st: st})
-			counts = append(counts, 0)
+			c.chs = append(c.chs, change{st: st})
 		}
 		of[i-from] = j
-		counts[j]++
+		c.chs[j].n++
 		valid++
 	}
-	adds, addeds := make([]int, valid), make([]int, valid)
-	ks, fresh := make([]reconcile.Key, valid), make([]reconcile.Key, valid)
-	off := 0
-	for j, ch := range chs {
-		end := off + counts[j]
-		ch.add, ch.added = adds[off:off:end], addeds[off:off:end]
-		ch.keys, ch.fresh = ks[off:off:end], fresh[off:off:end]
-		off = end
+	if len(c.chs) == 0 && extra == nil {
+		return nil, nil
+	}
+	c.add, c.added = make([]int, valid), make([]int, valid)
+	c.keys, c.fresh = make([]reconcile.Key, valid), make([]reconcile.Key, valid)
+	// Each change's share starts where the one before it ends; n counts
+	// up again as its messages are placed.
+	var off int32
+	for j := range c.chs {
+		ch := &c.chs[j]
+		ch.off, off = off, off+ch.n
+		ch.n = 0
 	}
 	for i := from; i < to; i++ {
 		j := of[i-from]
 		if j < 0 {
 			continue
 		}
-		ch := chs[j]
-		ch.add = append(ch.add, i)
+		ch := &c.chs[j]
+		at := ch.off + ch.n
+		ch.n++
+		c.add[at] = i
 		if keys != nil {
-			ch.keys = append(ch.keys, keys[i])
+			c.keys[at] = keys[i]
 		} else {
-			ch.keys = append(ch.keys, msgs[i].Key())
+			c.keys[at] = msgs[i].Key()
 		}
 	}
-	if len(chs) == 0 && extra == nil {
-		return nil, nil
-	}
-	if err := s.commit(ctx, msgs, chs, extra); err != nil {
+	if err := s.commit(ctx, msgs, c, extra); err != nil {
 		return nil, err
 	}
 	added := make([]int, 0, valid)
-	for _, ch := range chs {
-		added = append(added, ch.added...)
+	for j := range c.chs {
+		added = append(added, c.addedOf(&c.chs[j])...)
 	}
 	res.Duplicates += valid - len(added)
 	slices.Sort(added)

@@ -204,6 +204,13 @@ func (s *Store) state(sc reconcile.Scope) (*scopeState, bool) {
 	return st, ok
 }
 
+// scopeCount returns how many scopes the store keeps.
+func (s *Store) scopeCount() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.scopes)
+}
+
 // enterScope is enter followed by state, failing with ErrUnknownScope.
 func (s *Store) enterScope(sc reconcile.Scope) (*scopeState, error) {
 	if err := s.enter(); err != nil {

@@ -13,23 +13,35 @@ import (
 	"github.com/storesync/storesync/reconcile"
 )
 
-// change is what one commit does to one kept scope: messages to add, or
-// keys to delete. The commit fills in the outcome.
+// change is one kept scope's part of a commit. Its messages are
+// msgs[add[off:off+n]], with keys keys[off:off+n]; the commit fills in
+// the first fresh of added[off:] and fresh[off:]: the indices into msgs
+// of the messages that were new, in key order, and their keys.
 type change struct {
-	st *scopeState
-	// add holds indices, into the message slice given to commit, of the
-	// messages of st to add; keys[i] is the key of msgs[add[i]].
-	add  []int
-	keys []reconcile.Key
-	del  []reconcile.Key
-
-	// added holds the indices into the message slice of the messages
-	// that were new, in key order, and fresh their keys.
-	added []int
-	fresh []reconcile.Key
-	// removed counts the deleted keys that were present.
-	removed int
+	st         *scopeState
+	off, n     int32
+	freshCount int32
 }
+
+// changes is what one commit does: a change per scope, over arrays they
+// share, so that a commit spread over many scopes allocates nothing per
+// scope.
+type changes struct {
+	chs         []change
+	add, added  []int
+	keys, fresh []reconcile.Key
+}
+
+// keysOf returns the keys of ch's messages, in input order.
+func (c *changes) keysOf(ch *change) []reconcile.Key { return c.keys[ch.off : ch.off+ch.n] }
+
+// freshOf returns the keys ch added, in key order.
+func (c *changes) freshOf(ch *change) []reconcile.Key {
+	return c.fresh[ch.off : ch.off+ch.freshCount]
+}
+
+// addedOf returns the indices into msgs of the messages ch added.
+func (c *changes) addedOf(ch *change) []int { return c.added[ch.off : ch.off+ch.freshCount] }
 
 // writeFunc adds records of the caller's to a commit's batch: a cursor, a
 // progress record. It must only write; reading the store from it could
@@ -60,29 +72,30 @@ func lockScopes(sts []*scopeState) func() {
 // makes the keys pending and publishes the new states. When commit
 // returns nil every new message is stored and visible; when it fails,
 // nothing is. The keys reach the trees at the next flush (journal.go).
-func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, chs []*change, extra writeFunc) error {
+func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, c *changes, extra writeFunc) error {
 	s.commitMu.RLock()
 	defer s.commitMu.RUnlock()
-	sts := make([]*scopeState, len(chs))
-	for i, ch := range chs {
-		sts[i] = ch.st
+	slices.SortFunc(c.chs, func(a, b change) int { return bytes.Compare(a.st.id[:], b.st.id[:]) })
+	sts := make([]*scopeState, len(c.chs))
+	for i := range c.chs {
+		sts[i] = c.chs[i].st
 	}
 	defer lockScopes(sts)()
-	slices.SortFunc(chs, func(a, b *change) int { return bytes.Compare(a.st.id[:], b.st.id[:]) })
 
 	b, err := s.d.Batch(ctx)
 	if err != nil {
 		return err
 	}
-	nexts := make([]scopeSnap, len(chs))
+	nexts := make([]scopeSnap, len(c.chs))
 	rw := newRecordWriter(b, s.cfg.hashIndex)
-	var journal []journalEntry
-	for i, ch := range chs {
-		if nexts[i], err = s.stage(ctx, rw, msgs, ch); err != nil {
+	journal := make([]journalEntry, 0, len(c.chs))
+	for i := range c.chs {
+		ch := &c.chs[i]
+		if nexts[i], err = s.stage(ctx, rw, msgs, c, ch); err != nil {
 			return fmt.Errorf("scope %s: %w", ch.st.scope, err)
 		}
-		if len(ch.fresh) > 0 {
-			journal = append(journal, journalEntry{id: ch.st.id, lo: ch.fresh[0], hi: ch.fresh[len(ch.fresh)-1]})
+		if fresh := c.freshOf(ch); len(fresh) > 0 {
+			journal = append(journal, journalEntry{id: ch.st.id, lo: fresh[0], hi: fresh[len(fresh)-1]})
 		}
 	}
 	if len(journal) > 0 {
@@ -100,23 +113,24 @@ func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, chs []*cha
 	}
 	now := s.cfg.now()
 	fresh := 0
-	for i, ch := range chs {
-		if len(ch.fresh) == 0 {
+	for i := range c.chs {
+		ch := &c.chs[i]
+		if ch.freshCount == 0 {
 			continue
 		}
 		st := ch.st
-		for _, k := range ch.fresh {
+		for _, k := range c.freshOf(ch) {
 			st.pending.add(k)
 		}
 		nexts[i].lastAdded = now
 		st.snap.Store(&nexts[i])
-		fresh += len(ch.fresh)
+		fresh += int(ch.freshCount)
 	}
 	if fresh > 0 {
 		s.jmu.Lock()
-		for _, ch := range chs {
-			if len(ch.fresh) > 0 {
-				s.dirty[ch.st] = struct{}{}
+		for i := range c.chs {
+			if c.chs[i].freshCount > 0 {
+				s.dirty[c.chs[i].st] = struct{}{}
 			}
 		}
 		if s.pendingN == 0 {
@@ -130,17 +144,19 @@ func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, chs []*cha
 
 // stage writes the records of a change's new messages into the batch and
 // returns the scope's state once the batch commits.
-func (s *Store) stage(ctx context.Context, w *recordWriter, msgs []reconcile.Message, ch *change) (scopeSnap, error) {
+func (s *Store) stage(ctx context.Context, w *recordWriter, msgs []reconcile.Message, c *changes, ch *change) (scopeSnap, error) {
 	st := ch.st
 	next := *st.snap.Load()
+	keys, add := c.keysOf(ch), c.add[ch.off:ch.off+ch.n]
+	added, fresh := c.added[ch.off:ch.off], c.fresh[ch.off:ch.off]
 	// Messages mostly come in key order; only others need sorting.
 	var order []int
-	if !slices.IsSortedFunc(ch.keys, reconcile.Key.Compare) {
-		order = make([]int, len(ch.add))
+	if !slices.IsSortedFunc(keys, reconcile.Key.Compare) {
+		order = make([]int, len(add))
 		for i := range order {
 			order[i] = i
 		}
-		slices.SortFunc(order, func(a, b int) int { return ch.keys[a].Compare(ch.keys[b]) })
+		slices.SortFunc(order, func(a, b int) int { return keys[a].Compare(keys[b]) })
 	}
 	at := func(j int) int {
 		if order == nil {
@@ -148,10 +164,10 @@ func (s *Store) stage(ctx context.Context, w *recordWriter, msgs []reconcile.Mes
 		}
 		return order[j]
 	}
-	for j := range ch.keys {
+	for j := range keys {
 		o := at(j)
-		k := ch.keys[o]
-		if j > 0 && ch.keys[at(j-1)] == k {
+		k := keys[o]
+		if j > 0 && keys[at(j-1)] == k {
 			continue // given twice
 		}
 		// newest is at least the timestamp of every stored message
@@ -169,14 +185,15 @@ func (s *Store) stage(ctx context.Context, w *recordWriter, msgs []reconcile.Mes
 				continue
 			}
 		}
-		if err := w.put(ctx, st.id, st.keys, k, &msgs[ch.add[o]]); err != nil {
+		if err := w.put(ctx, st.id, st.keys, k, &msgs[add[o]]); err != nil {
 			return next, err
 		}
-		ch.added = append(ch.added, ch.add[o])
-		ch.fresh = append(ch.fresh, k)
+		added = append(added, add[o])
+		fresh = append(fresh, k)
 		next.agg = next.agg.AddHash(&k.Hash)
 		next.newest = max(next.newest, int64(k.TS))
 	}
+	ch.freshCount = int32(len(fresh))
 	return next, nil
 }
 
