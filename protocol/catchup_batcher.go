@@ -3,6 +3,8 @@ package protocol
 import (
 	"encoding/binary"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/storesync/storesync/reconcile"
 )
 
@@ -10,15 +12,25 @@ import (
 // after one whose compression did not pay, before it tries again.
 const probeEvery = 16
 
+// probeSample is how much of a large batch is compressed first, to tell
+// whether compressing the whole would pay: a stream of encrypted
+// payloads, the usual case, then costs the server a 64 KiB try per probe
+// rather than a whole batch's.
+const probeSample = 64 << 10
+
 // batcher gathers stored messages into catch-up batches. The stored form
 // of a message is its pb.Message encoding, so a batch's MessageBatch
 // encoding is built by framing the records as they are, without decoding
-// them, and sent as it is. It compresses where that pays: a batch must
-// shrink by an eighth, and after one that does not the next probeEvery
-// go uncompressed (encrypted payloads, the usual case, do not compress).
+// them, and sent as it is. It compresses where that pays for the CPU it
+// costs: a batch must shrink by a quarter (judged on its first
+// probeSample bytes first), and after one that does not the next
+// probeEvery go uncompressed. Encrypted payloads, the usual case, do not
+// compress, and the topics that a client taking whole messages makes the
+// server repeat save about a tenth: not worth a server's CPU.
 type batcher struct {
 	s     *Service
 	c     *conn
+	peer  peer.ID // charged for what is sent (Service.volume)
 	zstd  bool
 	bare  bool // the client takes messages without their topics
 	limit int
@@ -57,13 +69,14 @@ func (b *batcher) flush(done bool) error {
 	if m := b.s.cfg.metrics; m != nil && b.count > 0 {
 		m.MessagesSent(b.scope.String(), b.count)
 	}
+	b.s.volume.charge(b.peer, b.count)
 	b.buf, b.size, b.count = b.buf[:0], 0, 0
 	return nil
 }
 
 // compressed returns the gathered batch zstd-compressed, or nil to send
 // it as it is: the client does not take zstd, the batch is empty, a
-// recent batch did not shrink by an eighth, or this one does not.
+// recent batch did not shrink by a quarter, or this one does not.
 func (b *batcher) compressed() []byte {
 	if !b.zstd || len(b.buf) == 0 {
 		return nil
@@ -72,8 +85,12 @@ func (b *batcher) compressed() []byte {
 		b.skip--
 		return nil
 	}
+	if len(b.buf) > 2*probeSample && !pays(probeSample, compress(b.buf[:probeSample])) {
+		b.skip = probeEvery
+		return nil
+	}
 	z := compress(b.buf)
-	if z == nil || len(z) > len(b.buf)-len(b.buf)/8 {
+	if !pays(len(b.buf), z) {
 		b.skip = probeEvery
 		return nil
 	}

@@ -106,6 +106,22 @@ func TestBatcherCompressesOnlyWhereItPays(t *testing.T) {
 	}
 	require.NotNil(t, b.compressed(), "the probe finds it pays again")
 
+	// A large batch is judged by its first probeSample bytes: random
+	// ones there are not compressed, whatever follows.
+	big := &batcher{zstd: true}
+	for i := 0; len(big.buf) < 4*probeSample; i++ {
+		p := bytes.Repeat([]byte("the quick brown fox "), 10)
+		if len(big.buf) < probeSample {
+			_, _ = rand.Read(p)
+		}
+		big.add(withoutTopics(stored(t, p, int64(i+1))))
+	}
+	require.Nil(t, big.compressed(), "the sample does not pay")
+	require.Equal(t, probeEvery, big.skip)
+	big.skip = 0
+	copy(big.buf, bytes.Repeat([]byte{'x'}, probeSample)) // text throughout now
+	require.NotNil(t, big.compressed(), "the sample pays, and so does the whole")
+
 	plain := &batcher{zstd: false}
 	fill(plain, false)
 	require.Nil(t, plain.compressed(), "a client that takes no zstd gets none")

@@ -31,6 +31,10 @@ func compress(b []byte) []byte {
 	return out
 }
 
+// pays reports whether z, n bytes compressed by compress, is worth the
+// server's CPU: it shrank them by a quarter.
+func pays(n int, z []byte) bool { return z != nil && len(z) <= n-n/4 }
+
 // errBadZstd is wrapped by a payload that does not decode.
 var errBadZstd = errors.New("malformed zstd payload")
 

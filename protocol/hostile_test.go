@@ -238,8 +238,9 @@ func TestEndlessTurnsAreCut(t *testing.T) {
 }
 
 // TestSessionRateIsBounded: a peer that opens sessions in a loop gets
-// BUSY once it has started its minute's worth, while another peer is
-// served; a minute later it is served again.
+// BUSY once it has started its minute's worth, and gets it only after
+// half a second, so that asking again at once does not pay; another peer
+// is served meanwhile; a minute later the first is served again.
 func TestSessionRateIsBounded(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Unix(2_000_000_000, 0)
@@ -258,7 +259,9 @@ func TestSessionRateIsBounded(t *testing.T) {
 	for i := range 5 {
 		require.NoError(t, session(greedy), "session %d is within the rate", i)
 	}
+	start := time.Now()
 	require.ErrorIs(t, session(greedy), protocol.ErrBusy)
+	require.GreaterOrEqual(t, time.Since(start), 500*time.Millisecond, "the refusal waits")
 	requireStillServes(t, victim)
 	mu.Lock()
 	now = now.Add(time.Minute)

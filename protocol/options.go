@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -36,6 +37,8 @@ type config struct {
 	sessionRate        int // streams a peer may start a minute, per kind
 	fetchRate          int
 	catchUpRate        int
+	volumeFactor       float64
+	volumeWindow       time.Duration
 	catchUpRatio       float64
 	catchUpMinGap      int
 	validator          Validator
@@ -64,6 +67,8 @@ func defaults() config {
 		sessionRate:        60,
 		fetchRate:          1200,
 		catchUpRate:        60,
+		volumeFactor:       2,
+		volumeWindow:       10 * time.Minute,
 		catchUpRatio:       2,
 		catchUpMinGap:      10_000,
 		logger:             log,
@@ -258,6 +263,23 @@ func WithRates(sessions, fetches, catchUps int) Option {
 			return errOption
 		}
 		c.sessionRate, c.fetchRate, c.catchUpRate = sessions, fetches, catchUps
+		return nil
+	}
+}
+
+// WithCatchUpVolume bounds how much of a scope one peer may stream by
+// catch-up: a stream starts only while the messages sent to the peer,
+// decaying with time constant window, number fewer than factor times the
+// scope's count plus 10,000. An honest peer streams a scope about once;
+// one that downloads it again and again would take the server from
+// everyone else. Default factor 2, window 10 minutes; factor 0 lifts the
+// bound.
+func WithCatchUpVolume(factor float64, window time.Duration) Option {
+	return func(c *config) error {
+		if factor < 0 || math.IsNaN(factor) || math.IsInf(factor, 0) || window <= 0 {
+			return errOption
+		}
+		c.volumeFactor, c.volumeWindow = factor, window
 		return nil
 	}
 }

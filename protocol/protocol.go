@@ -83,6 +83,7 @@ type Service struct {
 	sessions *limiter // server sessions, per peer and in total
 	fetches  *limiter // server fetch streams, per peer and in total
 	catchUps *limiter // server catch-up streams, per peer and in total
+	volume   *volume  // messages streamed by catch-up, per peer
 	pulls    chan struct{}
 	strikes  *strikes
 
@@ -116,6 +117,7 @@ func New(h host.Host, store Store, opts ...Option) (*Service, error) {
 		sessions: newLimiter(cfg.maxSessionsPerPeer, cfg.maxSessions, newRates(cfg.sessionRate, cfg.now)),
 		fetches:  newLimiter(cfg.maxSessionsPerPeer, cfg.maxSessions, newRates(cfg.fetchRate, cfg.now)),
 		catchUps: newLimiter(cfg.maxSessionsPerPeer, cfg.maxSessions, newRates(cfg.catchUpRate, cfg.now)),
+		volume:   newVolume(cfg.volumeFactor, cfg.volumeWindow, cfg.now),
 		pulls:    make(chan struct{}, cfg.maxPulls),
 		strikes:  newStrikes(cfg.maxStrikes, cfg.refuseFor, cfg.now),
 		catching: make(map[reconcile.Scope]chan struct{}),

@@ -20,20 +20,17 @@ const maxSplits = 256
 // handleCatchUp serves one catch-up stream: resource scope, limits and
 // logging; serveCatchUp holds the logic.
 func (s *Service) handleCatchUp(st network.Stream) {
-	end, ok := s.open(st, 2*s.cfg.maxBatchBytes+batchOverhead, "catch-up")
+	refusal := func(err error) proto.Message { return &pb.CatchUpBatch{Error: wireError(err)} }
+	end, ok := s.begin(st, s.catchUps, 2*s.cfg.maxBatchBytes+batchOverhead, "catch-up", refusal)
 	if !ok {
 		return
 	}
 	defer end()
 	p := st.Conn().RemotePeer()
+	defer s.catchUps.release(p)
 	deadline := time.Now().Add(s.cfg.sessionTimeout)
 	c := newConn(st, 1024, s.cfg.ioTimeout, deadline)
-	fail := func(err error) { refuseWith(c, err, &pb.CatchUpBatch{Error: wireError(err)}) }
-	if err := s.admit(p, s.catchUps); err != nil {
-		fail(err)
-		return
-	}
-	defer s.catchUps.release(p)
+	fail := func(err error) { refuseWith(c, err, refusal(err)) }
 	ctx, cancel := context.WithDeadline(s.ctx, deadline)
 	defer cancel()
 	defer resetOnCancel(ctx, st)()
@@ -69,9 +66,15 @@ func (s *Service) serveCatchUp(ctx context.Context, p peer.ID, c *conn) error {
 	if !ok {
 		return s.writeFlush(c, &pb.CatchUpHeader{Error: wireError(ErrUnsupportedScope)})
 	}
-	h, err := catchUpHeader(ctx, set, after, until, req.Summary)
+	h, total, err := catchUpHeader(ctx, set, after, until, req.Summary)
 	if err != nil {
 		return err
+	}
+	if !req.Summary {
+		if err := s.volume.admit(p, total); err != nil {
+			s.tarpit()
+			return s.writeFlush(c, &pb.CatchUpHeader{Error: wireError(err)})
+		}
 	}
 	if err := s.writeFlush(c, h); err != nil || req.Summary {
 		return err
@@ -83,7 +86,7 @@ func (s *Service) serveCatchUp(ctx context.Context, p peer.ID, c *conn) error {
 	// Stop early enough to end the stream cleanly, with a batch the
 	// client stores, rather than at the deadline with a reset.
 	stopAt := time.Now().Add(s.cfg.sessionTimeout * 9 / 10)
-	b := &batcher{s: s, c: c, zstd: req.AcceptZstd, bare: req.AcceptBare, limit: limit, scope: sc}
+	b := &batcher{s: s, c: c, peer: p, zstd: req.AcceptZstd, bare: req.AcceptBare, limit: limit, scope: sc}
 	err = cs.Scan(ctx, sc, after, until, func(k reconcile.Key, raw []byte) error {
 		if b.bare {
 			raw = withoutTopics(raw)
@@ -145,26 +148,27 @@ func (s *Service) catchUpRange(p peer.ID, req *pb.CatchUpRequest) (sc reconcile.
 
 // catchUpHeader describes the range (after, until) of set: its count,
 // the scope's root, and, for a summary, where the tree's top boundaries
-// cut the range and how many messages each part holds.
-func catchUpHeader(ctx context.Context, set reconcile.Set, after, until reconcile.Key, summary bool) (*pb.CatchUpHeader, error) {
+// cut the range and how many messages each part holds. It also returns
+// the scope's count.
+func catchUpHeader(ctx context.Context, set reconcile.Set, after, until reconcile.Key, summary bool) (*pb.CatchUpHeader, uint64, error) {
 	// after is exclusive: a resumed request names the last key it holds.
 	from := after.Next()
 	agg, err := set.Aggregate(ctx, from, until)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	root, err := set.Aggregate(ctx, reconcile.Key{}, reconcile.End)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	fp := root.Fingerprint()
 	h := &pb.CatchUpHeader{Count: agg.Count, Root: fp[:]}
 	if !summary {
-		return h, nil
+		return h, root.Count, nil
 	}
 	splits, err := summarySplits(ctx, set, from, until)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	prev := from
 	for i := 0; i <= len(splits); i++ {
@@ -175,12 +179,12 @@ func catchUpHeader(ctx context.Context, set reconcile.Set, after, until reconcil
 		}
 		part, err := set.Aggregate(ctx, prev, end)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		h.PartCounts = append(h.PartCounts, part.Count)
 		prev = end
 	}
-	return h, nil
+	return h, root.Count, nil
 }
 
 // summarySplits cuts (after, until) along the tree's node boundaries:

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/gogo/protobuf/proto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -17,20 +18,17 @@ import (
 // closes it: resource scope, limits and logging; serveFetch holds the
 // logic.
 func (s *Service) handleFetch(st network.Stream) {
-	end, ok := s.open(st, 2*s.cfg.maxBatchBytes+64<<10, "fetch")
+	refusal := func(err error) proto.Message { return &pb.FetchResponse{Error: wireError(err)} }
+	end, ok := s.begin(st, s.fetches, 2*s.cfg.maxBatchBytes+64<<10, "fetch", refusal)
 	if !ok {
 		return
 	}
 	defer end()
 	p := st.Conn().RemotePeer()
+	defer s.fetches.release(p)
 	deadline := time.Now().Add(s.cfg.sessionTimeout)
 	c := newConn(st, s.cfg.maxBatchMessages*reconcile.KeyWireMax+1024, s.cfg.ioTimeout, deadline)
-	fail := func(err error) { refuseWith(c, err, &pb.FetchResponse{Error: wireError(err)}) }
-	if err := s.admit(p, s.fetches); err != nil {
-		fail(err)
-		return
-	}
-	defer s.fetches.release(p)
+	fail := func(err error) { refuseWith(c, err, refusal(err)) }
 	ctx, cancel := context.WithDeadline(s.ctx, deadline)
 	defer cancel()
 	defer resetOnCancel(ctx, st)()
@@ -120,7 +118,7 @@ func (s *Service) answerFetch(ctx context.Context, p peer.ID, req *pb.FetchReque
 		if err != nil {
 			return nil, err
 		}
-		if z := compress(raw); z != nil {
+		if z := compress(raw); pays(len(raw), z) {
 			resp.Zstd, resp.Batch = z, nil
 		}
 	}

@@ -32,7 +32,7 @@ type serverScope struct {
 // handleSync runs the server side of a session: resource scope, limits,
 // logging and metrics, and the stream's fate; serveSync holds the logic.
 func (s *Service) handleSync(st network.Stream) {
-	end, ok := s.open(st, 2*s.cfg.params.FrameSize+64<<10, "sync")
+	end, ok := s.begin(st, s.sessions, 2*s.cfg.params.FrameSize+64<<10, "sync", syncRefusal)
 	if !ok {
 		return
 	}
@@ -41,10 +41,6 @@ func (s *Service) handleSync(st network.Stream) {
 	start := time.Now()
 	deadline := start.Add(s.cfg.sessionTimeout)
 	c := newConn(st, s.cfg.params.FrameSize+1024, s.cfg.ioTimeout, deadline)
-	if err := s.admit(p, s.sessions); err != nil {
-		s.refuse(c, err)
-		return
-	}
 	// The slot goes back before the stream closes: a client waits for
 	// the close, so its next session never finds this one still counted.
 	var once sync.Once
@@ -73,18 +69,44 @@ func (s *Service) handleSync(st network.Stream) {
 	_ = st.Close()
 }
 
-// open begins an inbound stream: it registers the handler with the
-// service (so Close waits for it), attaches the stream to the service's
-// resource scope and reserves mem for what it buffers. On failure the
-// stream is reset and ok is false; otherwise end undoes all of it.
-func (s *Service) open(st network.Stream, mem int, what string) (end func(), ok bool) {
+// refusalDelay is how long a stream refused admission (over a rate or a
+// limit, or from a refused peer) waits before it is told so. A refusal
+// is cheap, but a peer that asks again the moment it is refused makes
+// the server pay stream setup and refusal thousands of times a second;
+// waiting costs the server a parked stream without a memory
+// reservation, and slows such a loop to two tries a second.
+const refusalDelay = 500 * time.Millisecond
+
+// begin begins an inbound stream whose kind l limits: it registers the
+// handler with the service (so Close waits for it), attaches the stream
+// to the service's resource scope and admits the peer, taking a slot of
+// l. A peer not admitted is answered with refusal(err) after
+// refusalDelay, and begin returns false. Only an admitted stream
+// reserves mem for what it buffers. The caller releases the slot; end
+// releases the memory and the registration.
+func (s *Service) begin(st network.Stream, l *limiter, mem int, what string, refusal func(error) proto.Message) (end func(), ok bool) {
 	done, ok := s.track()
 	if !ok {
 		_ = st.Reset()
 		return nil, false
 	}
-	if err := setupStream(st, mem); err != nil {
-		s.log.Debug(what+" stream setup failed", "peer", st.Conn().RemotePeer(), "err", err)
+	p := st.Conn().RemotePeer()
+	if err := st.Scope().SetService(ServiceName); err != nil {
+		s.log.Debug(what+" stream setup failed", "peer", p, "err", err)
+		_ = st.Reset()
+		done()
+		return nil, false
+	}
+	if err := s.admit(p, l); err != nil {
+		s.tarpit()
+		refuseWith(newConn(st, 1024, s.cfg.ioTimeout, time.Now().Add(s.cfg.ioTimeout)), err, refusal(err))
+		done()
+		return nil, false
+	}
+	if err := st.Scope().ReserveMemory(mem, network.ReservationPriorityAlways); err != nil {
+		s.log.Debug(what+" stream memory refused", "peer", p, "err", err)
+		l.release(p)
+		_ = st.Reset()
 		done()
 		return nil, false
 	}
@@ -92,6 +114,16 @@ func (s *Service) open(st network.Stream, mem int, what string) (end func(), ok 
 		st.Scope().ReleaseMemory(mem)
 		done()
 	}, true
+}
+
+// tarpit waits refusalDelay, or until the service closes.
+func (s *Service) tarpit() {
+	t := time.NewTimer(refusalDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.ctx.Done():
+	}
 }
 
 // setupStream attaches a stream to the service and reserves memory for
@@ -364,8 +396,11 @@ func (s *Service) pullAndReport(ctx context.Context, p peer.ID, c *conn, scopes 
 }
 
 // refuse ends a sync session with an error; see refuseWith.
-func (s *Service) refuse(c *conn, err error) {
-	refuseWith(c, err, &pb.SyncFrame{EndOfTurn: true, Error: wireError(err)})
+func (s *Service) refuse(c *conn, err error) { refuseWith(c, err, syncRefusal(err)) }
+
+// syncRefusal is the frame that ends a session with err.
+func syncRefusal(err error) proto.Message {
+	return &pb.SyncFrame{EndOfTurn: true, Error: wireError(err)}
 }
 
 // refuseWith tells the peer why its stream ends (msg carries the coded

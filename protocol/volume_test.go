@@ -1,0 +1,72 @@
+package protocol_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-msgio/protoio"
+	"github.com/stretchr/testify/require"
+
+	"github.com/storesync/storesync/pb"
+	"github.com/storesync/storesync/protocol"
+	"github.com/storesync/storesync/reconcile"
+)
+
+// downloadScope streams the whole of sc from server as a bare client
+// does, reading every batch and storing nothing, and returns the
+// messages it was sent and the header's error code (OK when none).
+func downloadScope(t *testing.T, h host.Host, server *streamNode, sc reconcile.Scope) (int, pb.Code) {
+	t.Helper()
+	s, err := h.NewStream(t.Context(), server.h.ID(), protocol.CatchUpID)
+	require.NoError(t, err)
+	defer s.Reset()
+	id := sc.ID()
+	require.NoError(t, protoio.NewDelimitedWriter(s).WriteMsg(&pb.CatchUpRequest{Scope: id[:], AcceptBare: true}))
+	r := protoio.NewDelimitedReader(s, 2<<20)
+	var hd pb.CatchUpHeader
+	require.NoError(t, r.ReadMsg(&hd))
+	if hd.Error != nil {
+		return 0, hd.Error.Code
+	}
+	n := 0
+	for {
+		var b pb.CatchUpBatch
+		require.NoError(t, r.ReadMsg(&b))
+		require.Nil(t, b.Error)
+		require.Empty(t, b.Zstd, "no zstd was asked for")
+		if b.Batch != nil {
+			n += len(b.Batch.Messages)
+		}
+		if b.Done {
+			return n, pb.Code_OK
+		}
+	}
+}
+
+// TestRepeatedDownloadsOfAScopeAreRefused: a peer may stream a scope
+// about as often as the volume bound allows (here once over, plus the
+// floor of 10,000 messages), then gets BUSY, while another peer is
+// still served in full.
+func TestRepeatedDownloadsOfAScopeAreRefused(t *testing.T) {
+	server := newStreamNode(t, []reconcile.Scope{chat}, protocol.WithCatchUpVolume(1, time.Hour))
+	fillScope(t, chat, 12_000, server.node)
+	greedy := newHost(t)
+	connect(t, greedy, server.h)
+	// The bound is 12,000 + 10,000: the first two downloads start below
+	// it, the third finds 24,000 sent.
+	for i := range 2 {
+		n, code := downloadScope(t, greedy, server, chat)
+		require.Equal(t, pb.Code_OK, code, "download %d", i+1)
+		require.Equal(t, 12_000, n)
+	}
+	_, code := downloadScope(t, greedy, server, chat)
+	require.Equal(t, pb.Code_BUSY, code, "a third download in the hour")
+
+	other := newStreamNode(t, []reconcile.Scope{chat})
+	connect(t, other.h, server.h)
+	rep, err := other.svc.Sync(t.Context(), server.h.ID(), chat)
+	require.NoError(t, err)
+	require.NoError(t, rep.Err())
+	require.Equal(t, 12_000, rep.Scopes[0].Streamed, "another peer is served in full")
+}
