@@ -32,7 +32,7 @@ type childArgs struct {
 	dir      string        // data folder (catchup, rawputs)
 	n        int           // messages to expect or write
 	seed     uint64        // generator seed (rawputs)
-	sender   string        // the sender's multiaddr ending in /p2p/<id> (catchup, rawstream)
+	sender   string        // the sender's multiaddr ending in /p2p/<id> (catchup, rawstream, loadattack)
 	count    uint64        // the sender's count (catchup)
 	root     string        // the sender's root, hex (catchup)
 	timeout  time.Duration // the child gives up and fails after this
@@ -88,9 +88,12 @@ type childResult struct {
 	Messages int `json:"messages"`
 	Rejected int `json:"rejected,omitempty"`
 	// Bytes: catchup, the wire bytes of its protocol.Reports; rawstream,
-	// the bytes read, varint prefixes included.
-	Bytes    int64 `json:"bytes,omitempty"`
-	Sessions int   `json:"sessions,omitempty"`
+	// the bytes read, varint prefixes included; loadattack, the bytes the
+	// server sent the hostile peers.
+	Bytes int64 `json:"bytes,omitempty"`
+	// Sessions: catchup, the sessions run; loadattack, the attacks run to
+	// their end.
+	Sessions int `json:"sessions,omitempty"`
 	// StartCount is what the store held at start (after a kill, what the
 	// last process left); Count and Root what it holds at the end.
 	StartCount uint64 `json:"start_count,omitempty"`
@@ -144,6 +147,8 @@ func childMain(args []string) int {
 		res, err = runRawStreamReceiver(ctx, a)
 	case kindLoadServer:
 		res, err = runLoadServer(ctx, a, out)
+	case kindLoadAttack:
+		res, err = runLoadAttack(ctx, a, out)
 	default:
 		err = fmt.Errorf("unknown kind %q", a.kind)
 	}

@@ -28,6 +28,10 @@ const modeLoad = "load"
 // server does.
 var insyncScope = reconcile.Scope{PubsubTopic: pubsubTopic, ContentTopic: "/storesync/1/bench-insync/proto"}
 
+// serverSettle is how long after a load server is ready its clients
+// start.
+const serverSettle = 3 * time.Second
+
 // insyncEvery is how often each in-sync client starts a session.
 const insyncEvery = time.Second
 
@@ -40,11 +44,17 @@ type loadPhase struct {
 	failures  int       // in-sync sessions that failed
 	wall      float64   // seconds until every catch-up was done
 	serverKiB int64     // the server process's peak RSS
+	// attacks counts the attacks the hostile peers ran to their end, and
+	// attackBytes what the server sent them.
+	attacks     int
+	attackBytes int64
 }
 
-// runLoad builds the server's store, then runs the phase without and the
-// phase with hostile peers, each against a server process of its own,
-// and prints the table.
+// runLoad builds the server's store, then runs o.runs rounds of the
+// phase without and the phase with hostile peers, alternating, each
+// against a server process of its own, and prints the table of the
+// rounds pooled: a p99 of one round's few hundred sessions is its second
+// or third worst, which varies by half from round to round.
 func runLoad(ctx context.Context, work string, o options) error {
 	dir := filepath.Join(work, "load-server")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -55,22 +65,36 @@ func runLoad(ctx context.Context, work string, o options) error {
 	if err != nil {
 		return err
 	}
-	var phases []loadPhase
-	for _, hostile := range []int{0, o.hostile} {
-		name := "honest clients alone"
-		if hostile > 0 {
-			name = fmt.Sprintf("with %d hostile peers", hostile)
+	pooled := []loadPhase{{name: "honest clients alone"}, {name: fmt.Sprintf("with %d hostile peers", o.hostile), hostile: o.hostile}}
+	for r := range o.runs {
+		var round [2]loadPhase
+		for i := range pooled {
+			fmt.Fprintf(os.Stderr, "load round %d: %s\n", r+1, pooled[i].name)
+			ph, err := runLoadPhase(ctx, work, dir, o, insync, pooled[i].hostile)
+			if err != nil {
+				return fmt.Errorf("round %d, %s: %w", r+1, pooled[i].name, err)
+			}
+			round[i] = ph
+			pooled[i].merge(ph)
 		}
-		fmt.Fprintf(os.Stderr, "load: %s\n", name)
-		ph, err := runLoadPhase(ctx, work, dir, o, insync, hostile)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		ph.name = name
-		phases = append(phases, ph)
+		fmt.Fprintf(os.Stdout, "round %d: honest p99 with hostile peers / alone: catch-up %.2f, in-sync session %.2f (%.1f / %.1f ms)\n", r+1,
+			quantile(round[1].catchups, 0.99)/quantile(round[0].catchups, 0.99),
+			quantile(round[1].sessions, 0.99)/quantile(round[0].sessions, 0.99),
+			1000*quantile(round[1].sessions, 0.99), 1000*quantile(round[0].sessions, 0.99))
 	}
-	printLoad(os.Stdout, o, phases)
+	printLoad(os.Stdout, o, pooled)
 	return nil
+}
+
+// merge adds what another round of the same phase measured.
+func (p *loadPhase) merge(q loadPhase) {
+	p.catchups = append(p.catchups, q.catchups...)
+	p.sessions = append(p.sessions, q.sessions...)
+	p.failures += q.failures
+	p.wall += q.wall
+	p.serverKiB = max(p.serverKiB, q.serverKiB)
+	p.attacks += q.attacks
+	p.attackBytes += q.attackBytes
 }
 
 // buildLoadServer writes the server's store: o.n messages of benchScope
@@ -103,54 +127,48 @@ func buildLoadServer(ctx context.Context, dir string, o options) ([]reconcile.Me
 	return insync, storePut(st)(ctx, insync)
 }
 
-// runLoadPhase starts a server process on dir and, against it, hostile
-// peers, o.insync clients running sessions on insyncScope and o.clients
+// runLoadPhase starts a server process on dir and, against it, a process
+// of hostile peers, o.insync clients running sessions on insyncScope and o.clients
 // clients catching up benchScope from empty, all at once; it ends when
 // every catch-up has. Each in-sync client starts a session a second.
 func runLoadPhase(ctx context.Context, work, dir string, o options, insync []reconcile.Message, hostiles int) (ph loadPhase, err error) {
 	ph.hostile = hostiles
-	addrs := make(chan string, 1)
-	var proc *os.Process
-	served := make(chan childRun, 1)
-	go func() {
-		r, err := spawn(ctx, childArgs{kind: kindLoadServer, dir: dir, n: 1, timeout: o.timeout}, func(p *os.Process, line childResult) {
-			proc = p
-			addrs <- line.Addr
-		})
-		if err != nil && r.err == nil {
-			r.err = err
-		}
-		served <- r
-	}()
-	var addr string
-	select {
-	case addr = <-addrs:
-	case r := <-served:
-		return ph, fmt.Errorf("server: %v", r.err)
+	server, err := startBackground(ctx, childArgs{kind: kindLoadServer, dir: dir, n: 1, timeout: o.timeout})
+	if err != nil {
+		return ph, err
 	}
 	defer func() {
-		_ = proc.Signal(os.Interrupt)
-		r := <-served
+		r := server.stop()
 		ph.serverKiB = r.rssKiB
 		if r.err != nil && err == nil {
 			err = fmt.Errorf("server: %w", r.err)
 		}
 	}()
-	srv, err := peer.AddrInfoFromString(addr)
+	srv, err := peer.AddrInfoFromString(server.ready.Addr)
 	if err != nil {
 		return ph, err
 	}
-
-	attackCtx, stopAttacks := context.WithCancel(ctx)
-	var attackers sync.WaitGroup
-	for i := range hostiles {
-		attackers.Add(1)
-		go func() {
-			defer attackers.Done()
-			_ = hostile(attackCtx, *srv, i)
+	// The clients start serverSettle after the server is ready, in both
+	// phases: its start-up work (warming its memos) is then behind it,
+	// and the hostile peers, ready a second after they start, are under
+	// way.
+	settled := time.Now().Add(serverSettle)
+	// The hostile peers run in a process of their own, as they would on
+	// machines of their own: they share the cores with the clients, but
+	// not the clients' Go scheduler.
+	if hostiles > 0 {
+		attackers, err := startBackground(ctx, childArgs{kind: kindLoadAttack, n: hostiles, sender: server.ready.Addr, timeout: o.timeout})
+		if err != nil {
+			return ph, err
+		}
+		defer func() {
+			r := attackers.stop()
+			ph.attacks, ph.attackBytes = r.res.Sessions, r.res.Bytes
+			if r.err != nil && err == nil {
+				err = fmt.Errorf("hostile peers: %w", r.err)
+			}
 		}()
 	}
-	defer func() { stopAttacks(); attackers.Wait() }()
 
 	var nodes []*node.Node
 	defer func() {
@@ -190,10 +208,7 @@ func runLoadPhase(ctx context.Context, work, dir string, o options, insync []rec
 		}
 		catchers = append(catchers, n)
 	}
-	if hostiles > 0 {
-		time.Sleep(time.Second) // the attacks under way
-	}
-
+	time.Sleep(time.Until(settled))
 	var mu sync.Mutex
 	stop := make(chan struct{})
 	var loops sync.WaitGroup
@@ -283,7 +298,7 @@ func printLoad(w io.Writer, o options, ph []loadPhase) {
 		return fmt.Sprintf("%.2f / %.2f", quantile(p.catchups, 0.5), quantile(p.catchups, 0.99))
 	})
 	row("catch-up throughput (msgs/s, all clients)", func(p loadPhase) string {
-		return thousands(float64(o.n*o.clients) / p.wall)
+		return thousands(float64(o.n*o.clients*o.runs) / p.wall)
 	})
 	row("in-sync sessions a second", func(p loadPhase) string { return fmt.Sprintf("%.1f", float64(len(p.sessions))/p.wall) })
 	row("in-sync session p50 / p99 (ms)", func(p loadPhase) string {
@@ -291,6 +306,8 @@ func printLoad(w io.Writer, o options, ph []loadPhase) {
 	})
 	row("in-sync sessions failed", func(p loadPhase) string { return fmt.Sprint(p.failures) })
 	row("server peak RSS (MiB)", func(p loadPhase) string { return fmt.Sprintf("%.0f", float64(p.serverKiB)/1024) })
+	row("attacks run a second", func(p loadPhase) string { return fmt.Sprintf("%.1f", float64(p.attacks)/p.wall) })
+	row("bytes sent to hostile peers a second", func(p loadPhase) string { return thousands(float64(p.attackBytes) / p.wall) })
 	fmt.Fprintf(w, "honest p99 with hostile peers / alone: catch-up %.2f, in-sync session %.2f (target ≤ 2)\n",
 		quantile(ph[1].catchups, 0.99)/quantile(ph[0].catchups, 0.99), quantile(ph[1].sessions, 0.99)/quantile(ph[0].sessions, 0.99))
 	for _, p := range ph {

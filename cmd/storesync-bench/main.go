@@ -71,7 +71,7 @@ func main() {
 	flag.StringVar(&o.dir, "dir", "", "folder in which to create the LevelDB stores (default: the system's temporary folder)")
 	flag.BoolVar(&o.ingest, "ingest", false, "run only the tree ingest measurement")
 	flag.IntVar(&o.reps, "reps", 1, "-mode scattered, recent, twoway and disjoint: sessions of each case, each missing other keys, and their median")
-	flag.IntVar(&o.runs, "runs", 3, "-mode ingest, catchup and snapshot: runs of each kind, alternating")
+	flag.IntVar(&o.runs, "runs", 3, "-mode ingest, catchup, snapshot and load: runs of each kind, alternating")
 	flag.IntVar(&o.single, "single", 50_000, "-mode ingest: one-message Put calls after the bulk load")
 	flag.IntVar(&o.calls, "calls", 200, "-mode ingest: Put calls of 1,000 messages, in one scope and over 1,000 scopes")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "-mode catchup: the longest one child process may run")
