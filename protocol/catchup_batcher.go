@@ -69,7 +69,7 @@ func (b *batcher) flush(done bool) error {
 	if m := b.s.cfg.metrics; m != nil && b.count > 0 {
 		m.MessagesSent(b.scope.String(), b.count)
 	}
-	b.s.volume.charge(b.peer, b.count)
+	b.s.volume.charge(b.peer, b.scope, b.count)
 	b.buf, b.size, b.count = b.buf[:0], 0, 0
 	return nil
 }

@@ -104,62 +104,69 @@ func (s *strikes) isRefused(p peer.ID) bool {
 	return ok
 }
 
-// peerTimes maps peers to values, in the order of the time each was last
-// set.
-type peerTimes[V any] struct {
-	items map[peer.ID]*list.Element
-	order list.List // of *peerTime[V], least recently set first
+// keyTimes maps keys (peers, or a peer and a scope) to values, in the
+// order of the time each was last set.
+type keyTimes[K comparable, V any] struct {
+	items map[K]*list.Element
+	order list.List // of *keyTime[K, V], least recently set first
 }
 
-type peerTime[V any] struct {
-	p  peer.ID
+// peerTimes is keyTimes by peer.
+type peerTimes[V any] = keyTimes[peer.ID, V]
+
+type keyTime[K comparable, V any] struct {
+	k  K
 	v  V
 	at time.Time
 }
 
-func newPeerTimes[V any]() peerTimes[V] { return peerTimes[V]{items: make(map[peer.ID]*list.Element)} }
+func newKeyTimes[K comparable, V any]() keyTimes[K, V] {
+	return keyTimes[K, V]{items: make(map[K]*list.Element)}
+}
 
-func (m *peerTimes[V]) get(p peer.ID) (V, bool) {
-	v, _, ok := m.getAt(p)
+func newPeerTimes[V any]() peerTimes[V] { return newKeyTimes[peer.ID, V]() }
+
+func (m *keyTimes[K, V]) get(k K) (V, bool) {
+	v, _, ok := m.getAt(k)
 	return v, ok
 }
 
-// getAt returns p's value and when it was set.
-func (m *peerTimes[V]) getAt(p peer.ID) (V, time.Time, bool) {
-	if el, ok := m.items[p]; ok {
-		e := el.Value.(*peerTime[V])
+// getAt returns k's value and when it was set.
+func (m *keyTimes[K, V]) getAt(k K) (V, time.Time, bool) {
+	if el, ok := m.items[k]; ok {
+		e := el.Value.(*keyTime[K, V])
 		return e.v, e.at, true
 	}
 	var zero V
 	return zero, time.Time{}, false
 }
 
-// set sets p's value as of at (not before the last set of any peer),
-// first forgetting the least recently set peer when bound peers are held.
-func (m *peerTimes[V]) set(p peer.ID, v V, at time.Time, bound int) {
-	if el, ok := m.items[p]; ok {
-		e := el.Value.(*peerTime[V])
+// set sets k's value as of at (not before the last set of any key),
+// first forgetting the least recently set key when bound keys are held.
+func (m *keyTimes[K, V]) set(k K, v V, at time.Time, bound int) {
+	if el, ok := m.items[k]; ok {
+		e := el.Value.(*keyTime[K, V])
 		e.v, e.at = v, at
 		m.order.MoveToBack(el)
 		return
 	}
 	if len(m.items) >= bound {
-		m.remove(m.order.Front().Value.(*peerTime[V]).p)
+		m.remove(m.order.Front().Value.(*keyTime[K, V]).k)
 	}
-	m.items[p] = m.order.PushBack(&peerTime[V]{p: p, v: v, at: at})
+	m.items[k] = m.order.PushBack(&keyTime[K, V]{k: k, v: v, at: at})
 }
 
-func (m *peerTimes[V]) remove(p peer.ID) {
-	if el, ok := m.items[p]; ok {
+func (m *keyTimes[K, V]) remove(k K) {
+	if el, ok := m.items[k]; ok {
 		m.order.Remove(el)
-		delete(m.items, p)
+		delete(m.items, k)
 	}
 }
 
-// expire forgets the peers last set before cutoff.
-func (m *peerTimes[V]) expire(cutoff time.Time) {
-	for el := m.order.Front(); el != nil && el.Value.(*peerTime[V]).at.Before(cutoff); el = m.order.Front() {
-		m.remove(el.Value.(*peerTime[V]).p)
+// expire forgets the keys last set before cutoff.
+func (m *keyTimes[K, V]) expire(cutoff time.Time) {
+	for el := m.order.Front(); el != nil && el.Value.(*keyTime[K, V]).at.Before(cutoff); el = m.order.Front() {
+		m.remove(el.Value.(*keyTime[K, V]).k)
 	}
 }
 

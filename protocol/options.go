@@ -38,6 +38,7 @@ type config struct {
 	fetchRate          int
 	catchUpRate        int
 	volumeFactor       float64
+	volumeFloor        int
 	volumeWindow       time.Duration
 	catchUpRatio       float64
 	catchUpMinGap      int
@@ -67,7 +68,8 @@ func defaults() config {
 		sessionRate:        60,
 		fetchRate:          1200,
 		catchUpRate:        60,
-		volumeFactor:       2,
+		volumeFactor:       1,
+		volumeFloor:        100_000,
 		volumeWindow:       10 * time.Minute,
 		catchUpRatio:       2,
 		catchUpMinGap:      10_000,
@@ -267,19 +269,22 @@ func WithRates(sessions, fetches, catchUps int) Option {
 	}
 }
 
-// WithCatchUpVolume bounds how much of a scope one peer may stream by
-// catch-up: a stream starts only while the messages sent to the peer,
-// decaying with time constant window, number fewer than factor times the
-// scope's count plus 10,000. An honest peer streams a scope about once;
-// one that downloads it again and again would take the server from
-// everyone else. Default factor 2, window 10 minutes; factor 0 lifts the
-// bound.
-func WithCatchUpVolume(factor float64, window time.Duration) Option {
+// WithCatchUpVolume bounds how much of a scope one peer may be sent, by
+// catch-up and fetch together: a catch-up stream or a fetch request is
+// served only while the messages of the scope sent to the peer, decaying
+// with time constant window, number fewer than factor times the scope's
+// count plus floor. An honest peer streams a scope about once and
+// fetches what its sessions find missing, and the floor leaves room for
+// the batches a client that fails to store them has sent again; one
+// that downloads the scope again and again would take the server from
+// everyone else. Default factor 1, floor 100,000, window 10 minutes;
+// factor 0 lifts the bound.
+func WithCatchUpVolume(factor float64, floor int, window time.Duration) Option {
 	return func(c *config) error {
-		if factor < 0 || math.IsNaN(factor) || math.IsInf(factor, 0) || window <= 0 {
+		if factor < 0 || math.IsNaN(factor) || math.IsInf(factor, 0) || floor < 0 || window <= 0 {
 			return errOption
 		}
-		c.volumeFactor, c.volumeWindow = factor, window
+		c.volumeFactor, c.volumeFloor, c.volumeWindow = factor, floor, window
 		return nil
 	}
 }

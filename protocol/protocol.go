@@ -117,7 +117,7 @@ func New(h host.Host, store Store, opts ...Option) (*Service, error) {
 		sessions: newLimiter(cfg.maxSessionsPerPeer, cfg.maxSessions, newRates(cfg.sessionRate, cfg.now)),
 		fetches:  newLimiter(cfg.maxSessionsPerPeer, cfg.maxSessions, newRates(cfg.fetchRate, cfg.now)),
 		catchUps: newLimiter(cfg.maxSessionsPerPeer, cfg.maxSessions, newRates(cfg.catchUpRate, cfg.now)),
-		volume:   newVolume(cfg.volumeFactor, cfg.volumeWindow, cfg.now),
+		volume:   newVolume(cfg.volumeFactor, cfg.volumeFloor, cfg.volumeWindow, cfg.now),
 		pulls:    make(chan struct{}, cfg.maxPulls),
 		strikes:  newStrikes(cfg.maxStrikes, cfg.refuseFor, cfg.now),
 		catching: make(map[reconcile.Scope]chan struct{}),

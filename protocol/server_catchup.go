@@ -71,7 +71,7 @@ func (s *Service) serveCatchUp(ctx context.Context, p peer.ID, c *conn) error {
 		return err
 	}
 	if !req.Summary {
-		if err := s.volume.admit(p, total); err != nil {
+		if err := s.volume.admit(p, sc, total); err != nil {
 			s.tarpit()
 			return s.writeFlush(c, &pb.CatchUpHeader{Error: wireError(err)})
 		}

@@ -40,6 +40,20 @@ func (s *Service) handleFetch(st network.Stream) {
 	_ = st.Close()
 }
 
+// admitVolume returns an error wrapping ErrBusy if p may not be sent
+// more of sc (Service.volume).
+func (s *Service) admitVolume(ctx context.Context, p peer.ID, sc reconcile.Scope) error {
+	set, ok := s.store.Set(sc)
+	if !ok {
+		return ErrUnsupportedScope
+	}
+	all, err := set.Aggregate(ctx, reconcile.Key{}, reconcile.End)
+	if err != nil {
+		return err
+	}
+	return s.volume.admit(p, sc, all.Count)
+}
+
 // serveFetch answers requests until the client closes the stream.
 func (s *Service) serveFetch(ctx context.Context, p peer.ID, c *conn) error {
 	for {
@@ -65,9 +79,9 @@ func (s *Service) serveFetch(ctx context.Context, p peer.ID, c *conn) error {
 
 // answerFetch builds the response to one request: the stored messages
 // with the keys asked for, in order, up to the smaller of the two sides'
-// byte limits, compressed when that pays. A scope we do not keep is
-// answered with an error the client can act on; a malformed request ends
-// the stream.
+// byte limits, compressed when that pays. A scope we do not keep, or a
+// peer over its volume, is answered with an error the client can act on;
+// a malformed request ends the stream.
 func (s *Service) answerFetch(ctx context.Context, p peer.ID, req *pb.FetchRequest) (*pb.FetchResponse, error) {
 	keys, err := reconcile.ParseKeys(req.Keys, s.cfg.maxBatchMessages)
 	switch {
@@ -82,6 +96,13 @@ func (s *Service) answerFetch(ctx context.Context, p peer.ID, req *pb.FetchReque
 	}
 	if !s.cfg.allowed(p, scope) {
 		return &pb.FetchResponse{Error: wireError(ErrRefused)}, nil
+	}
+	if err := s.admitVolume(ctx, p, scope); err != nil {
+		if errors.Is(err, ErrBusy) {
+			s.tarpit()
+			return &pb.FetchResponse{Error: wireError(err)}, nil
+		}
+		return nil, err
 	}
 	msgs, err := s.store.Get(ctx, scope, keys)
 	if err != nil {
@@ -125,5 +146,6 @@ func (s *Service) answerFetch(ctx context.Context, p peer.ID, req *pb.FetchReque
 	if m := s.cfg.metrics; m != nil {
 		m.MessagesSent(scope.String(), len(batch.Messages))
 	}
+	s.volume.charge(p, scope, len(batch.Messages))
 	return resp, nil
 }

@@ -44,13 +44,31 @@ func downloadScope(t *testing.T, h host.Host, server *streamNode, sc reconcile.S
 	}
 }
 
+// fetchCode asks server for the messages with keys of sc on a fetch
+// stream of h and returns the response's error code (OK when none) and
+// how many messages came.
+func fetchCode(t *testing.T, h host.Host, server *streamNode, sc reconcile.Scope, keys []reconcile.Key) (int, pb.Code) {
+	t.Helper()
+	s, err := h.NewStream(t.Context(), server.h.ID(), protocol.FetchID)
+	require.NoError(t, err)
+	defer s.Reset()
+	id := sc.ID()
+	require.NoError(t, protoio.NewDelimitedWriter(s).WriteMsg(&pb.FetchRequest{Scope: id[:], Keys: reconcile.AppendKeys(nil, keys)}))
+	var resp pb.FetchResponse
+	require.NoError(t, protoio.NewDelimitedReader(s, 2<<20).ReadMsg(&resp))
+	if resp.Error != nil {
+		return 0, resp.Error.Code
+	}
+	return len(resp.Batch.GetMessages()), pb.Code_OK
+}
+
 // TestRepeatedDownloadsOfAScopeAreRefused: a peer may stream a scope
-// about as often as the volume bound allows (here once over, plus the
-// floor of 10,000 messages), then gets BUSY, while another peer is
-// still served in full.
+// about as often as the volume bound allows (here once over, plus a
+// floor of 10,000 messages), then gets BUSY for catch-up and fetch
+// alike, while another peer is still served in full.
 func TestRepeatedDownloadsOfAScopeAreRefused(t *testing.T) {
-	server := newStreamNode(t, []reconcile.Scope{chat}, protocol.WithCatchUpVolume(1, time.Hour))
-	fillScope(t, chat, 12_000, server.node)
+	server := newStreamNode(t, []reconcile.Scope{chat}, protocol.WithCatchUpVolume(1, 10_000, time.Hour))
+	msgs := fillScope(t, chat, 12_000, server.node)
 	greedy := newHost(t)
 	connect(t, greedy, server.h)
 	// The bound is 12,000 + 10,000: the first two downloads start below
@@ -62,6 +80,12 @@ func TestRepeatedDownloadsOfAScopeAreRefused(t *testing.T) {
 	}
 	_, code := downloadScope(t, greedy, server, chat)
 	require.Equal(t, pb.Code_BUSY, code, "a third download in the hour")
+	keys := make([]reconcile.Key, 100)
+	for i := range keys {
+		keys[i] = msgs[i].Key()
+	}
+	_, code = fetchCode(t, greedy, server, chat, keys)
+	require.Equal(t, pb.Code_BUSY, code, "nor may it fetch the scope instead")
 
 	other := newStreamNode(t, []reconcile.Scope{chat})
 	connect(t, other.h, server.h)
@@ -69,4 +93,7 @@ func TestRepeatedDownloadsOfAScopeAreRefused(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, rep.Err())
 	require.Equal(t, 12_000, rep.Scopes[0].Streamed, "another peer is served in full")
+	n, code := fetchCode(t, other.h, server, chat, keys)
+	require.Equal(t, pb.Code_OK, code)
+	require.Equal(t, 100, n)
 }

@@ -14,16 +14,21 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/storesync/storesync/node"
+	"github.com/storesync/storesync/protocol"
 	"github.com/storesync/storesync/reconcile"
 )
 
 // senderNode starts an in-process node holding n messages of the demo
 // scope, 256-byte random payloads, for a child process to catch up from.
+// Its catch-up volume is not bounded: a receiver killed twenty times in
+// a minute is sent again, each time, what was in flight when it died,
+// which the default bound (the scope once and 100,000 messages more in
+// ten minutes) would refuse after a few kills.
 func senderNode(t *testing.T, n int) (*node.Node, reconcile.Scope) {
 	t.Helper()
 	sc := reconcile.Scope{PubsubTopic: defaultPubsubTopic, ContentTopic: cliTopic}
 	s, err := node.New(t.Context(), node.WithDataDir(t.TempDir()), node.WithListenAddrs("/ip4/127.0.0.1/tcp/0"),
-		node.WithScopes(sc))
+		node.WithScopes(sc), node.WithProtocolOptions(protocol.WithCatchUpVolume(0, 0, time.Minute)))
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	// At most a second between messages, all of them in the past.
