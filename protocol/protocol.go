@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	logging "github.com/libp2p/go-libp2p/gologshim"
 
+	"github.com/storesync/storesync/protocol/internal/lifecycle"
 	"github.com/storesync/storesync/reconcile"
 )
 
@@ -90,10 +91,9 @@ type Service struct {
 	catchMu  sync.Mutex // guards catching
 	catching map[reconcile.Scope]chan struct{}
 
-	ctx     context.Context
-	cancel  context.CancelFunc
-	closeMu sync.Mutex // orders track's wg.Add before Close's Wait
-	wg      sync.WaitGroup
+	ctx      context.Context
+	cancel   context.CancelFunc
+	handlers lifecycle.Handlers
 }
 
 // New mounts the protocols on h, serving and syncing the scopes of store.
@@ -137,10 +137,9 @@ func (s *Service) Close() error {
 	s.h.RemoveStreamHandler(SyncID)
 	s.h.RemoveStreamHandler(FetchID)
 	s.h.RemoveStreamHandler(CatchUpID)
-	s.closeMu.Lock()
+	s.handlers.Stop()
 	s.cancel()
-	s.closeMu.Unlock()
-	s.wg.Wait()
+	s.handlers.Wait()
 	return nil
 }
 

@@ -85,11 +85,11 @@ const refusalDelay = 500 * time.Millisecond
 // reserves mem for what it buffers. The caller releases the slot; end
 // releases the memory and the registration.
 func (s *Service) begin(st network.Stream, l *limiter, mem int, what string, refusal func(error) proto.Message) (end func(), ok bool) {
-	done, ok := s.track()
-	if !ok {
+	if !s.handlers.Enter() {
 		_ = st.Reset()
 		return nil, false
 	}
+	done := s.handlers.Done
 	p := st.Conn().RemotePeer()
 	if err := st.Scope().SetService(ServiceName); err != nil {
 		s.log.Debug(what+" stream setup failed", "peer", p, "err", err)

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/storesync/storesync/protocol/internal/lifecycle"
 	"github.com/storesync/storesync/reconcile"
 )
 
@@ -94,10 +94,9 @@ type WakuStore struct {
 	active *limiter
 	idle   *idleStreams
 
-	closeMu sync.Mutex // orders enter against Close
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	handlers lifecycle.Handlers
+	ctx      context.Context
+	cancel   context.CancelFunc
 }
 
 // NewWakuStore mounts the Store v3 protocol on h, answering from store.
@@ -123,10 +122,9 @@ func NewWakuStore(h host.Host, store HistoryStore, opts ...WakuStoreOption) (*Wa
 // them.
 func (w *WakuStore) Close() error {
 	w.h.RemoveStreamHandler(StoreQueryID)
-	w.closeMu.Lock()
+	w.handlers.Stop()
 	w.cancel()
-	w.closeMu.Unlock()
 	w.idle.resetAll()
-	w.wg.Wait()
+	w.handlers.Wait()
 	return nil
 }

@@ -21,11 +21,11 @@ var errBadQuery = errors.New("bad store query")
 // one of a bounded number of idle streams, for the request to begin, then
 // reads it, answers it and closes.
 func (w *WakuStore) handle(s network.Stream) {
-	if !w.enter() {
+	if !w.handlers.Enter() {
 		_ = s.Reset()
 		return
 	}
-	defer w.wg.Done()
+	defer w.handlers.Done()
 	const readBuf = 4 << 10
 	if err := s.Scope().SetService(WakuStoreServiceName); err != nil {
 		_ = s.Reset()
@@ -65,18 +65,6 @@ func (w *WakuStore) handle(s network.Stream) {
 		return
 	}
 	w.reply(s, w.answer(s, &req))
-}
-
-// enter registers a handler with the WaitGroup unless the server is
-// closed.
-func (w *WakuStore) enter() bool {
-	w.closeMu.Lock()
-	defer w.closeMu.Unlock()
-	if w.ctx.Err() != nil {
-		return false
-	}
-	w.wg.Add(1)
-	return true
 }
 
 // answer checks the request against the peer's allowance and the rules,

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -14,23 +13,21 @@ import (
 	logging "github.com/libp2p/go-libp2p/gologshim"
 
 	"github.com/storesync/storesync/pb"
+	"github.com/storesync/storesync/protocol/internal/lifecycle"
 )
 
 // MetadataService answers the metadata requests of peers on a host
 // with the node's cluster and shards. Its handlers share nothing but
-// the WaitGroup and the closed flag, which mu guards. Safe for
-// concurrent use.
+// their tracking for Close. Safe for concurrent use.
 type MetadataService struct {
 	h       host.Host
 	cluster uint16
 	shards  func() []uint16
 	cfg     metadataConfig
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	mu     sync.Mutex // guards closed and the WaitGroup's Add
-	closed bool
-	wg     sync.WaitGroup
+	ctx      context.Context
+	cancel   context.CancelFunc
+	handlers lifecycle.Handlers
 }
 
 // NewMetadataService mounts the metadata protocol on h. Every answer
@@ -60,11 +57,9 @@ func NewMetadataService(h host.Host, cluster uint16, shards func() []uint16, opt
 // and waits for their handlers to return.
 func (s *MetadataService) Close() error {
 	s.h.RemoveStreamHandler(MetadataID)
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
+	s.handlers.Stop()
 	s.cancel()
-	s.wg.Wait()
+	s.handlers.Wait()
 	return nil
 }
 
@@ -80,15 +75,11 @@ func (s *MetadataService) Self() Metadata {
 // handle runs one exchange: it resets the stream on any failure and
 // closes it after a good answer.
 func (s *MetadataService) handle(st network.Stream) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.handlers.Enter() {
 		_ = st.Reset()
 		return
 	}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	defer s.wg.Done()
+	defer s.handlers.Done()
 
 	p := st.Conn().RemotePeer()
 	if err := attachStream(st); err != nil {
