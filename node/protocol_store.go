@@ -11,7 +11,17 @@ import (
 // included.
 type protocolStore struct{ *Store }
 
-var _ protocol.CatchUpStore = protocolStore{}
+var (
+	_ protocol.CatchUpStore = protocolStore{}
+	_ protocol.ScopeCounter = protocolStore{}
+)
+
+// ScopeCount implements protocol.ScopeCounter from the scope's committed
+// state, pending keys included, without flushing them.
+func (p protocolStore) ScopeCount(sc reconcile.Scope) (uint64, bool) {
+	st, ok := p.Stats(sc)
+	return st.Count, ok
+}
 
 // Put implements protocol.Store.
 func (p protocolStore) Put(ctx context.Context, msgs []reconcile.Message) (int, error) {

@@ -49,6 +49,17 @@ type Store interface {
 	Put(ctx context.Context, msgs []reconcile.Message) (int, error)
 }
 
+// ScopeCounter is a Store that can tell a scope's message count without
+// reading its tree (which a node's store may first bring up to date,
+// writing the keys its recent commits left pending). The service uses
+// it, where the store has it, to check a fetch request against the
+// peer's volume (WithCatchUpVolume), so that fetch requests cannot make
+// the store write its trees more often.
+type ScopeCounter interface {
+	// ScopeCount returns the number of messages of a kept scope.
+	ScopeCount(sc reconcile.Scope) (uint64, bool)
+}
+
 // CatchUpStore is a Store that can also serve and take catch-up streams
 // (CatchUpID): read a scope in key order, and store a batch together with
 // the progress of the range it belongs to. Over a Store without it the

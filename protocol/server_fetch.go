@@ -43,6 +43,13 @@ func (s *Service) handleFetch(st network.Stream) {
 // admitVolume returns an error wrapping ErrBusy if p may not be sent
 // more of sc (Service.volume).
 func (s *Service) admitVolume(ctx context.Context, p peer.ID, sc reconcile.Scope) error {
+	if c, ok := s.store.(ScopeCounter); ok {
+		n, ok := c.ScopeCount(sc)
+		if !ok {
+			return ErrUnsupportedScope
+		}
+		return s.volume.admit(p, sc, n)
+	}
 	set, ok := s.store.Set(sc)
 	if !ok {
 		return ErrUnsupportedScope

@@ -1,6 +1,7 @@
 package protocol_test
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,4 +97,55 @@ func TestRepeatedDownloadsOfAScopeAreRefused(t *testing.T) {
 	n, code := fetchCode(t, other.h, server, chat, keys)
 	require.Equal(t, pb.Code_OK, code)
 	require.Equal(t, 100, n)
+}
+
+// countingStore is a streamStore that tells its scopes' counts
+// (protocol.ScopeCounter) and counts the calls of Set.
+type countingStore struct {
+	*streamStore
+	sets atomic.Int64
+}
+
+func (c *countingStore) Set(sc reconcile.Scope) (reconcile.Set, bool) {
+	c.sets.Add(1)
+	return c.streamStore.Set(sc)
+}
+
+func (c *countingStore) ScopeCount(sc reconcile.Scope) (uint64, bool) {
+	t, ok := c.trees[sc]
+	if !ok {
+		return 0, false
+	}
+	return t.Root().Count, true
+}
+
+// TestFetchVolumeUsesTheStoresCount: over a store that tells its counts,
+// a fetch is checked against the volume without reading the scope's tree
+// (which a node's store would first bring up to date), and is refused
+// with BUSY past the bound like a catch-up.
+func TestFetchVolumeUsesTheStoresCount(t *testing.T) {
+	st := &countingStore{streamStore: newStreamStore(t, chat)}
+	h := newHost(t)
+	svc, err := protocol.New(h, st, protocol.WithCatchUpVolume(1, 0, time.Hour))
+	require.NoError(t, err)
+	t.Cleanup(func() { svc.Close() })
+	server := &streamNode{node: &node{h: h, svc: svc, store: st.memStore}, ss: st.streamStore}
+	msgs := fillScope(t, chat, 1000, server.node)
+	keys := make([]reconcile.Key, 1000)
+	for i := range keys {
+		keys[i] = msgs[i].Key()
+	}
+	greedy := newHost(t)
+	connect(t, greedy, server.h)
+	before := st.sets.Load()
+	// The first fetch finds no debt; the second a debt of the whole
+	// scope, decayed a little below the bound; the third one above it.
+	for i := range 2 {
+		n, code := fetchCode(t, greedy, server, chat, keys)
+		require.Equal(t, pb.Code_OK, code, "fetch %d", i+1)
+		require.Equal(t, 1000, n)
+	}
+	_, code := fetchCode(t, greedy, server, chat, keys[:1])
+	require.Equal(t, pb.Code_BUSY, code)
+	require.Equal(t, before, st.sets.Load(), "fetches did not read the tree")
 }
