@@ -14,18 +14,17 @@ import (
 // volume bounds how many messages of a scope one peer may be sent, by
 // catch-up and by fetch. An honest peer streams a scope about once: it
 // resumes from its last key, and several peers share the parts of one
-// scope; it
-// fetches only what a session found missing. A peer that downloads a
-// whole scope again and again, within the stream and fetch rates, would
-// otherwise take as much of the server as every honest client together.
-// Each peer has a debt of messages sent per scope, which decays with
-// time constant window; a catch-up stream or a fetch request is served
-// only while the debt is below factor times the scope's count, plus
-// floor. A stream that starts may finish its range, so the debt
-// can pass the bound by one stream's worth. A small leaf structure behind
-// its own mutex; at most maxTracked debts are tracked, the least recently
-// charged giving way, and one not charged for five windows (under 1 %
-// of what it was) is forgotten.
+// scope; it fetches only what a session found missing. A peer that
+// downloads a whole scope again and again, within the stream and fetch
+// rates, would otherwise take as much of the server as every honest
+// client together. Each peer has a debt of messages sent per scope,
+// which decays with time constant window; a catch-up stream or a fetch
+// request is served only while the debt is below factor times the
+// scope's count, plus floor. A stream that starts may finish its range,
+// so the debt can pass the bound by one stream's worth. A small leaf
+// structure behind its own mutex; at most maxTracked debts are tracked,
+// the least recently charged giving way, and one not charged for five
+// windows (under 1 % of what it was) is forgotten.
 type volume struct {
 	mu     sync.Mutex
 	factor float64 // 0: unlimited
@@ -41,8 +40,8 @@ type debtKey struct {
 	scope reconcile.Scope
 }
 
-// errVolume is the detail of the ErrBusy a stream over its volume gets.
-var errVolume = errors.New("streamed the scope too often lately")
+// errVolume is the detail of the ErrBusy a peer over its volume gets.
+var errVolume = errors.New("sent too much of the scope lately")
 
 func newVolume(factor float64, floor int, window time.Duration, now func() time.Time) *volume {
 	return &volume{factor: factor, floor: float64(floor), window: window, now: now, debts: newKeyTimes[debtKey, float64]()}
