@@ -17,10 +17,14 @@ var (
 )
 
 // ScopeCount implements protocol.ScopeCounter from the scope's committed
-// state, pending keys included, without flushing them.
+// state, pending keys included, without flushing them (nor computing the
+// fingerprint Stats gives).
 func (p protocolStore) ScopeCount(sc reconcile.Scope) (uint64, bool) {
-	st, ok := p.Stats(sc)
-	return st.Count, ok
+	st, ok := p.state(sc)
+	if !ok {
+		return 0, false
+	}
+	return st.snap.Load().agg.Count, true
 }
 
 // Put implements protocol.Store.

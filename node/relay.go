@@ -237,8 +237,8 @@ func (n *Node) checkRelayed(topic string, data []byte) (m reconcile.Message, sto
 	return m, true, nil
 }
 
-// relayNetwork returns the GossipSub of a relay node, and the gossip
-// network of its sync groups over it.
+// relayNetwork returns the gossip network of a relay node's sync groups
+// over its GossipSub, announcements signed with the host's key.
 func (n *Node) relayNetwork(ps *pubsub.PubSub) (gossip.Network, error) {
 	key := n.host.Peerstore().PrivKey(n.host.ID())
 	if key == nil {

@@ -95,7 +95,7 @@ type Service struct {
 	sessions *limiter // server sessions, per peer and in total
 	fetches  *limiter // server fetch streams, per peer and in total
 	catchUps *limiter // server catch-up streams, per peer and in total
-	volume   *volume  // messages streamed by catch-up, per peer
+	volume   *volume  // messages sent by catch-up and fetch, per peer and scope
 	pulls    chan struct{}
 	strikes  *strikes
 
