@@ -37,8 +37,8 @@ const ProgressExport = protocol.ProgressKind("export")
 // for (ErrCorrupt). The writer's maximum message size defaults to the
 // store's when that is larger than snapshot.DefaultMaxMessageSize, so
 // that anything the store holds can be exported; opts come after it.
-// The store is read on a goroutine of its own while the calling one
-// checks, compresses and writes. Export reports ProgressExport after
+// The store is read, and its records checked, on goroutines of their own
+// while the calling one compresses and writes. Export reports ProgressExport after
 // every batch written. It writes w from its current offset and leaves it
 // at the end of the snapshot; a failed export leaves a partial snapshot
 // that any reader refuses (ExportFile leaves nothing).
@@ -156,22 +156,16 @@ func (s *Store) export(ctx context.Context, sc reconcile.Scope, w io.WriteSeeker
 		}
 		reported, flushed = n, cw.end
 	}
-	add := func(c storedChunk) error {
-		for i, k := range c.keys {
-			var m reconcile.Message
-			if err := unmarshalStored(k, c.record(i), &m); err != nil {
-				return err
-			}
-			if err := checkStored(st, k, &m); err != nil {
-				return err
-			}
+	add := func(c checkedChunk) error {
+		for i := range c.msgs {
 			before := cw.end
-			// checkStored hashed m: the writer need not again.
-			if err := sw.AddKeyed(m, k); err != nil {
+			// The checking stage hashed the message: the writer need not
+			// again.
+			if err := sw.AddKeyed(c.msgs[i], c.keys[i]); err != nil {
 				return err
 			}
-			// The writer wrote out a batch before taking m: one that
-			// holds every message before m.
+			// The writer wrote out a batch before taking the message:
+			// one that holds every message before it.
 			if cw.end != before {
 				report()
 			}
@@ -179,11 +173,14 @@ func (s *Store) export(ctx context.Context, sc reconcile.Scope, w io.WriteSeeker
 		}
 		return nil
 	}
-	// The store is read on a second goroutine (scanScope) while this
-	// one decodes, checks, compresses and writes.
+	// Three stages on goroutines of their own: the store is read
+	// (scanScope), its records decoded and checked (checkChunks), and
+	// this one compresses and writes, so that each takes a share of the
+	// cores.
 	scanCtx, cancel := context.WithCancel(ctx)
-	chunks, wait := s.scanScope(scanCtx, st)
-	for c := range chunks {
+	chunks, waitScan := s.scanScope(scanCtx, st)
+	checked, waitCheck := checkChunks(scanCtx, st, chunks)
+	for c := range checked {
 		if err = ctx.Err(); err != nil {
 			break
 		}
@@ -192,7 +189,10 @@ func (s *Store) export(ctx context.Context, sc reconcile.Scope, w io.WriteSeeker
 		}
 	}
 	cancel()
-	if serr := wait(); err == nil {
+	if cerr := waitCheck(); err == nil {
+		err = cerr
+	}
+	if serr := waitScan(); err == nil {
 		err = serr
 	}
 	if err != nil {

@@ -81,3 +81,46 @@ func (s *Store) scanScope(ctx context.Context, st *scopeState) (<-chan storedChu
 func newStoredChunk(size int) storedChunk {
 	return storedChunk{keys: make([]reconcile.Key, 0, scanChunk), ends: make([]int, 0, scanChunk), buf: make([]byte, 0, size)}
 }
+
+// checkedChunk is a storedChunk decoded and checked: msgs[i] is the
+// message stored under keys[i], its fields sharing the chunk's buffer.
+type checkedChunk struct {
+	keys []reconcile.Key
+	msgs []reconcile.Message
+}
+
+// checkChunks decodes every record of the chunks from in on a goroutine
+// of its own and checks it against its key and st's scope (checkStored),
+// so that the hashing takes a core of its own beside the scan and the
+// writing. The channel yields the chunks in order and is closed when in
+// is, or at the first record that fails; wait then returns that failure.
+// Cancelling ctx stops it. The caller must call wait once, and may stop
+// reading the channel before the end only after cancelling ctx.
+func checkChunks(ctx context.Context, st *scopeState, in <-chan storedChunk) (<-chan checkedChunk, func() error) {
+	out := make(chan checkedChunk, scanDepth)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(out)
+		errc <- func() error {
+			for c := range in {
+				cc := checkedChunk{keys: c.keys, msgs: make([]reconcile.Message, len(c.keys))}
+				for i, k := range c.keys {
+					m := &cc.msgs[i]
+					if err := unmarshalStored(k, c.record(i), m); err != nil {
+						return err
+					}
+					if err := checkStored(st, k, m); err != nil {
+						return err
+					}
+				}
+				select {
+				case out <- cc:
+				case <-ctx.Done():
+					return context.Cause(ctx)
+				}
+			}
+			return nil
+		}()
+	}()
+	return out, func() error { return <-errc }
+}
