@@ -18,7 +18,10 @@ import (
 // the range of their keys, in one batch; the keys wait in their scope's
 // pending set until a flush inserts them into the trees, in one Txn per
 // scope, and writes the trees' nodes, the scope records and the deletion
-// of the journal records they came from, all in one batch. A message
+// of the journal records they came from, all in one batch. A flush runs
+// in the background (or in a commit, past a backlog: flushDue); it takes
+// the pending keys into the scopes' flushing sets and then lets commits
+// to the scopes go on, which look keys up in both sets. A message
 // added at the right edge of a tree otherwise rewrites the open leaf on
 // every commit, and a commit over many scopes rewrites a leaf per scope:
 // the journal turns that into one leaf write per scope per flush.
@@ -251,12 +254,19 @@ const (
 	flushAtMost   = 8
 )
 
-// flushDue reports whether enough keys are pending for a flush. The
-// caller holds jmu.
-func (s *Store) flushDue() bool {
+// flushDue reports whether enough keys wait for a flush for a commit to
+// ask the background flusher for one (due), and whether so many do that
+// the commit must flush itself (over): flushBacklog times as many, which
+// bounds the keys waiting when commits outpace the flushes. The caller
+// holds jmu.
+func (s *Store) flushDue() (due, over bool) {
 	at := s.cfg.flushAt
 	if len(s.dirty) > 1 {
 		at = max(at, min(len(s.dirty)*flushPerScope, flushAtMost*at))
 	}
-	return s.pendingN >= at
+	return s.pendingN-s.takenN >= at, s.pendingN >= flushBacklog*at
 }
+
+// flushBacklog is how many flushes' worth of keys may wait, those being
+// flushed included, before a commit flushes rather than ask for a flush.
+const flushBacklog = 4

@@ -26,9 +26,11 @@ func defaultStoreConfig() storeConfig {
 }
 
 // WithFlush sets when the keys of committed messages go from the journal
-// into the trees: once n are pending, or the oldest has waited every.
-// Keys spread over many scopes wait for up to 64 a scope, at most 8n: a
-// flush rewrites the open leaf of every scope it touches.
+// into the trees: a background flush once n are pending, or the oldest
+// has waited every. Keys spread over many scopes wait for up to 64 a
+// scope, at most 8n: a flush rewrites the open leaf of every scope it
+// touches. Commits go on while a flush runs; one that finds 4 times that
+// many keys waiting, those being flushed included, flushes itself.
 // Whatever reads a tree flushes first, so this bounds only the memory of
 // the pending keys (about 100 bytes each, and 300 more while a flush
 // inserts them) and the replay after a crash; larger values let more

@@ -159,14 +159,17 @@ func (s *Store) putChunk(ctx context.Context, msgs []reconcile.Message, keys []r
 	slices.Sort(added)
 	s.subs.publish(msgs, added)
 	s.jmu.Lock()
-	full := s.flushDue()
+	due, over := s.flushDue()
 	s.jmu.Unlock()
-	if full {
+	switch {
+	case over:
 		// The messages are committed whether or not the flush works;
 		// one that fails leaves the keys pending for the next.
 		if err := s.flush(ctx); err != nil {
 			log.Warn("flushing the journal failed", "err", err)
 		}
+	case due:
+		s.kickFlusher()
 	}
 	return added, nil
 }

@@ -90,8 +90,8 @@ func TestHalfAppliedBatchIsFoundAndRepaired(t *testing.T) {
 		t.Run(which, func(t *testing.T) {
 			ctx := t.Context()
 			h := &halfBatching{Batching: dssync.MutexWrap(ds.NewMapDatastore())}
-			// A flush after every 64 keys, so that both kinds of batch come.
-			// The store is never closed: it crashes.
+			// A flush asked for at every 64 keys, so that both kinds of
+			// batch come. The store is never closed: it crashes.
 			s, err := node.OpenStore(ctx, h, node.WithFlush(64, time.Hour))
 			require.NoError(t, err)
 			require.NoError(t, s.AddScope(ctx, scopeA))
@@ -103,16 +103,21 @@ func TestHalfAppliedBatchIsFoundAndRepaired(t *testing.T) {
 			for range 10 {
 				require.NoError(t, put(50))
 			}
+			// Reading the tree flushes what waits, after any flush in
+			// the background: none runs now, and none can start before
+			// a commit makes keys pending again.
+			_, ok := s.Tree(scopeA)
+			require.True(t, ok)
 			if which == "commit" {
 				h.armed.Store(1)
 				require.ErrorIs(t, put(40), errHalf) // 40 keys: no flush follows
 			} else {
-				require.NoError(t, put(40))
-				// 40 + 40 pending: the put's commit, then a flush, the
-				// batch applied in half.
+				// 64 keys: the put's commit, then a flush in the
+				// background, the batch applied in half.
 				h.armed.Store(2)
-				require.NoError(t, put(40), "the messages committed; the flush after them failed")
-				require.Zero(t, h.armed.Load(), "the flush came, and was the batch applied in half")
+				require.NoError(t, put(64), "the messages committed; the flush after them fails")
+				require.Eventually(t, func() bool { return h.armed.Load() == 0 }, 10*time.Second, time.Millisecond,
+					"the flush came, and was the batch applied in half")
 			}
 			// A crash: the store is dropped, not closed.
 

@@ -23,12 +23,18 @@ type scopeState struct {
 	keys  scopeKeys
 	tree  *reconcile.Tree
 
-	// wmu serialises the scope's writers: commits, deletions and the
-	// flushes of its pending keys. It guards pending.
+	// wmu serialises the scope's writers: commits, deletions, and a
+	// flush's taking and releasing of its pending keys. It guards
+	// pending, and flushing against changes.
 	wmu sync.Mutex
 	// pending holds the keys of messages committed but not yet in the
-	// tree.
+	// tree and not yet taken by a flush.
 	pending pendingKeys
+	// flushing holds the keys a flush took from pending and is
+	// inserting into the tree: empty but while one runs. Only a flush,
+	// holding flushMu and wmu, changes it; the flush reads it without
+	// wmu meanwhile.
+	flushing pendingKeys
 
 	// snap is replaced, never modified, and only by a writer holding
 	// wmu: each starts from its predecessor's snapshot, while readers
@@ -193,7 +199,7 @@ func (s *Store) Tree(sc reconcile.Scope) (*reconcile.Tree, bool) {
 		return nil, false
 	}
 	st.wmu.Lock()
-	pending := st.pending.len()
+	pending := st.pending.len() + st.flushing.len()
 	st.wmu.Unlock()
 	if pending > 0 {
 		if err := s.flush(context.Background()); err != nil {

@@ -48,11 +48,14 @@ type Store struct {
 	seq      uint64                   // the next journal record's number
 	jfrom    uint64                   // the first not flushed
 	dirty    map[*scopeState]struct{} // scopes with pending keys
-	pendingN int                      // pending keys in all
+	pendingN int                      // keys not yet in the trees, taken ones included
+	takenN   int                      // of them, those the running flush took
 	oldest   time.Time                // when the first of them was committed
 
 	stopFlusher context.CancelFunc
 	flusherDone chan struct{}
+	// kick asks the background flusher for a flush now.
+	kick chan struct{}
 }
 
 // OpenStore opens the store kept in d. It loads the scopes recorded in d,
@@ -103,6 +106,7 @@ func openStore(ctx context.Context, d ds.Batching, opts []StoreOption) (*Store, 
 		scopes: make(map[reconcile.Scope]*scopeState),
 		byID:   make(map[[8]byte]*scopeState),
 		dirty:  make(map[*scopeState]struct{}),
+		kick:   make(chan struct{}, 1),
 	}
 	s.subs.init()
 	states, err := loadScopes(ctx, d, cfg)
@@ -131,9 +135,10 @@ func openStore(ctx context.Context, d ds.Batching, opts []StoreOption) (*Store, 
 	return s, nil
 }
 
-// goFlusher flushes the journal in the background once its oldest commit
-// is flushEvery old, so that a replay after a crash stays short and the
-// trees on disk stay close to the messages.
+// goFlusher flushes the journal in the background when a commit asks
+// (kickFlusher) and once its oldest commit is flushEvery old, so that a
+// replay after a crash stays short and the trees on disk stay close to
+// the messages.
 func (s *Store) goFlusher() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopFlusher, s.flusherDone = cancel, make(chan struct{})
@@ -142,13 +147,16 @@ func (s *Store) goFlusher() {
 		t := time.NewTicker(s.cfg.flushEvery / 4)
 		defer t.Stop()
 		for {
+			kicked := false
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+			case <-s.kick:
+				kicked = true
 			}
 			s.jmu.Lock()
-			due := s.pendingN > 0 && s.cfg.now().Sub(s.oldest) >= s.cfg.flushEvery
+			due := s.pendingN > 0 && (kicked || s.cfg.now().Sub(s.oldest) >= s.cfg.flushEvery)
 			s.jmu.Unlock()
 			if due && s.enter() == nil {
 				if err := s.flush(ctx); err != nil && ctx.Err() == nil {
@@ -158,6 +166,14 @@ func (s *Store) goFlusher() {
 			}
 		}
 	}()
+}
+
+// kickFlusher asks the background flusher for a flush, without waiting.
+func (s *Store) kickFlusher() {
+	select {
+	case s.kick <- struct{}{}:
+	default: // one is asked for already
+	}
 }
 
 // Close ends every subscription and waits for the calls in progress to

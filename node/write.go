@@ -174,7 +174,7 @@ func (s *Store) stage(ctx context.Context, w *recordWriter, msgs []reconcile.Mes
 		// (deletes, which may lower it, flush first), so a key past it
 		// is new without a look at the pending keys or the tree.
 		if next.newest < 0 || k.TS <= uint64(next.newest) {
-			if st.pending.has(k) {
+			if st.pending.has(k) || st.flushing.has(k) {
 				continue
 			}
 			has, err := st.tree.Has(ctx, k)
@@ -208,8 +208,12 @@ func (s *Store) nextSeq() uint64 {
 
 // flush writes the pending keys of every scope into its tree, with the
 // scope records, and deletes the journal records they came from, all in
-// one datastore batch. Commits to the scopes it flushes wait for it;
-// others go on.
+// one datastore batch. It takes the keys from the scopes' pending sets
+// (into flushing) under the scopes' locks and then releases them, so
+// that commits to the same scopes go on while it writes the trees; a
+// commit that must look a key up in a tree being written waits for the
+// tree's write. Flushes run one at a time. On failure the keys return to
+// pending for the next flush.
 func (s *Store) flush(ctx context.Context) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
@@ -230,8 +234,64 @@ func (s *Store) flush(ctx context.Context) error {
 	}
 	unlock := lockScopes(dirty)
 	s.commitMu.Unlock()
-	defer unlock()
+	aggs := make([]reconcile.Aggregate, len(dirty))
+	taken := 0
+	for i, st := range dirty {
+		st.pending, st.flushing = st.flushing, st.pending // flushing was empty
+		aggs[i] = st.snap.Load().agg
+		taken += st.flushing.len()
+	}
+	s.jmu.Lock()
+	for _, st := range dirty {
+		delete(s.dirty, st)
+	}
+	s.takenN = taken
+	s.jmu.Unlock()
+	unlock()
 
+	if err := s.writeFlushing(ctx, dirty, aggs, from, to); err != nil {
+		// The keys go back to pending, the scopes back to dirty, and the
+		// journal records stay for the next flush.
+		unlock := lockScopes(dirty)
+		for _, st := range dirty {
+			// Keys committed meanwhile are mostly above the taken ones.
+			newer := st.pending
+			st.pending, st.flushing = st.flushing, pendingKeys{}
+			newer.each(st.pending.add)
+		}
+		s.jmu.Lock()
+		for _, st := range dirty {
+			if st.pending.len() > 0 {
+				s.dirty[st] = struct{}{}
+			}
+		}
+		s.takenN = 0
+		s.jmu.Unlock()
+		unlock()
+		return err
+	}
+	unlock = lockScopes(dirty)
+	for _, st := range dirty {
+		st.flushing.reset()
+	}
+	unlock()
+	s.jmu.Lock()
+	s.jfrom = to
+	s.pendingN -= taken
+	s.takenN = 0
+	if s.pendingN == 0 {
+		s.oldest = time.Time{}
+	}
+	s.jmu.Unlock()
+	return nil
+}
+
+// writeFlushing is the body of flush: it inserts each dirty scope's
+// flushing keys into its tree, checks the tree's root against aggs (the
+// scope's state when they were taken) and commits the trees' writes, the
+// scope records and the deletion of the journal records [from, to) in
+// one batch.
+func (s *Store) writeFlushing(ctx context.Context, dirty []*scopeState, aggs []reconcile.Aggregate, from, to uint64) error {
 	b, err := s.d.Batch(ctx)
 	if err != nil {
 		return err
@@ -242,29 +302,26 @@ func (s *Store) flush(ctx context.Context) error {
 			x.Discard()
 		}
 	}
-	flushed := 0
-	for _, st := range dirty {
+	for i, st := range dirty {
 		x := st.tree.Begin()
 		txs = append(txs, x)
-		x.Grow(st.pending.len())
-		st.pending.each(x.Insert)
+		x.Grow(st.flushing.len())
+		st.flushing.each(x.Insert)
 		if err := x.Write(ctx, b); err != nil {
 			discard()
 			return fmt.Errorf("flush scope %s: %w", st.scope, err)
 		}
-		agg := st.snap.Load().agg
-		if x.Added() != st.pending.len() || x.Root() != agg {
+		if x.Added() != st.flushing.len() || x.Root() != aggs[i] {
 			// The messages stored and the tree would disagree: refuse
 			// rather than write what the next open reports as corrupt.
 			discard()
 			return fmt.Errorf("%w: scope %s: the tree took %d of %d pending keys, or its root differs from its messages' sum",
-				ErrCorrupt, st.scope, x.Added(), st.pending.len())
+				ErrCorrupt, st.scope, x.Added(), st.flushing.len())
 		}
-		if err := b.Put(ctx, scopeRecordKey(st.idHex), (&scopeRecord{scope: st.scope, agg: agg}).encode()); err != nil {
+		if err := b.Put(ctx, scopeRecordKey(st.idHex), (&scopeRecord{scope: st.scope, agg: aggs[i]}).encode()); err != nil {
 			discard()
 			return err
 		}
-		flushed += st.pending.len()
 	}
 	for seq := from; seq < to; seq++ {
 		if err := b.Delete(ctx, journalRecordKey(seq)); err != nil {
@@ -276,20 +333,9 @@ func (s *Store) flush(ctx context.Context) error {
 		discard()
 		return err
 	}
-	for i, st := range dirty {
-		txs[i].Commit()
-		st.pending.reset()
+	for _, x := range txs {
+		x.Commit()
 	}
-	s.jmu.Lock()
-	for _, st := range dirty {
-		delete(s.dirty, st)
-	}
-	s.jfrom = to
-	s.pendingN -= flushed
-	if s.pendingN == 0 {
-		s.oldest = time.Time{}
-	}
-	s.jmu.Unlock()
 	return nil
 }
 
@@ -317,7 +363,7 @@ func (s *Store) commitDeletes(ctx context.Context, st *scopeState, keys []reconc
 	defer s.commitMu.RUnlock()
 	st.wmu.Lock()
 	defer st.wmu.Unlock()
-	if st.pending.len() > 0 {
+	if st.pending.len() > 0 || st.flushing.len() > 0 {
 		return 0, errPendingKeys
 	}
 	b, err := s.d.Batch(ctx)
