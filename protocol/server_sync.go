@@ -91,9 +91,8 @@ func (s *Service) begin(st network.Stream, l *limiter, mem int, what string, ref
 	}
 	done := s.handlers.Done
 	p := st.Conn().RemotePeer()
-	if err := st.Scope().SetService(ServiceName); err != nil {
+	if err := attachStream(st); err != nil {
 		s.log.Debug(what+" stream setup failed", "peer", p, "err", err)
-		_ = st.Reset()
 		done()
 		return nil, false
 	}
@@ -103,10 +102,9 @@ func (s *Service) begin(st network.Stream, l *limiter, mem int, what string, ref
 		done()
 		return nil, false
 	}
-	if err := st.Scope().ReserveMemory(mem, network.ReservationPriorityAlways); err != nil {
+	if err := reserveStream(st, mem); err != nil {
 		s.log.Debug(what+" stream memory refused", "peer", p, "err", err)
 		l.release(p)
-		_ = st.Reset()
 		done()
 		return nil, false
 	}
@@ -127,12 +125,28 @@ func (s *Service) tarpit() {
 }
 
 // setupStream attaches a stream to the service and reserves memory for
-// what it buffers; on failure the stream is reset.
+// what it buffers; on failure the stream is reset. A server stream does
+// the two apart, admitting the peer in between (Service.begin).
 func setupStream(st network.Stream, mem int) error {
+	if err := attachStream(st); err != nil {
+		return err
+	}
+	return reserveStream(st, mem)
+}
+
+// attachStream attaches a stream to the service's resource scope; on
+// failure the stream is reset.
+func attachStream(st network.Stream) error {
 	if err := st.Scope().SetService(ServiceName); err != nil {
 		_ = st.Reset()
 		return err
 	}
+	return nil
+}
+
+// reserveStream reserves memory for what a stream buffers; on failure
+// the stream is reset.
+func reserveStream(st network.Stream, mem int) error {
 	if err := st.Scope().ReserveMemory(mem, network.ReservationPriorityAlways); err != nil {
 		_ = st.Reset()
 		return err
