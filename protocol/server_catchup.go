@@ -18,28 +18,10 @@ import (
 const maxSplits = 256
 
 // handleCatchUp serves one catch-up stream: resource scope, limits and
-// logging; serveCatchUp holds the logic.
+// logging (serveStream); serveCatchUp holds the logic.
 func (s *Service) handleCatchUp(st network.Stream) {
 	refusal := func(err error) proto.Message { return &pb.CatchUpBatch{Error: wireError(err)} }
-	end, ok := s.begin(st, s.catchUps, 2*s.cfg.maxBatchBytes+batchOverhead, "catch-up", refusal)
-	if !ok {
-		return
-	}
-	defer end()
-	p := st.Conn().RemotePeer()
-	defer s.catchUps.release(p)
-	deadline := time.Now().Add(s.cfg.sessionTimeout)
-	c := newConn(st, 1024, s.cfg.ioTimeout, deadline)
-	fail := func(err error) { refuseWith(c, err, refusal(err)) }
-	ctx, cancel := context.WithDeadline(s.ctx, deadline)
-	defer cancel()
-	defer resetOnCancel(ctx, st)()
-	if err := s.serveCatchUp(ctx, p, c); err != nil {
-		s.logFailure("catch-up", p, err)
-		fail(err)
-		return
-	}
-	_ = st.Close()
+	s.serveStream(st, s.catchUps, 2*s.cfg.maxBatchBytes+batchOverhead, 1024, "catch-up", refusal, s.serveCatchUp)
 }
 
 // serveCatchUp reads the request, answers with the header, then streams

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"time"
 
 	"github.com/gogo/protobuf/proto"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -15,29 +14,12 @@ import (
 )
 
 // handleFetch serves fetch requests on one stream until the client
-// closes it: resource scope, limits and logging; serveFetch holds the
-// logic.
+// closes it: resource scope, limits and logging (serveStream); serveFetch
+// holds the logic.
 func (s *Service) handleFetch(st network.Stream) {
 	refusal := func(err error) proto.Message { return &pb.FetchResponse{Error: wireError(err)} }
-	end, ok := s.begin(st, s.fetches, 2*s.cfg.maxBatchBytes+64<<10, "fetch", refusal)
-	if !ok {
-		return
-	}
-	defer end()
-	p := st.Conn().RemotePeer()
-	defer s.fetches.release(p)
-	deadline := time.Now().Add(s.cfg.sessionTimeout)
-	c := newConn(st, s.cfg.maxBatchMessages*reconcile.KeyWireMax+1024, s.cfg.ioTimeout, deadline)
-	fail := func(err error) { refuseWith(c, err, refusal(err)) }
-	ctx, cancel := context.WithDeadline(s.ctx, deadline)
-	defer cancel()
-	defer resetOnCancel(ctx, st)()
-	if err := s.serveFetch(ctx, p, c); err != nil {
-		s.logFailure("fetch", p, err)
-		fail(err)
-		return
-	}
-	_ = st.Close()
+	s.serveStream(st, s.fetches, 2*s.cfg.maxBatchBytes+64<<10, s.cfg.maxBatchMessages*reconcile.KeyWireMax+1024,
+		"fetch", refusal, s.serveFetch)
 }
 
 // admitVolume returns an error wrapping ErrBusy if p may not be sent

@@ -114,6 +114,33 @@ func (s *Service) begin(st network.Stream, l *limiter, mem int, what string, ref
 	}, true
 }
 
+// serveStream runs a catch-up or fetch handler: it admits the stream
+// through l with mem bytes reserved (begin), reads frames of at most
+// readLimit bytes, gives serve the session's time, and closes the stream
+// when serve returns nil; when serve fails it logs the failure and
+// answers it with refusal's message (what names the stream in logs).
+func (s *Service) serveStream(st network.Stream, l *limiter, mem, readLimit int, what string,
+	refusal func(error) proto.Message, serve func(context.Context, peer.ID, *conn) error) {
+	end, ok := s.begin(st, l, mem, what, refusal)
+	if !ok {
+		return
+	}
+	defer end()
+	p := st.Conn().RemotePeer()
+	defer l.release(p)
+	deadline := time.Now().Add(s.cfg.sessionTimeout)
+	c := newConn(st, readLimit, s.cfg.ioTimeout, deadline)
+	ctx, cancel := context.WithDeadline(s.ctx, deadline)
+	defer cancel()
+	defer resetOnCancel(ctx, st)()
+	if err := serve(ctx, p, c); err != nil {
+		s.logFailure(what, p, err)
+		refuseWith(c, err, refusal(err))
+		return
+	}
+	_ = st.Close()
+}
+
 // tarpit waits refusalDelay, or until the service closes.
 func (s *Service) tarpit() {
 	t := time.NewTimer(refusalDelay)
