@@ -38,10 +38,10 @@ const ProgressExport = protocol.ProgressKind("export")
 // store's when that is larger than snapshot.DefaultMaxMessageSize, so
 // that anything the store holds can be exported; opts come after it.
 // The store is read, and its records checked, on goroutines of their own
-// while the calling one compresses and writes. Export reports ProgressExport after
-// every batch written. It writes w from its current offset and leaves it
-// at the end of the snapshot; a failed export leaves a partial snapshot
-// that any reader refuses (ExportFile leaves nothing).
+// while the calling one compresses and writes. Export reports
+// ProgressExport after every batch written. It writes w from its current
+// offset and leaves it at the end of the snapshot; a failed export leaves
+// a partial snapshot that any reader refuses (ExportFile leaves nothing).
 func (s *Store) Export(ctx context.Context, sc reconcile.Scope, w io.WriteSeeker, opts ...snapshot.Option) (snapshot.Header, error) {
 	h, err := s.export(ctx, sc, w, nil, opts)
 	if err != nil {
