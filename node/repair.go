@@ -26,8 +26,12 @@ type RepairReport struct {
 	Root reconcile.Fingerprint
 }
 
-// repairChunk is how many keys one batch of a repair inserts.
+// repairChunk is how many records one batch of a repair deletes.
 const repairChunk = 8192
+
+// repairNodeBytes is how many bytes of tree nodes a repair builds before
+// it writes them.
+const repairNodeBytes = 4 << 20
 
 // Repair rebuilds, in the datastore of a store that is not open, every
 // scope's tree and record from the scope's stored messages, which are
@@ -39,8 +43,9 @@ const repairChunk = 8192
 // and counted in Dropped. A hash index (WithHashIndex) is written again. The journal of commits not yet in the trees is
 // dropped, the rebuilt trees holding every message. A repair cut short
 // leaves the store as corrupt as before, or more: run it again. It takes
-// one pass over the messages, in key order over OpenLevelDB's datastore;
-// over another, the scope's keys are sorted in memory first.
+// one pass over the messages, in key order over OpenLevelDB's datastore
+// (over another, the scope's keys are sorted in memory first), and
+// builds each tree in the same pass (reconcile.Builder).
 func Repair(ctx context.Context, d ds.Batching) ([]RepairReport, error) {
 	if err := checkFormat(ctx, d); err != nil {
 		return nil, fmt.Errorf("repair: %w", err)
@@ -82,20 +87,23 @@ func repairScope(ctx context.Context, d ds.Batching, rec scopeRecord) (RepairRep
 	if err != nil {
 		return rep, err
 	}
-	var chunk, bad []reconcile.Key
-	insert := func() error {
-		if len(chunk) == 0 && len(bad) == 0 {
-			return nil
-		}
+	// The records come in key order: the tree is built in one pass, its
+	// nodes written as they close, with the deletions of bad records.
+	build, err := tree.Build()
+	if err != nil {
+		return rep, err
+	}
+	var bad []reconcile.Key
+	write := func(finish bool) error {
 		b, err := d.Batch(ctx)
 		if err != nil {
 			return err
 		}
-		x := tree.Begin()
-		for _, k := range chunk {
-			x.Insert(k)
+		if finish {
+			err = build.Finish(ctx, b)
+		} else {
+			err = build.WriteClosed(ctx, b)
 		}
-		err = x.Write(ctx, b)
 		for _, k := range bad {
 			if err == nil {
 				err = b.Delete(ctx, st.keys.msg(k))
@@ -105,23 +113,21 @@ func repairScope(ctx context.Context, d ds.Batching, rec scopeRecord) (RepairRep
 			err = b.Commit(ctx)
 		}
 		if err != nil {
-			x.Discard()
 			return err
 		}
-		x.Commit()
 		rep.Dropped += len(bad)
-		chunk, bad = chunk[:0], bad[:0]
+		bad = bad[:0]
 		return nil
 	}
 	check := func(k reconcile.Key, raw []byte) error {
 		var m reconcile.Message
 		if unmarshalStored(k, raw, &m) != nil || checkStored(st, k, &m) != nil {
 			bad = append(bad, k)
-		} else {
-			chunk = append(chunk, k)
+		} else if err := build.Add(k); err != nil {
+			return err
 		}
-		if len(chunk)+len(bad) >= repairChunk {
-			return insert()
+		if len(bad) >= repairChunk || build.Buffered() >= repairNodeBytes {
+			return write(false)
 		}
 		return nil
 	}
@@ -131,7 +137,10 @@ func repairScope(ctx context.Context, d ds.Batching, rec scopeRecord) (RepairRep
 		err = eachSortedRecord(ctx, d, st, check)
 	}
 	if err == nil {
-		err = insert()
+		err = write(true)
+	}
+	if err == nil {
+		err = build.Commit()
 	}
 	if err != nil {
 		return rep, err
