@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/storesync/storesync/pb"
+	"github.com/storesync/storesync/protocol/internal/streams"
 	"github.com/storesync/storesync/reconcile"
 )
 
@@ -231,7 +232,7 @@ func (s *Service) summary(ctx context.Context, p peer.ID, sc reconcile.Scope, lo
 	if err != nil {
 		return nil, err
 	}
-	if err := setupStream(st, 64<<10); err != nil {
+	if err := streams.Setup(st, ServiceName, 64<<10); err != nil {
 		return nil, err
 	}
 	defer st.Scope().ReleaseMemory(64 << 10)

@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/storesync/storesync/pb"
+	"github.com/storesync/storesync/protocol/internal/streams"
 	"github.com/storesync/storesync/reconcile"
 )
 
@@ -56,7 +57,7 @@ func (s *Service) streamOnce(ctx context.Context, p peer.ID, sc reconcile.Scope,
 		return err
 	}
 	mem := 3*s.cfg.maxBatchBytes + batchOverhead
-	if err := setupStream(st, mem); err != nil {
+	if err := streams.Setup(st, ServiceName, mem); err != nil {
 		return err
 	}
 	defer st.Scope().ReleaseMemory(mem)

@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/storesync/storesync/pb"
+	"github.com/storesync/storesync/protocol/internal/streams"
 	"github.com/storesync/storesync/reconcile"
 )
 
@@ -30,7 +31,7 @@ func (s *Service) fetch(ctx context.Context, p peer.ID, jobs []*fetchJob) error 
 		return err
 	}
 	mem := 2*s.cfg.maxBatchBytes + 64<<10
-	if err := setupStream(st, mem); err != nil {
+	if err := streams.Setup(st, ServiceName, mem); err != nil {
 		return err
 	}
 	defer st.Scope().ReleaseMemory(mem)

@@ -14,6 +14,7 @@ import (
 	msmux "github.com/multiformats/go-multistream"
 
 	"github.com/storesync/storesync/pb"
+	"github.com/storesync/storesync/protocol/internal/streams"
 	"github.com/storesync/storesync/reconcile"
 )
 
@@ -260,7 +261,7 @@ func (s *Service) runSession(ctx context.Context, p peer.ID, cs []*clientScope) 
 		return err
 	}
 	mem := 2*s.cfg.params.FrameSize + 64<<10
-	if err := setupStream(st, mem); err != nil {
+	if err := streams.Setup(st, ServiceName, mem); err != nil {
 		return err
 	}
 	defer st.Scope().ReleaseMemory(mem)

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/storesync/storesync/pb"
+	"github.com/storesync/storesync/protocol/internal/streams"
 	"github.com/storesync/storesync/reconcile"
 )
 
@@ -91,7 +92,7 @@ func (s *Service) begin(st network.Stream, l *limiter, mem int, what string, ref
 	}
 	done := s.handlers.Done
 	p := st.Conn().RemotePeer()
-	if err := attachStream(st); err != nil {
+	if err := streams.Attach(st, ServiceName); err != nil {
 		s.log.Debug(what+" stream setup failed", "peer", p, "err", err)
 		done()
 		return nil, false
@@ -102,7 +103,7 @@ func (s *Service) begin(st network.Stream, l *limiter, mem int, what string, ref
 		done()
 		return nil, false
 	}
-	if err := reserveStream(st, mem); err != nil {
+	if err := streams.Reserve(st, mem); err != nil {
 		s.log.Debug(what+" stream memory refused", "peer", p, "err", err)
 		l.release(p)
 		done()
@@ -149,36 +150,6 @@ func (s *Service) tarpit() {
 	case <-t.C:
 	case <-s.ctx.Done():
 	}
-}
-
-// setupStream attaches a stream to the service and reserves memory for
-// what it buffers; on failure the stream is reset. A server stream does
-// the two apart, admitting the peer in between (Service.begin).
-func setupStream(st network.Stream, mem int) error {
-	if err := attachStream(st); err != nil {
-		return err
-	}
-	return reserveStream(st, mem)
-}
-
-// attachStream attaches a stream to the service's resource scope; on
-// failure the stream is reset.
-func attachStream(st network.Stream) error {
-	if err := st.Scope().SetService(ServiceName); err != nil {
-		_ = st.Reset()
-		return err
-	}
-	return nil
-}
-
-// reserveStream reserves memory for what a stream buffers; on failure
-// the stream is reset.
-func reserveStream(st network.Stream, mem int) error {
-	if err := st.Scope().ReserveMemory(mem, network.ReservationPriorityAlways); err != nil {
-		_ = st.Reset()
-		return err
-	}
-	return nil
 }
 
 // admit takes a session slot for p unless p is refused.

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-msgio/protoio"
 
 	"github.com/storesync/storesync/pb"
+	"github.com/storesync/storesync/protocol/internal/streams"
 	"github.com/storesync/storesync/reconcile"
 )
 
@@ -27,12 +28,7 @@ func (w *WakuStore) handle(s network.Stream) {
 	}
 	defer w.handlers.Done()
 	const readBuf = 4 << 10
-	if err := s.Scope().SetService(WakuStoreServiceName); err != nil {
-		_ = s.Reset()
-		return
-	}
-	if err := s.Scope().ReserveMemory(readBuf, network.ReservationPriorityAlways); err != nil {
-		_ = s.Reset()
+	if err := streams.Setup(s, WakuStoreServiceName, readBuf); err != nil {
 		return
 	}
 	defer s.Scope().ReleaseMemory(readBuf)

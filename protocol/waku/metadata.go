@@ -102,15 +102,6 @@ func isStreamError(err error) bool {
 		errors.Is(err, net.ErrClosed)
 }
 
-// attachStream puts a metadata stream in the service's resource scope
-// and reserves metadataMemory there, which the caller releases.
-func attachStream(st network.Stream) error {
-	if err := st.Scope().SetService(MetadataServiceName); err != nil {
-		return err
-	}
-	return st.Scope().ReserveMemory(metadataMemory, network.ReservationPriorityAlways)
-}
-
 // writeMetadataMsg writes one varint-delimited message to w.
 func writeMetadataMsg(w io.Writer, m proto.Message) error {
 	return protoio.NewDelimitedWriter(w).WriteMsg(m)

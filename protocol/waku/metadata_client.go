@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/storesync/storesync/pb"
+	"github.com/storesync/storesync/protocol/internal/streams"
 )
 
 // QueryMetadata tells peer p what self says (the caller's cluster and
@@ -39,7 +40,7 @@ func QueryMetadata(ctx context.Context, h host.Host, p peer.ID, self Metadata) (
 }
 
 func queryMetadata(ctx context.Context, st network.Stream, self Metadata) (Metadata, error) {
-	if err := attachStream(st); err != nil {
+	if err := streams.Setup(st, MetadataServiceName, metadataMemory); err != nil {
 		return Metadata{}, err
 	}
 	defer st.Scope().ReleaseMemory(metadataMemory)

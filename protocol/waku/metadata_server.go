@@ -14,6 +14,7 @@ import (
 
 	"github.com/storesync/storesync/pb"
 	"github.com/storesync/storesync/protocol/internal/lifecycle"
+	"github.com/storesync/storesync/protocol/internal/streams"
 )
 
 // MetadataService answers the metadata requests of peers on a host
@@ -82,9 +83,8 @@ func (s *MetadataService) handle(st network.Stream) {
 	defer s.handlers.Done()
 
 	p := st.Conn().RemotePeer()
-	if err := attachStream(st); err != nil {
+	if err := streams.Setup(st, MetadataServiceName, metadataMemory); err != nil {
 		s.cfg.logger.Debug("metadata stream refused by the resource manager", "peer", p, "err", err)
-		_ = st.Reset()
 		return
 	}
 	defer st.Scope().ReleaseMemory(metadataMemory)
