@@ -120,7 +120,7 @@ func (r *catchupResult) fail(kind string, err error) {
 }
 
 // inFreshDir runs f with a.dir set to a new folder under work, removed
-// afterwards.
+// afterwards, once the runs before have been written out (settle).
 func inFreshDir[T any](work string, a childArgs, f func(childArgs) (T, error)) (T, error) {
 	dir, err := os.MkdirTemp(work, a.kind+"-")
 	if err != nil {
@@ -129,6 +129,7 @@ func inFreshDir[T any](work string, a childArgs, f func(childArgs) (T, error)) (
 	}
 	defer os.RemoveAll(dir)
 	a.dir = dir
+	settle()
 	return f(a)
 }
 

@@ -75,6 +75,7 @@ func snapshotOnce(ctx context.Context, work string, o options, st *node.Store, w
 
 	path := filepath.Join(work, "scope.snap")
 	defer os.Remove(path)
+	settle()
 	start := time.Now()
 	h, err := st.ExportFile(ctx, want.Scope, path)
 	if err != nil {

@@ -175,7 +175,7 @@ func storePut(st *node.Store) func(context.Context, []reconcile.Message) error {
 // freshLevelDB opens a new LevelDB with node.OpenLevelDB (the store's
 // own database and options) in a new folder under work. The returned
 // function closes and removes it, and sets *err if closing fails and
-// nothing else did.
+// nothing else did. The stages before are written out first (settle).
 func freshLevelDB(work, prefix string) (ds.Batching, func(*error), error) {
 	path, err := os.MkdirTemp(work, prefix)
 	if err != nil {
@@ -186,6 +186,7 @@ func freshLevelDB(work, prefix string) (ds.Batching, func(*error), error) {
 		os.RemoveAll(path)
 		return nil, nil, err
 	}
+	settle()
 	return d, func(err *error) {
 		if cerr := d.Close(); *err == nil {
 			*err = cerr
