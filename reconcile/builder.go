@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	ds "github.com/ipfs/go-datastore"
@@ -111,8 +112,7 @@ func (b *Builder) push(h int, e entry) {
 	if h > 0 && b.formed[h-1] < 2 {
 		b.held[h] = n
 	} else {
-		b.ready = append(b.ready, builtNode{key: b.t.store.key(addrOf(n)), val: n.encode()})
-		b.size += len(b.ready[len(b.ready)-1].val)
+		b.ready1(addrOf(n), n.encode())
 	}
 	if b.formed[h] == 2 {
 		b.release(h + 1)
@@ -128,8 +128,13 @@ func (b *Builder) release(h int) {
 	}
 	n := b.held[h]
 	b.held[h] = nil
-	b.ready = append(b.ready, builtNode{key: b.t.store.key(addrOf(n)), val: n.encode()})
-	b.size += len(b.ready[len(b.ready)-1].val)
+	b.ready1(addrOf(n), n.encode())
+}
+
+// ready1 makes the node stored as val at a ready to write.
+func (b *Builder) ready1(a nodeAddr, val []byte) {
+	b.ready = append(b.ready, builtNode{key: b.t.store.key(a), val: val})
+	b.size += len(val)
 }
 
 // Buffered returns the encoded size of the closed nodes not yet written.
@@ -139,13 +144,25 @@ func (b *Builder) Buffered() int { return b.size }
 // them. Calling it now and then bounds a build's memory; a caller that
 // never does writes every node at Finish.
 func (b *Builder) WriteClosed(ctx context.Context, w ds.Write) error {
-	for _, n := range b.ready {
-		if err := w.Put(ctx, n.key, n.val); err != nil {
+	return b.WriteClosedUpTo(ctx, w, math.MaxInt)
+}
+
+// WriteClosedUpTo is WriteClosed for the first closed nodes only, in the
+// order they closed, until at least limit bytes are written: a caller
+// whose datastore takes many small batches better than one large one
+// writes a build's nodes in parts.
+func (b *Builder) WriteClosedUpTo(ctx context.Context, w ds.Write, limit int) error {
+	n, size := 0, 0
+	for n < len(b.ready) && size < limit {
+		if err := w.Put(ctx, b.ready[n].key, b.ready[n].val); err != nil {
 			return fmt.Errorf("write tree node: %w", err)
 		}
+		size += len(b.ready[n].val)
+		n++
 	}
-	clear(b.ready)
-	b.ready, b.size = b.ready[:0], 0
+	rest := copy(b.ready, b.ready[n:])
+	clear(b.ready[rest:])
+	b.ready, b.size = b.ready[:rest], b.size-size
 	return nil
 }
 
@@ -170,7 +187,7 @@ func (b *Builder) Finish(ctx context.Context, w ds.Write) error {
 		b.runs[h] = nil
 		b.formed[h]++
 		a := addrOf(n)
-		b.ready = append(b.ready, builtNode{key: b.t.store.key(a), val: n.encodeStored(a)})
+		b.ready1(a, n.encodeStored(a))
 		if b.formed[h] == 1 {
 			b.root = n
 			break

@@ -23,7 +23,15 @@ func build(t *testing.T, d ds.Batching, keys []reconcile.Key, every int) *reconc
 	for i, k := range keys {
 		require.NoError(t, b.Add(k))
 		if every > 0 && i%every == every-1 {
-			require.NoError(t, b.WriteClosed(ctx, d))
+			if i%2 == 0 {
+				require.NoError(t, b.WriteClosed(ctx, d))
+				require.Zero(t, b.Buffered())
+			} else {
+				// Part of them: the rest follows with later ones.
+				before := b.Buffered()
+				require.NoError(t, b.WriteClosedUpTo(ctx, d, 300))
+				require.LessOrEqual(t, b.Buffered(), before)
+			}
 		}
 	}
 	require.Equal(t, uint64(len(keys)), b.Count())
