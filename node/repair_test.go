@@ -23,6 +23,10 @@ import (
 type halfBatching struct {
 	ds.Batching
 	armed atomic.Int32
+	// dead is set by the batch applied in half: the process has crashed
+	// there, so no later commit applies anything (a background flush
+	// retrying would otherwise mend the damage).
+	dead atomic.Bool
 }
 
 type batchOp struct {
@@ -51,9 +55,13 @@ func (b *halfBatch) Delete(_ context.Context, k ds.Key) error {
 var errHalf = errors.New("injected: the batch was applied in half")
 
 func (b *halfBatch) Commit(ctx context.Context) error {
+	if b.h.dead.Load() {
+		return errHalf
+	}
 	ops, err := b.ops, error(nil)
 	if b.h.armed.Add(-1) == 0 {
 		ops, err = ops[:len(ops)/2], errHalf
+		b.h.dead.Store(true)
 	}
 	for _, o := range ops {
 		var e error
@@ -116,23 +124,26 @@ func TestHalfAppliedBatchIsFoundAndRepaired(t *testing.T) {
 				// background, the batch applied in half.
 				h.armed.Store(2)
 				require.NoError(t, put(64), "the messages committed; the flush after them fails")
-				require.Eventually(t, func() bool { return h.armed.Load() == 0 }, 10*time.Second, time.Millisecond,
+				require.Eventually(t, h.dead.Load, 10*time.Second, time.Millisecond,
 					"the flush came, and was the batch applied in half")
 			}
-			// A crash: the store is dropped, not closed.
+			// A crash: the store is dropped, not closed, and its
+			// datastore wrapper stays dead; the next process opens the
+			// datastore itself.
+			d := h.Batching
 
-			_, err = node.OpenStore(ctx, h, node.WithVerifyOnOpen(true))
+			_, err = node.OpenStore(ctx, d, node.WithVerifyOnOpen(true))
 			require.ErrorIs(t, err, node.ErrCorrupt)
 			require.ErrorContains(t, err, "Repair (storesync repair)")
 
-			reps, err := node.Repair(ctx, h)
+			reps, err := node.Repair(ctx, d)
 			require.NoError(t, err)
 			require.Len(t, reps, 1)
-			want := storedMessages(t, h)
+			want := storedMessages(t, d)
 			require.EqualValues(t, want, reps[0].Messages)
 			require.Zero(t, reps[0].Dropped)
 
-			again, err := node.OpenStore(ctx, h, node.WithVerifyOnOpen(true))
+			again, err := node.OpenStore(ctx, d, node.WithVerifyOnOpen(true))
 			require.NoError(t, err)
 			st, ok := again.Stats(scopeA)
 			require.True(t, ok)
@@ -142,7 +153,7 @@ func TestHalfAppliedBatchIsFoundAndRepaired(t *testing.T) {
 			require.NoError(t, err)
 			require.Len(t, res.Added, 10)
 			require.NoError(t, again.Close())
-			_, err = node.OpenStore(ctx, h, node.WithVerifyOnOpen(true))
+			_, err = node.OpenStore(ctx, d, node.WithVerifyOnOpen(true))
 			require.NoError(t, err)
 		})
 	}
