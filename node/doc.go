@@ -42,7 +42,14 @@
 //
 // Everything the store writes lives under /storesync:
 //
+//	/storesync/bulk/<scope ID hex>            a bulk import in progress
+//	                                          (snapshot_bulk.go): the scope
+//	                                          record of the scope, with no
+//	                                          count; OpenStore keeps the
+//	                                          scope with what was stored
 //	/storesync/format                         "2"
+//	/storesync/fsync                          rewritten, with fsync, by
+//	                                          OpenLevelDB's Sync
 //	/storesync/scope/<scope ID hex>           the scope record: format byte,
 //	                                          pubsub and content topic
 //	                                          (uvarint length, bytes), count
@@ -75,9 +82,13 @@
 //	                                          whole
 //
 // Every record written as often as messages (journal, cursors, import
-// records, tree nodes, scope records, the hash index) sorts after the messages: LevelDB
-// then moves a run of new messages down its levels without rewriting the
-// old ones.
+// records, tree nodes, scope records, the hash index) sorts after the
+// messages: LevelDB then moves a run of new messages down its levels
+// without rewriting the old ones. The records written once before a run
+// of new messages (format, bulk records, OpenLevelDB's fsync record) sort
+// before them, so that the table that holds them spans no message.
+// (Stores written before kept that record at /storesync/synced, which is
+// left.)
 //
 // The scope ID is reconcile.Scope.ID in lower-case hex. The key is
 // reconcile.Key.Bytes (timestamp, then the Waku deterministic message

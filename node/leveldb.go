@@ -174,8 +174,11 @@ func (l *levelStore) Delete(_ context.Context, k ds.Key) error {
 }
 
 // syncKey is rewritten, with fsync, by Sync: LevelDB has no other way to
-// flush its log.
-var syncKey = []byte("/storesync/synced")
+// flush its log. It sorts before the message records, like the bulk
+// records: a LevelDB table holding a key on each side of a scope's
+// records would overlap every later table of its new records, which then
+// could not go down a level untouched (snapshot_bulk.go).
+var syncKey = []byte("/storesync/fsync")
 
 // Sync flushes every commit so far to disk, whatever the prefix.
 func (l *levelStore) Sync(context.Context, ds.Key) error {

@@ -184,6 +184,14 @@ func eachSortedRecord(ctx context.Context, d ds.Datastore, st *scopeState, fn fu
 // deletePrefix deletes every record under prefix, in batches. It lists
 // the keys first: a tree's nodes are a few percent of its scope's keys.
 func deletePrefix(ctx context.Context, d ds.Batching, prefix ds.Key) error {
+	return eachKeyBatched(ctx, d, prefix, func(b ds.Batch, k string) error {
+		return b.Delete(ctx, ds.RawKey(k))
+	})
+}
+
+// eachKeyBatched lists the keys under prefix and calls fn with each,
+// with a batch that commits every repairChunk keys.
+func eachKeyBatched(ctx context.Context, d ds.Batching, prefix ds.Key, fn func(b ds.Batch, key string) error) error {
 	res, err := d.Query(ctx, dsq.Query{Prefix: prefix.String(), KeysOnly: true})
 	if err != nil {
 		return err
@@ -199,7 +207,7 @@ func deletePrefix(ctx context.Context, d ds.Batching, prefix ds.Key) error {
 			return err
 		}
 		for _, e := range entries[:n] {
-			if err := b.Delete(ctx, ds.RawKey(e.Key)); err != nil {
+			if err := fn(b, e.Key); err != nil {
 				return err
 			}
 		}

@@ -68,7 +68,9 @@ type ScopeStats struct {
 
 // AddScope makes the store keep a scope, persistently: the scope is
 // loaded again by every later OpenStore. Adding a kept scope does nothing.
-// Both topics must be non-empty.
+// Both topics must be non-empty. A scope an import is restoring into a
+// store that did not keep it (Import) is kept once the import ends; until
+// then AddScope fails with ErrImportRunning.
 func (s *Store) AddScope(ctx context.Context, sc reconcile.Scope) error {
 	if sc.PubsubTopic == "" || sc.ContentTopic == "" {
 		return fmt.Errorf("add scope %q: both topics must be set", sc)
@@ -81,6 +83,9 @@ func (s *Store) AddScope(ctx context.Context, sc reconcile.Scope) error {
 	defer s.addMu.Unlock()
 	if _, ok := s.state(sc); ok {
 		return nil
+	}
+	if _, ok := s.bulk[sc]; ok {
+		return fmt.Errorf("add scope %s: %w", sc, ErrImportRunning)
 	}
 	id := sc.ID()
 	s.mu.RLock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -79,14 +80,16 @@ func TestImportResumesWhereItStopped(t *testing.T) {
 }
 
 // failingDS fails the failAt-th batch commit, counting from when it is
-// armed, and, while every is set to n > 0, every n-th commit. A failed
-// commit applies nothing.
+// armed, while every is set to n > 0 every n-th commit, and while
+// failFrom is set to n > 0 the n-th and every later one. A failed commit
+// applies nothing.
 type failingDS struct {
 	ds.Batching
-	commits atomic.Int32
-	failAt  atomic.Int32
-	every   atomic.Int32
-	failed  atomic.Int32
+	commits  atomic.Int32
+	failAt   atomic.Int32
+	every    atomic.Int32
+	failFrom atomic.Int32
+	failed   atomic.Int32
 }
 
 var errDisk = errors.New("disk on fire")
@@ -103,15 +106,16 @@ type failingBatch struct {
 
 func (b *failingBatch) Commit(ctx context.Context) error {
 	n := b.f.commits.Add(1)
-	if e := b.f.every.Load(); n == b.f.failAt.Load() || (e > 0 && n%e == 0) {
+	from := b.f.failFrom.Load()
+	if e := b.f.every.Load(); n == b.f.failAt.Load() || (e > 0 && n%e == 0) || (from > 0 && n >= from) {
 		b.f.failed.Add(1)
 		return errDisk
 	}
 	return b.Batch.Commit(ctx)
 }
 
-// TestImportResumesAfterAPartBatch: a batch of more than 4,096 messages
-// commits in parts and only the last carries the record, so a failure
+// TestImportResumesAfterAPartBatch: into a kept scope, a batch of more
+// than 4,096 messages commits in parts and only the last carries the record, so a failure
 // after a batch's first part resumes at that batch, whose first part is
 // then duplicates.
 func TestImportResumesAfterAPartBatch(t *testing.T) {
@@ -127,7 +131,8 @@ func TestImportResumesAfterAPartBatch(t *testing.T) {
 	require.Greater(t, sizes[1], 4096)
 
 	f := &failingDS{Batching: dssync.MutexWrap(ds.NewMapDatastore())}
-	dst := openWith(t, f, nil, neverFlush) // flushes would be commits too
+	// Kept, so that Put stores the batches; flushes would be commits too.
+	dst := openWith(t, f, []reconcile.Scope{scopeA}, neverFlush)
 	f.commits.Store(0)
 	// Batch 0 takes commits 1 to 3, batch 1 commits 4 to 6.
 	f.failAt.Store(5)
@@ -216,31 +221,57 @@ func TestImportReplacesTheRecordOfAnotherFile(t *testing.T) {
 }
 
 func TestConcurrentImportOfAScopeIsRefused(t *testing.T) {
-	src, _ := filledStore(t, scopeA, snapMsgs(13, scopeA, 500))
+	msgs := snapMsgs(13, scopeA, 500)
+	src, _ := filledStore(t, scopeA, msgs)
 	path, h := exportTo(t, src, scopeA, t.TempDir(), "a.snap", smallBatches...)
-	dst, _ := newMemStore(t, nil)
+	for _, kept := range []bool{false, true} {
+		t.Run(fmt.Sprintf("scope kept %v", kept), func(t *testing.T) {
+			var scopes []reconcile.Scope
+			if kept {
+				scopes = append(scopes, scopeA)
+			}
+			dst, _ := newMemStore(t, scopes)
+			// Held after the verification pass, or, into a store that
+			// does not keep the scope, after the first batch stored.
+			held, release := make(chan struct{}), make(chan struct{})
+			ctx := protocol.WithProgress(t.Context(), func(p protocol.Progress) {
+				if (kept && p.Kind == node.ProgressVerify && p.Done == int(h.Count)) ||
+					(!kept && p.Kind == protocol.ProgressImport && p.Done > 0 && p.Done < int(h.Count)) {
+					select {
+					case <-held:
+					default:
+						close(held)
+						<-release
+					}
+				}
+			})
+			done := make(chan error, 1)
+			go func() {
+				_, err := dst.ImportFile(ctx, path)
+				done <- err
+			}()
+			<-held
+			_, err := dst.ImportFile(t.Context(), path)
+			require.ErrorIs(t, err, node.ErrImportRunning)
+			if !kept {
+				// The scope is the import's until it ends.
+				require.ErrorIs(t, dst.AddScope(t.Context(), scopeA), node.ErrImportRunning)
+				res, err := dst.Put(t.Context(), msgs[0])
+				require.NoError(t, err)
+				require.Len(t, res.Rejected, 1)
+				require.ErrorIs(t, res.Rejected[0].Err, node.ErrUnknownScope)
+				_, ok := dst.Stats(scopeA)
+				require.False(t, ok, "not kept before the import ends")
+			}
+			close(release)
+			require.NoError(t, <-done)
+			requireScope(t, dst, scopeA, msgs)
 
-	verifying, release := make(chan struct{}), make(chan struct{})
-	ctx := protocol.WithProgress(t.Context(), func(p protocol.Progress) {
-		if p.Kind == node.ProgressVerify && p.Done == int(h.Count) {
-			close(verifying)
-			<-release
-		}
-	})
-	done := make(chan error, 1)
-	go func() {
-		_, err := dst.ImportFile(ctx, path)
-		done <- err
-	}()
-	<-verifying
-	_, err := dst.ImportFile(t.Context(), path)
-	require.ErrorIs(t, err, node.ErrImportRunning)
-	close(release)
-	require.NoError(t, <-done)
-
-	rep, err := dst.ImportFile(t.Context(), path)
-	require.NoError(t, err, "the scope is free again")
-	require.Equal(t, int(h.Count), rep.Duplicates)
+			rep, err := dst.ImportFile(t.Context(), path)
+			require.NoError(t, err, "the scope is free again")
+			require.Equal(t, int(h.Count), rep.Duplicates)
+		})
+	}
 }
 
 // TestImportCountsWhatTheStoreRefuses: messages over the store's size
@@ -353,8 +384,8 @@ func TestImportNoticesAFileChangedBetweenPasses(t *testing.T) {
 	good, err := os.ReadFile(path)
 	require.NoError(t, err)
 	damaged := slices.Clone(good)
-	damaged[len(damaged)-100] ^= 1 // in the last batch
-	dst, d := newMemStore(t, nil)
+	damaged[len(damaged)-100] ^= 1                      // in the last batch
+	dst, d := newMemStore(t, []reconcile.Scope{scopeA}) // two passes
 
 	_, err = dst.Import(t.Context(), &swappingReader{Reader: bytes.NewReader(good), next: damaged})
 	require.ErrorIs(t, err, snapshot.ErrCorrupt)

@@ -247,35 +247,50 @@ func TestImportProgress(t *testing.T) {
 	require.Equal(t, len(msgs), exported[len(exported)-1].Done)
 	require.Equal(t, h.Size, exported[len(exported)-1].Bytes)
 
-	var events []protocol.Progress
-	ctx = protocol.WithProgress(t.Context(), func(p protocol.Progress) { events = append(events, p) })
-	dst, _ := newMemStore(t, nil)
-	rep, err := dst.ImportFile(ctx, path)
-	require.NoError(t, err)
-	var verify, stored []protocol.Progress
-	for _, p := range events {
-		require.Equal(t, scopeA, p.Scope)
-		require.Equal(t, len(msgs), p.Total)
-		switch p.Kind {
-		case node.ProgressVerify:
-			require.Empty(t, stored, "verification comes first")
-			verify = append(verify, p)
-		case protocol.ProgressImport:
-			stored = append(stored, p)
-		default:
-			t.Fatalf("kind %q", p.Kind)
+	// Into a kept scope, a verification pass first; into a store without
+	// it, the bulk import's one pass.
+	for _, kept := range []bool{true, false} {
+		var events []protocol.Progress
+		ctx = protocol.WithProgress(t.Context(), func(p protocol.Progress) { events = append(events, p) })
+		var scopes []reconcile.Scope
+		if kept {
+			scopes = []reconcile.Scope{scopeA}
 		}
-	}
-	require.Len(t, verify, rep.Batches)
-	require.Len(t, stored, rep.Batches+1, "one as storing starts, one a batch")
-	for _, evs := range [][]protocol.Progress{verify, stored} {
-		for i := 1; i < len(evs); i++ {
-			require.Greater(t, evs[i].Done, evs[i-1].Done)
-			require.Greater(t, evs[i].Bytes, evs[i-1].Bytes)
+		dst, _ := newMemStore(t, scopes)
+		rep, err := dst.ImportFile(ctx, path)
+		require.NoError(t, err)
+		var verify, stored []protocol.Progress
+		for _, p := range events {
+			require.Equal(t, scopeA, p.Scope)
+			require.Equal(t, len(msgs), p.Total)
+			switch p.Kind {
+			case node.ProgressVerify:
+				require.Empty(t, stored, "verification comes first")
+				verify = append(verify, p)
+			case protocol.ProgressImport:
+				stored = append(stored, p)
+			default:
+				t.Fatalf("kind %q", p.Kind)
+			}
 		}
-		last := evs[len(evs)-1]
-		require.Equal(t, len(msgs), last.Done)
-		require.Equal(t, h.Size-49, last.Bytes, "the trailer's offset")
+		passes := [][]protocol.Progress{stored}
+		if kept {
+			require.Len(t, verify, rep.Batches)
+			passes = append(passes, verify)
+		} else {
+			require.Empty(t, verify)
+			require.Zero(t, rep.Verify)
+		}
+		require.Len(t, stored, rep.Batches+1, "one as storing starts, one a batch")
+		for _, evs := range passes {
+			for i := 1; i < len(evs); i++ {
+				require.Greater(t, evs[i].Done, evs[i-1].Done)
+				require.Greater(t, evs[i].Bytes, evs[i-1].Bytes)
+			}
+			last := evs[len(evs)-1]
+			require.Equal(t, len(msgs), last.Done)
+			require.Equal(t, h.Size-49, last.Bytes, "the trailer's offset")
+		}
+		require.Zero(t, stored[0].Done)
 	}
-	require.Zero(t, stored[0].Done)
 }

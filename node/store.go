@@ -26,8 +26,10 @@ type Store struct {
 	subs hub
 
 	// addMu serialises AddScope, which is rare and does I/O, so that mu
-	// is never held across I/O.
+	// is never held across I/O. It guards bulk, the scopes a bulk import
+	// is restoring (snapshot_bulk.go), which AddScope refuses.
 	addMu sync.Mutex
+	bulk  map[reconcile.Scope]struct{}
 
 	mu     sync.RWMutex
 	scopes map[reconcile.Scope]*scopeState
@@ -106,9 +108,14 @@ func openStore(ctx context.Context, d ds.Batching, opts []StoreOption) (*Store, 
 		scopes: make(map[reconcile.Scope]*scopeState),
 		byID:   make(map[[8]byte]*scopeState),
 		dirty:  make(map[*scopeState]struct{}),
+		bulk:   make(map[reconcile.Scope]struct{}),
 		kick:   make(chan struct{}, 1),
 	}
 	s.subs.init()
+	// An import a crash cut short keeps what it stored.
+	if err := finishBulkLoads(ctx, d); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	states, err := loadScopes(ctx, d, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
