@@ -264,7 +264,8 @@ func (s *Store) flushDue() (due, over bool) {
 	if len(s.dirty) > 1 {
 		at = max(at, min(len(s.dirty)*flushPerScope, flushAtMost*at))
 	}
-	return s.pendingN-s.takenN >= at, s.pendingN >= flushBacklog*at
+	waiting := s.pendingN - s.heldN // held keys wait for their import, not a flush
+	return waiting-s.takenN >= at, waiting >= flushBacklog*at
 }
 
 // flushBacklog is how many flushes' worth of keys may wait, those being

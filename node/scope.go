@@ -35,6 +35,10 @@ type scopeState struct {
 	// holding flushMu and wmu, changes it; the flush reads it without
 	// wmu meanwhile.
 	flushing pendingKeys
+	// bulk is set, under wmu, while a one-pass import builds the tree of
+	// this kept scope (snapshot_bulk.go): flushes leave its pending keys
+	// pending (held) and its tree alone.
+	bulk bool
 
 	// snap is replaced, never modified, and only by a writer holding
 	// wmu: each starts from its predecessor's snapshot, while readers

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	ds "github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
@@ -14,22 +15,26 @@ import (
 	"github.com/storesync/storesync/reconcile"
 )
 
-// A bulk import restores a scope the store does not keep: nothing else
-// writes the scope meanwhile (Put refuses it, AddScope fails with
-// ErrImportRunning), so the import writes the message records alone, in
-// key order, and builds the tree from their keys as they pass
-// (reconcile.Builder) instead of inserting them. It reads the file once,
-// verifying each batch before storing it; the scope's record, which
-// makes the store keep the scope, is written last, with the tree's root,
-// in the commit that ends the import.
+// A bulk import restores a scope the store does not keep, or keeps with
+// no message: it writes the message records alone, in key order, and
+// builds the tree from their keys as they pass (reconcile.Builder)
+// instead of inserting them. It reads the file once, verifying each
+// batch before storing it. The scope's tree and record are written
+// last, in the commits that end the import.
+//
+// Nothing else may write the tree meanwhile. A scope not kept stays so
+// until the end (Put refuses it, AddScope fails with ErrImportRunning).
+// A kept scope takes commits as usual, but flushes leave their keys
+// pending (scopeState.bulk): the import's end inserts them into the
+// built tree, with the scope's record, under the scope's lock.
 //
 // Its records are findable by the bulk record it writes first, which
-// holds the scope: a file found bad deletes every record of the scope
-// and the bulk record, so that the store is as it was; an import cut
-// short (ctx, a failing datastore) keeps what it stored, as a kept scope
-// with the import record of the last batch stored, from which an import
-// of the same file resumes; and OpenStore, finding a bulk record after a
-// crash, rebuilds the scope from its records (repairScope) and keeps it.
+// holds the scope: a file found bad deletes every record the import
+// wrote and the bulk record, so that the store is as it was; an import
+// cut short (ctx, a failing datastore) keeps what it stored, with the
+// import record of the last batch stored, from which an import of the
+// same file resumes; and OpenStore, finding a bulk record after a crash,
+// rebuilds the scope from its records (repairScope) and keeps it.
 
 // bulksKey holds the bulk records, by scope ID: each an encoded
 // scopeRecord of the scope, with no aggregate.
@@ -55,56 +60,86 @@ const bulkNodeBytes = 64 << 20
 // measurable).
 const bulkWriteBytes = 1 << 20
 
-// claimBulk marks sc as being bulk-imported unless the store keeps it,
-// and reports whether it did. AddScope refuses a marked scope.
-func (s *Store) claimBulk(sc reconcile.Scope) (bool, error) {
+// bulkMode says how an import stores its file.
+type bulkMode int
+
+const (
+	// twoPasses: the scope holds messages, and the import verifies the
+	// whole file before storing it as Put does.
+	twoPasses bulkMode = iota
+	// newScope: a bulk import of a scope the store does not keep.
+	newScope
+	// emptyScope: a bulk import of a kept scope with no message, whose
+	// new keys it holds pending until it ends.
+	emptyScope
+)
+
+// claimBulk decides how an import of sc stores its file, and claims the
+// scope for a bulk import: it marks a scope not kept, which AddScope
+// then refuses, or sets an empty kept scope's bulk flag. It returns the
+// scope's state for a bulk import.
+func (s *Store) claimBulk(sc reconcile.Scope) (bulkMode, *scopeState, error) {
 	s.addMu.Lock()
 	defer s.addMu.Unlock()
-	if _, ok := s.state(sc); ok {
-		return false, nil
+	if st, ok := s.state(sc); ok {
+		st.wmu.Lock()
+		defer st.wmu.Unlock()
+		// Pending and flushing keys are in the count.
+		if st.snap.Load().agg.Count > 0 || st.tree.Root().Count > 0 {
+			return twoPasses, nil, nil
+		}
+		st.bulk = true
+		return emptyScope, st, nil
 	}
 	s.mu.RLock()
 	other, clash := s.byID[sc.ID()]
 	s.mu.RUnlock()
 	if clash {
-		return false, fmt.Errorf("its ID %x is that of kept scope %s", sc.ID(), other.scope)
+		return twoPasses, nil, fmt.Errorf("its ID %x is that of kept scope %s", sc.ID(), other.scope)
 	}
 	s.bulk[sc] = struct{}{}
-	return true, nil
+	return newScope, newScopeState(sc), nil
 }
 
-// releaseBulk removes the mark claimBulk set.
-func (s *Store) releaseBulk(sc reconcile.Scope) {
-	s.addMu.Lock()
-	delete(s.bulk, sc)
-	s.addMu.Unlock()
+// releaseBulk undoes what claimBulk did, if the import's end has not:
+// a kept scope's held keys go to the next flush.
+func (s *Store) releaseBulk(mode bulkMode, st *scopeState) {
+	switch mode {
+	case newScope:
+		s.addMu.Lock()
+		delete(s.bulk, st.scope)
+		s.addMu.Unlock()
+	case emptyScope:
+		st.wmu.Lock()
+		defer st.wmu.Unlock()
+		s.unhold(st)
+	}
+}
+
+// unhold ends a kept scope's bulk flag: its pending keys are no longer
+// held, and the flusher is asked for them. The caller holds st.wmu.
+func (s *Store) unhold(st *scopeState) {
+	if !st.bulk {
+		return
+	}
+	st.bulk = false
+	s.jmu.Lock()
+	s.heldN -= st.pending.len()
+	s.jmu.Unlock()
+	s.kickFlusher()
 }
 
 // bulkImport is the import of r's scope, which the store does not keep
 // and which claimBulk marked; see the comment at the top of this file.
 // r stands after the header.
-func (s *Store) bulkImport(ctx context.Context, r *snapshot.Reader, obs snapshotObserver, rep *ImportReport) error {
+func (s *Store) bulkImport(ctx context.Context, mode bulkMode, st *scopeState, r *snapshot.Reader, obs snapshotObserver, rep *ImportReport) error {
 	h := r.Header()
-	st := newScopeState(h.Scope)
-	tree, err := reconcile.Open(ctx, s.d, treeKey(st.idHex), s.cfg.treeOpts...)
-	if err != nil {
-		return err
-	}
-	if tree.Root().Count != 0 {
-		return fmt.Errorf("%w: scope %s has a tree but no record", ErrCorrupt, h.Scope)
-	}
-	// Message records of a scope not kept are left only by an import
-	// whose bulk record OpenStore found; any other is not the store's.
-	res, err := s.d.Query(ctx, dsq.Query{Prefix: msgsKey.ChildString(st.idHex).String(), KeysOnly: true, Limit: 1})
-	if err != nil {
-		return err
-	}
-	stray, err := res.Rest()
-	if err != nil {
-		return err
-	}
-	if len(stray) > 0 {
-		return fmt.Errorf("%w: scope %s has message records but no record (%s)", ErrCorrupt, h.Scope, stray[0].Key)
+	tree := st.tree
+	if mode == newScope {
+		var err error
+		if tree, err = s.checkNewScope(ctx, st); err != nil {
+			return err
+		}
 	}
 	build, err := tree.Build()
 	if err != nil {
@@ -134,27 +169,25 @@ func (s *Store) bulkImport(ctx context.Context, r *snapshot.Reader, obs snapshot
 	for p := range batches {
 		switch {
 		case ctx.Err() != nil:
-			return errors.Join(context.Cause(ctx), s.endBulk(ctx, st, build, last))
+			return errors.Join(context.Cause(ctx), s.endBulk(ctx, mode, st, build, last))
 		case errors.Is(p.err, io.EOF):
 			rep.Batches = p.at.Batches()
-			return s.endBulk(ctx, st, build, nil)
+			return s.endBulk(ctx, mode, st, build, nil)
 		case p.err != nil:
-			return errors.Join(fmt.Errorf("verify: %w", p.err), s.dropBulk(ctx, st, rep))
+			return errors.Join(fmt.Errorf("verify: %w", p.err), s.dropBulk(ctx, mode, st, rep))
 		}
 		at, err := p.at.MarshalBinary()
 		if err != nil {
-			return errors.Join(err, s.endBulk(ctx, st, build, last))
+			return errors.Join(err, s.endBulk(ctx, mode, st, build, last))
 		}
 		added, rejected, err := s.storeBulkBatch(ctx, st, build, p.b, at, rep)
 		if errors.Is(err, reconcile.ErrNotAscending) {
 			// The reader checks the key order; a file that slips past
 			// it is bad all the same.
-			return errors.Join(fmt.Errorf("verify: %w: %w", snapshot.ErrCorrupt, err), s.dropBulk(ctx, st, rep))
+			return errors.Join(fmt.Errorf("verify: %w: %w", snapshot.ErrCorrupt, err), s.dropBulk(ctx, mode, st, rep))
 		}
 		if err != nil {
-			// The build may hold keys the failed commit did not store:
-			// the tree is built again from the records.
-			return errors.Join(err, s.endBulk(ctx, st, nil, last))
+			return errors.Join(err, s.endBulk(ctx, mode, st, build, last))
 		}
 		last = at
 		size := p.b.Next - p.b.Offset
@@ -164,20 +197,50 @@ func (s *Store) bulkImport(ctx context.Context, r *snapshot.Reader, obs snapshot
 		progress(int(p.at.Count()), p.b.Next)
 	}
 	// The channel closes without an EOF item only when ctx ended.
-	return errors.Join(context.Cause(ctx), s.endBulk(ctx, st, build, last))
+	return errors.Join(context.Cause(ctx), s.endBulk(ctx, mode, st, build, last))
+}
+
+// checkNewScope opens the tree of a scope not kept, which must be empty,
+// and checks that the scope has no message record: records of a scope
+// not kept are left only by an import whose bulk record OpenStore found,
+// so any other is not the store's.
+func (s *Store) checkNewScope(ctx context.Context, st *scopeState) (*reconcile.Tree, error) {
+	tree, err := reconcile.Open(ctx, s.d, treeKey(st.idHex), s.cfg.treeOpts...)
+	if err != nil {
+		return nil, err
+	}
+	if tree.Root().Count != 0 {
+		return nil, fmt.Errorf("%w: scope %s has a tree but no record", ErrCorrupt, st.scope)
+	}
+	res, err := s.d.Query(ctx, dsq.Query{Prefix: msgsKey.ChildString(st.idHex).String(), KeysOnly: true, Limit: 1})
+	if err != nil {
+		return nil, err
+	}
+	stray, err := res.Rest()
+	if err != nil {
+		return nil, err
+	}
+	if len(stray) > 0 {
+		return nil, fmt.Errorf("%w: scope %s has message records but no record (%s)", ErrCorrupt, st.scope, stray[0].Key)
+	}
+	return tree, nil
 }
 
 // storeBulkBatch writes the records of a batch's messages that the store
-// accepts (check) in one commit and adds their keys to the build; once
-// the build holds bulkNodeBytes of nodes, it writes those after the
-// commit (writeNodes), the last part with the import record of the state
-// at after the batch.
+// accepts (check) in one commit, then adds their keys to the build, so
+// that the build holds exactly the keys stored; once it holds
+// bulkNodeBytes of nodes, it writes those (writeNodes), the last part
+// with the import record of the state at after the batch. Keys not in
+// ascending order, after those of the batches before, fail with
+// reconcile.ErrNotAscending before anything is written.
 func (s *Store) storeBulkBatch(ctx context.Context, st *scopeState, build *reconcile.Builder, b snapshot.Batch, at []byte, rep *ImportReport) (added, rejected int, err error) {
 	batch, err := s.d.Batch(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
 	w := newRecordWriter(batch, s.cfg.hashIndex)
+	prev, have := build.Last()
+	keys := make([]reconcile.Key, 0, len(b.Messages))
 	for i := range b.Messages {
 		m, k := &b.Messages[i], b.Keys[i]
 		if err := s.check(m); err != nil {
@@ -187,21 +250,27 @@ func (s *Store) storeBulkBatch(ctx context.Context, st *scopeState, build *recon
 			rejected++
 			continue
 		}
-		if err := build.Add(k); err != nil {
-			return 0, 0, err
+		if have && !prev.Less(k) {
+			return 0, 0, fmt.Errorf("%w: %v after %v", reconcile.ErrNotAscending, k, prev)
 		}
+		prev, have = k, true
 		if err := w.put(ctx, st.id, st.keys, k, m); err != nil {
 			return 0, 0, err
 		}
-		added++
-	}
-	if build.Buffered() < bulkNodeBytes {
-		return added, rejected, batch.Commit(ctx)
+		keys = append(keys, k)
 	}
 	if err := batch.Commit(ctx); err != nil {
 		return 0, 0, err
 	}
-	return added, rejected, s.writeNodes(ctx, build, writeImportRecord(st, at))
+	for _, k := range keys {
+		if err := build.Add(k); err != nil {
+			return 0, 0, err // the order was checked: not reached
+		}
+	}
+	if build.Buffered() < bulkNodeBytes {
+		return len(keys), rejected, nil
+	}
+	return len(keys), rejected, s.writeNodes(ctx, build, writeImportRecord(st, at))
 }
 
 // writeNodes writes the closed nodes of a build in batches of at most
@@ -229,49 +298,33 @@ func (s *Store) writeNodes(ctx context.Context, build *reconcile.Builder, last w
 	}
 }
 
-// endBulk ends a bulk import by keeping what it stored: in one commit it
-// writes the rest of the tree, the scope's record and, when the import
-// was cut short after the batch whose state is at, the import record
-// (else it deletes any), and deletes the bulk record; then the store
-// keeps the scope. Without a build (one a failed commit left ahead of
-// the records) it rebuilds the tree and the record from the records
-// first (repairScope). It runs whatever ctx says: a failure leaves the
-// bulk record for OpenStore.
-func (s *Store) endBulk(ctx context.Context, st *scopeState, build *reconcile.Builder, at []byte) error {
+// endBulk ends a bulk import by keeping what it stored: it writes the
+// rest of the tree and the scope's record and, when the import was cut
+// short after the batch whose state is at, the import record (else it
+// deletes any), and deletes the bulk record; the store then keeps the
+// scope (newScope), or the scope's held keys are in its tree
+// (emptyScope). It runs whatever ctx says. A failure leaves the bulk
+// record for OpenStore, which rebuilds the scope from its records.
+func (s *Store) endBulk(ctx context.Context, mode bulkMode, st *scopeState, build *reconcile.Builder, at []byte) error {
 	ctx = context.WithoutCancel(ctx)
-	rec := scopeRecord{scope: st.scope}
-	if build == nil {
-		if _, err := repairScope(ctx, s.d, rec); err != nil {
-			return err
-		}
+	if err := s.writeNodes(ctx, build, nil); err != nil {
+		return err
 	}
-	if build != nil {
-		if err := s.writeNodes(ctx, build, nil); err != nil {
-			return err
-		}
+	if mode == emptyScope {
+		return s.endHeld(ctx, st, build, at)
 	}
 	b, err := s.d.Batch(ctx)
 	if err != nil {
 		return err
 	}
-	if build != nil {
-		if err := build.Finish(ctx, b); err != nil {
-			return err
-		}
-		rec.agg = build.Root()
-		if err := b.Put(ctx, scopeRecordKey(st.idHex), rec.encode()); err != nil {
-			return err
-		}
-	}
-	if at != nil {
-		err = writeImportRecord(st, at)(ctx, b)
-	} else {
-		err = b.Delete(ctx, importRecordKey(st.idHex))
-	}
-	if err != nil {
+	if err := build.Finish(ctx, b); err != nil {
 		return err
 	}
-	if err := b.Delete(ctx, bulkRecordKey(st.idHex)); err != nil {
+	rec := scopeRecord{scope: st.scope, agg: build.Root()}
+	if err := b.Put(ctx, scopeRecordKey(st.idHex), rec.encode()); err != nil {
+		return err
+	}
+	if err := endRecords(ctx, b, st, at); err != nil {
 		return err
 	}
 	if err := b.Commit(ctx); err != nil {
@@ -283,11 +336,6 @@ func (s *Store) endBulk(ctx context.Context, st *scopeState, build *reconcile.Bu
 	kept, err := openScope(ctx, s.d, rec, s.cfg)
 	if err != nil {
 		return err
-	}
-	if build == nil {
-		// repairScope recorded the rebuilt tree's root.
-		rec.agg = kept.tree.Root()
-		kept.snap.Store(&scopeSnap{agg: rec.agg, newest: kept.snap.Load().newest})
 	}
 	if kept.tree.Root() != rec.agg {
 		return fmt.Errorf("%w: scope %s: the built tree's root differs from its record", ErrCorrupt, st.scope)
@@ -301,43 +349,128 @@ func (s *Store) endBulk(ctx context.Context, st *scopeState, build *reconcile.Bu
 	return nil
 }
 
-// dropBulk undoes a bulk import of a bad file: it deletes every record
-// of the scope (messages, their hash index entries, tree nodes, import
-// record), then the bulk record, and zeroes rep's counts. It runs
-// whatever ctx says; a failure leaves the bulk record, and OpenStore
-// keeps what is left.
-func (s *Store) dropBulk(ctx context.Context, st *scopeState, rep *ImportReport) error {
-	rep.Added, rep.Rejected, rep.RejectReason, rep.Bytes = 0, 0, nil, 0
-	ctx = context.WithoutCancel(ctx)
-	msgs := msgsKey.ChildString(st.idHex)
-	if s.cfg.hashIndex {
-		if err := deleteIndexEntries(ctx, s.d, st, msgs); err != nil {
-			return fmt.Errorf("undo the import: %w", err)
-		}
+// endRecords writes into b the end of a bulk import's own records: the
+// import record of the state at (none when at is nil), and the deletion
+// of the bulk record.
+func endRecords(ctx context.Context, b ds.Write, st *scopeState, at []byte) error {
+	var err error
+	if at != nil {
+		err = writeImportRecord(st, at)(ctx, b)
+	} else {
+		err = b.Delete(ctx, importRecordKey(st.idHex))
 	}
-	for _, prefix := range []ds.Key{msgs, treeKey(st.idHex)} {
-		if err := deletePrefix(ctx, s.d, prefix); err != nil {
-			return fmt.Errorf("undo the import: %w", err)
-		}
+	if err != nil {
+		return err
 	}
-	for _, k := range []ds.Key{importRecordKey(st.idHex), bulkRecordKey(st.idHex)} {
-		if err := s.d.Delete(ctx, k); err != nil {
-			return fmt.Errorf("undo the import: %w", err)
-		}
+	return b.Delete(ctx, bulkRecordKey(st.idHex))
+}
+
+// endHeld is endBulk for a kept scope. With no flush running and the
+// scope's writers held off, it publishes the built tree, then inserts
+// the keys commits added meanwhile (held pending) in one commit with the
+// scope's record and endRecords, and lets the scope's keys be flushed
+// again.
+func (s *Store) endHeld(ctx context.Context, st *scopeState, build *reconcile.Builder, at []byte) error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	b, err := s.d.Batch(ctx)
+	if err != nil {
+		return err
 	}
+	if err := build.Finish(ctx, b); err != nil {
+		return err
+	}
+	if err := b.Commit(ctx); err != nil {
+		return err
+	}
+	if err := build.Commit(); err != nil {
+		return err
+	}
+	held := st.pending.len()
+	x := st.tree.Begin()
+	x.Grow(held)
+	st.pending.each(x.Insert) // those the file held too are there already
+	if b, err = s.d.Batch(ctx); err == nil {
+		err = x.Write(ctx, b)
+	}
+	rec := scopeRecord{scope: st.scope, agg: x.Root()}
+	if err == nil {
+		err = b.Put(ctx, scopeRecordKey(st.idHex), rec.encode())
+	}
+	if err == nil {
+		err = endRecords(ctx, b, st, at)
+	}
+	if err == nil {
+		err = b.Commit(ctx)
+	}
+	if err != nil {
+		x.Discard()
+		return err
+	}
+	x.Commit()
+	next := *st.snap.Load()
+	next.agg = rec.agg
+	if last, ok := x.Last(); ok {
+		next.newest = max(next.newest, int64(last.TS))
+	}
+	st.snap.Store(&next)
+	st.pending.reset()
+	st.bulk = false
+	s.jmu.Lock()
+	s.pendingN -= held
+	s.heldN -= held
+	delete(s.dirty, st)
+	if s.pendingN == 0 {
+		s.oldest = time.Time{}
+	}
+	s.jmu.Unlock()
 	return s.d.Sync(ctx, rootKey)
 }
 
-// deleteIndexEntries deletes the hash index entries of the message
-// records under prefix, those of st.
-func deleteIndexEntries(ctx context.Context, d ds.Batching, st *scopeState, prefix ds.Key) error {
-	return eachKeyBatched(ctx, d, prefix, func(b ds.Batch, key string) error {
+// dropBulk undoes a bulk import of a bad file: it deletes the records
+// the import wrote (the scope's message records but those of its held
+// keys, their hash index entries, the tree's nodes, the import record),
+// then the bulk record, and zeroes rep's counts. It runs whatever ctx
+// says; a failure leaves the bulk record, and OpenStore keeps what is
+// left.
+func (s *Store) dropBulk(ctx context.Context, mode bulkMode, st *scopeState, rep *ImportReport) error {
+	rep.Added, rep.Rejected, rep.RejectReason, rep.Bytes = 0, 0, nil, 0
+	ctx = context.WithoutCancel(ctx)
+	if mode == emptyScope {
+		// Commits wait: the held keys must stay what they are.
+		st.wmu.Lock()
+		defer st.wmu.Unlock()
+		defer s.unhold(st)
+	}
+	ours := func(k reconcile.Key) bool { return mode == newScope || !st.pending.has(k) }
+	msgs := msgsKey.ChildString(st.idHex)
+	err := eachKeyBatched(ctx, s.d, msgs, func(b ds.Batch, key string) error {
 		k, err := st.keys.parseMsgKey([]byte(key))
-		if err != nil {
-			return nil // not a message record; deletePrefix takes it
+		if err != nil || !ours(k) {
+			return nil // not the import's
 		}
-		return b.Delete(ctx, indexKey(&k.Hash))
+		if s.cfg.hashIndex {
+			if err := b.Delete(ctx, indexKey(&k.Hash)); err != nil {
+				return err
+			}
+		}
+		return b.Delete(ctx, ds.RawKey(key))
 	})
+	if err == nil {
+		// The tree is empty but for the nodes the build wrote.
+		err = deletePrefix(ctx, s.d, treeKey(st.idHex))
+	}
+	for _, k := range []ds.Key{importRecordKey(st.idHex), bulkRecordKey(st.idHex)} {
+		if err == nil {
+			err = s.d.Delete(ctx, k)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("undo the import: %w", err)
+	}
+	return s.d.Sync(ctx, rootKey)
 }
 
 // finishBulkLoads keeps, in a store being opened, the scope of every

@@ -4,8 +4,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
@@ -27,36 +29,103 @@ func bulkRecord(t *testing.T, d ds.Datastore, sc reconcile.Scope) bool {
 }
 
 // TestBulkImportStoresWhatTwoPassesStore: an import into a store that
-// does not keep the scope (one pass, the tree built from the keys in
-// order) leaves exactly the records, byte for byte, of an import into a
-// store that keeps it (two passes, the keys inserted through Put), with
-// and without the hash index, and the store proves itself on reopen.
+// does not keep the scope, or keeps it empty (one pass, the tree built
+// from the keys in order) leaves exactly the records, byte for byte, of
+// an import into a store whose scope holds a message already (two
+// passes, the keys inserted through Put), with and without the hash
+// index, and each store proves itself on reopen.
 func TestBulkImportStoresWhatTwoPassesStore(t *testing.T) {
 	msgs := snapMsgs(21, scopeA, 6000)
 	src, _ := filledStore(t, scopeA, msgs)
 	path, h := exportTo(t, src, scopeA, t.TempDir(), "a.snap", smallBatches...)
 	for _, index := range []bool{false, true} {
 		t.Run(fmt.Sprintf("hash index %v", index), func(t *testing.T) {
-			dumps := make([]map[string]string, 2)
-			for i, kept := range []bool{false, true} {
+			var dumps []map[string]string
+			for _, into := range []string{"not kept", "kept empty", "holding a message"} {
 				d := dssync.MutexWrap(ds.NewMapDatastore())
-				var scopes []reconcile.Scope
-				if kept {
-					scopes = []reconcile.Scope{scopeA}
+				s := openWith(t, d, nil, node.WithHashIndex(index))
+				switch into {
+				case "kept empty":
+					require.NoError(t, s.AddScope(t.Context(), scopeA))
+				case "holding a message":
+					// One of the file's: the end is the same store.
+					require.NoError(t, s.AddScope(t.Context(), scopeA))
+					_, err := s.Put(t.Context(), msgs[17])
+					require.NoError(t, err)
 				}
-				s := openWith(t, d, scopes, node.WithHashIndex(index))
 				rep, err := s.ImportFile(t.Context(), path)
-				require.NoError(t, err)
-				require.Equal(t, int(h.Count), rep.Added)
-				require.Equal(t, kept, rep.Verify > 0, "two passes only into a kept scope")
-				require.Equal(t, h.Root(), rep.After.Root)
+				require.NoError(t, err, into)
+				twoPasses := into == "holding a message"
+				require.Equal(t, twoPasses, rep.Verify > 0, "%s: two passes only into a scope with messages", into)
+				require.Equal(t, int(h.Count), rep.Added+rep.Duplicates, into)
+				require.Equal(t, h.Root(), rep.After.Root, into)
 				requireScope(t, s, scopeA, msgs)
 				require.NoError(t, s.Close())
-				dumps[i] = dump(t, d)
+				dumps = append(dumps, dump(t, d))
 				reopened := openWith(t, d, nil, node.WithHashIndex(index), node.WithVerifyOnOpen(true))
 				requireScope(t, reopened, scopeA, msgs)
 			}
-			require.Equal(t, dumps[1], dumps[0])
+			require.Equal(t, dumps[2], dumps[0], "not kept")
+			require.Equal(t, dumps[2], dumps[1], "kept empty")
+		})
+	}
+}
+
+// TestBulkImportHoldsLiveCommits: while a one-pass import builds the
+// tree of a kept, empty scope, commits to the scope go on without
+// waiting, their keys held out of the tree (a read of the tree flushes,
+// and finds it empty), and the import's end puts them in: a message the
+// file holds too once, one it does not beside the file's. A bad file
+// undoes the import's records and keeps the live ones.
+func TestBulkImportHoldsLiveCommits(t *testing.T) {
+	msgs := snapMsgs(25, scopeA, 3000)
+	src, _ := filledStore(t, scopeA, msgs)
+	dir := t.TempDir()
+	path, h := exportTo(t, src, scopeA, dir, "a.snap", smallBatches...)
+	good, err := os.ReadFile(path)
+	require.NoError(t, err)
+	damaged := slices.Clone(good)
+	damaged[len(damaged)-60] ^= 0x10 // in the last batch
+	bad := writeVariant(t, dir, "bad.snap", damaged)
+	live := []reconcile.Message{msgs[len(msgs)-1], msg(scopeA, 5, 1), msg(scopeA, 6, 2)}
+
+	for _, file := range []string{path, bad} {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			dst, d := newMemStore(t, []reconcile.Scope{scopeA}, node.WithFlush(1, time.Hour))
+			done, let := startHeldImport(t, dst, file, func(p protocol.Progress) bool {
+				return p.Kind == protocol.ProgressImport && p.Done > 0 && p.Done < int(h.Count)
+			})
+			res, err := dst.Put(t.Context(), live...)
+			require.NoError(t, err)
+			require.Len(t, res.Added, len(live), "the file's messages are not in the scope yet")
+			tree, ok := dst.Tree(scopeA) // flushes: the held keys stay out
+			require.True(t, ok)
+			require.Zero(t, tree.Count())
+			st, _ := dst.Stats(scopeA)
+			require.EqualValues(t, len(live), st.Count)
+			let()
+			err = <-done
+
+			want := append(slices.Clone(live[1:]), msgs...)
+			if file == bad {
+				require.ErrorIs(t, err, snapshot.ErrCorrupt)
+				want = live
+			} else {
+				require.NoError(t, err)
+			}
+			requireScope(t, dst, scopeA, want)
+			st, _ = dst.Stats(scopeA)
+			require.EqualValues(t, len(want), st.Count)
+			require.False(t, bulkRecord(t, d, scopeA))
+			// Flushes work for the scope again.
+			more := msg(scopeA, 7, 3)
+			_, err = dst.Put(t.Context(), more)
+			require.NoError(t, err)
+			tree, _ = dst.Tree(scopeA)
+			require.EqualValues(t, len(want)+1, tree.Count())
+			require.NoError(t, dst.Close())
+			reopened := openWith(t, d, nil, node.WithVerifyOnOpen(true))
+			requireScope(t, reopened, scopeA, append(want, more))
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	ds "github.com/ipfs/go-datastore"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/storesync/storesync/node"
 	"github.com/storesync/storesync/node/snapshot"
+	"github.com/storesync/storesync/protocol"
 	"github.com/storesync/storesync/reconcile"
 )
 
@@ -108,4 +110,49 @@ func requireScope(t *testing.T, s *node.Store, sc reconcile.Scope, want []reconc
 		return
 	}
 	require.Equal(t, sortedKeys(want), treeKeys(t, s, sc))
+}
+
+// outsider is a message of scopeA in no test file (timestamped 1, with
+// a seed no file uses): a store that holds it keeps a scope with a
+// message, into which an import takes two passes.
+var outsider = msg(scopeA, 1, 0x6f7574)
+
+// keepOutsider makes s keep scopeA, holding outsider.
+func keepOutsider(t *testing.T, s *node.Store) {
+	t.Helper()
+	require.NoError(t, s.AddScope(t.Context(), scopeA))
+	res, err := s.Put(t.Context(), outsider)
+	require.NoError(t, err)
+	require.Len(t, res.Added, 1)
+}
+
+// startHeldImport imports path into s on a goroutine of its own, which
+// stops at the first progress event that at accepts until let is called
+// (or the test ends, before the store's Close, which waits for the
+// import). It returns once the import stands there; done yields the
+// import's error.
+func startHeldImport(t *testing.T, s *node.Store, path string, at func(protocol.Progress) bool) (done <-chan error, let func()) {
+	t.Helper()
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	let = func() { once.Do(func() { close(release) }) }
+	t.Cleanup(let)
+	ctx := protocol.WithProgress(t.Context(), func(p protocol.Progress) {
+		if !at(p) {
+			return
+		}
+		select {
+		case <-held:
+		default:
+			close(held)
+			<-release
+		}
+	})
+	errs := make(chan error, 1)
+	go func() {
+		_, err := s.ImportFile(ctx, path)
+		errs <- err
+	}()
+	<-held
+	return errs, let
 }

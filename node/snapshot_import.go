@@ -60,48 +60,51 @@ var ErrImportRunning = errors.New("an import of this scope is running")
 // stores its messages, keeping the file's scope (AddScope) if the store
 // does not yet. It returns what it did, or the first error.
 //
-// Nothing is stored from a bad file. Into a store that keeps the file's
-// scope, a first pass reads the whole file with a snapshot.Reader to its
-// end (structure, checksums and chain, every message's hash recomputed
-// from its content, key order, and the count, aggregate and key range
-// against the header) and stores nothing; only then does a second pass
-// store the batches. A truncated, corrupted or forged file thus fails
-// with the reader's error (wrapping snapshot.ErrTruncated, ErrCorrupt,
+// Nothing is stored from a bad file. Into a scope that holds messages, a
+// first pass reads the whole file with a snapshot.Reader to its end
+// (structure, checksums and chain, every message's hash recomputed from
+// its content, key order, and the count, aggregate and key range against
+// the header) and stores nothing; only then does a second pass store the
+// batches. A truncated, corrupted or forged file thus fails with the
+// reader's error (wrapping snapshot.ErrTruncated, ErrCorrupt,
 // ErrMismatch, ...) and leaves the store as it was. The verification
-// pass takes about 15 % of such an import (0.42 s of 3.0 s for 1,000,000
+// pass takes about 15 % of such an import (0.44 s of 2.9 s for 1,000,000
 // messages of 256 bytes into LevelDB on two shared cores).
 //
-// Into a store that does not keep the scope, the import restores it in
-// one pass (a bulk import): it verifies each batch as the first pass
-// would, stores it, and builds the scope's tree from the keys in order
-// (reconcile.Builder) rather than inserting them; the store keeps the
-// scope from the commit that ends the import, and AddScope of it fails
-// with ErrImportRunning until then. A file found bad at any point, its
-// end included, fails with the same errors and deletes what the import
-// stored, so the store is again as it was and does not keep the scope.
-// Subscribers are not told of a bulk import's messages: it restores a
-// scope, it does not carry new traffic. A crash during a bulk import
-// leaves its bulk record (/storesync/bulk/), and the next
-// OpenStore keeps the scope with the messages stored (rebuilding its tree
-// from them, as Repair does), each verified before it was stored.
+// Into a store that does not keep the scope, or keeps it with no message,
+// the import restores it in one pass (a bulk import): it verifies each
+// batch as the first pass would, stores it, and builds the scope's tree
+// from the keys in order (reconcile.Builder) rather than inserting them.
+// A scope not kept is kept from the commit that ends the import, and
+// AddScope of it fails with ErrImportRunning until then. A kept scope
+// takes Puts and syncs meanwhile as always, but their keys reach its
+// tree (Tree, Set) only when the import ends. A file found bad at any
+// point, its end included, fails with the same errors and deletes what
+// the import stored, so the store is again as it was (but for what Puts
+// added meanwhile). Subscribers are not told of a bulk import's
+// messages: it restores a scope, it does not carry new traffic. A crash
+// during a bulk import leaves its bulk record (/storesync/bulk/), and the
+// next OpenStore keeps the scope with the messages stored (rebuilding
+// its tree from them, as Repair does), each verified before it was
+// stored.
 //
-// An import is resumable and idempotent. Into a kept scope, after each
-// batch it records the reader's snapshot.State in the store, in the
-// datastore batch that stores the batch's last messages (the layout's
-// /storesync/resume/import/ record of the scope); an import of the same
-// file that finds the record goes on after the batches it names (the
-// verification pass still reads the whole file, which may have changed),
-// and a record of another file is replaced. The record is deleted at the
-// end. A bulk import writes the record only with the tree nodes it
-// writes before its end (every MiB of them, about 23,000 messages) and
-// when it is cut short (ctx, a failing datastore); cut
-// short, it keeps what it stored as a kept scope, so that the next import
-// of the file resumes as above. Messages stored already count as
-// duplicates, so importing a file twice stores nothing the second time.
-// A concurrent import of the same scope into the same store fails at
-// once with ErrImportRunning.
+// An import is resumable and idempotent. Into a scope that holds
+// messages, after each batch it records the reader's snapshot.State in
+// the store, in the datastore batch that stores the batch's last messages
+// (the layout's /storesync/resume/import/ record of the scope); an import
+// of the same file that finds the record goes on after the batches it
+// names (the verification pass still reads the whole file, which may
+// have changed), and a record of another file is replaced. The record is
+// deleted at the end. A bulk import writes the record only with the tree
+// nodes it writes before its end (every 64 MiB of them, about 1.4
+// million messages) and when it is cut short (ctx, a failing datastore);
+// cut short, it keeps what it stored, so that the next import of the file
+// resumes as above. Messages stored already count as duplicates, so
+// importing a file twice stores nothing the second time. A concurrent
+// import of the same scope into the same store fails at once with
+// ErrImportRunning.
 //
-// Into a kept scope, the messages are stored as Put stores them
+// Into a scope that holds messages, they are stored as Put stores them
 // (subscribers see the new ones) in commits of at most 4,096 messages.
 // When the import succeeds, the store holds every message of the file but
 // the rejected ones; a retention running meanwhile may delete old ones
@@ -170,17 +173,17 @@ func (s *Store) importFrom(ctx context.Context, r io.ReadSeeker, obs snapshotObs
 		return rep, fmt.Errorf("scope %s: %w", h.Scope, err)
 	}
 	defer unlock()
-	bulk, err := s.claimBulk(h.Scope)
+	mode, bst, err := s.claimBulk(h.Scope)
 	if err != nil {
 		return rep, fmt.Errorf("scope %s: %w", h.Scope, err)
 	}
-	if bulk {
-		defer s.releaseBulk(h.Scope)
+	if mode != twoPasses {
+		defer s.releaseBulk(mode, bst)
 		if err := s.enter(); err != nil {
 			return rep, err
 		}
 		defer s.calls.Done()
-		err := s.bulkImport(ctx, vr, obs, &rep)
+		err := s.bulkImport(ctx, mode, bst, vr, obs, &rep)
 		rep.Store = time.Since(start)
 		rep.After, _ = s.Stats(h.Scope)
 		return rep, err

@@ -131,8 +131,10 @@ func TestImportResumesAfterAPartBatch(t *testing.T) {
 	require.Greater(t, sizes[1], 4096)
 
 	f := &failingDS{Batching: dssync.MutexWrap(ds.NewMapDatastore())}
-	// Kept, so that Put stores the batches; flushes would be commits too.
-	dst := openWith(t, f, []reconcile.Scope{scopeA}, neverFlush)
+	// A scope with a message, so that Put stores the batches; flushes
+	// would be commits too.
+	dst := openWith(t, f, nil, neverFlush)
+	keepOutsider(t, dst)
 	f.commits.Store(0)
 	// Batch 0 takes commits 1 to 3, batch 1 commits 4 to 6.
 	f.failAt.Store(5)
@@ -148,7 +150,7 @@ func TestImportResumesAfterAPartBatch(t *testing.T) {
 	require.Equal(t, sizes[0], rep.ResumedMessages)
 	require.Equal(t, 4096, rep.Duplicates, "the part of batch 1 stored before the failure")
 	require.Equal(t, int(h.Count)-sizes[0]-4096, rep.Added)
-	requireScope(t, dst, scopeA, msgs)
+	requireScope(t, dst, scopeA, append(msgs, outsider))
 	require.Nil(t, importRecord(t, f, scopeA))
 }
 
@@ -226,31 +228,18 @@ func TestConcurrentImportOfAScopeIsRefused(t *testing.T) {
 	path, h := exportTo(t, src, scopeA, t.TempDir(), "a.snap", smallBatches...)
 	for _, kept := range []bool{false, true} {
 		t.Run(fmt.Sprintf("scope kept %v", kept), func(t *testing.T) {
-			var scopes []reconcile.Scope
+			dst, _ := newMemStore(t, nil)
+			want := msgs
 			if kept {
-				scopes = append(scopes, scopeA)
+				keepOutsider(t, dst)
+				want = append(slices.Clone(msgs), outsider)
 			}
-			dst, _ := newMemStore(t, scopes)
 			// Held after the verification pass, or, into a store that
 			// does not keep the scope, after the first batch stored.
-			held, release := make(chan struct{}), make(chan struct{})
-			ctx := protocol.WithProgress(t.Context(), func(p protocol.Progress) {
-				if (kept && p.Kind == node.ProgressVerify && p.Done == int(h.Count)) ||
-					(!kept && p.Kind == protocol.ProgressImport && p.Done > 0 && p.Done < int(h.Count)) {
-					select {
-					case <-held:
-					default:
-						close(held)
-						<-release
-					}
-				}
+			done, let := startHeldImport(t, dst, path, func(p protocol.Progress) bool {
+				return (kept && p.Kind == node.ProgressVerify && p.Done == int(h.Count)) ||
+					(!kept && p.Kind == protocol.ProgressImport && p.Done > 0 && p.Done < int(h.Count))
 			})
-			done := make(chan error, 1)
-			go func() {
-				_, err := dst.ImportFile(ctx, path)
-				done <- err
-			}()
-			<-held
 			_, err := dst.ImportFile(t.Context(), path)
 			require.ErrorIs(t, err, node.ErrImportRunning)
 			if !kept {
@@ -263,9 +252,9 @@ func TestConcurrentImportOfAScopeIsRefused(t *testing.T) {
 				_, ok := dst.Stats(scopeA)
 				require.False(t, ok, "not kept before the import ends")
 			}
-			close(release)
+			let()
 			require.NoError(t, <-done)
-			requireScope(t, dst, scopeA, msgs)
+			requireScope(t, dst, scopeA, want)
 
 			rep, err := dst.ImportFile(t.Context(), path)
 			require.NoError(t, err, "the scope is free again")
@@ -384,8 +373,9 @@ func TestImportNoticesAFileChangedBetweenPasses(t *testing.T) {
 	good, err := os.ReadFile(path)
 	require.NoError(t, err)
 	damaged := slices.Clone(good)
-	damaged[len(damaged)-100] ^= 1                      // in the last batch
-	dst, d := newMemStore(t, []reconcile.Scope{scopeA}) // two passes
+	damaged[len(damaged)-100] ^= 1 // in the last batch
+	dst, d := newMemStore(t, nil)
+	keepOutsider(t, dst) // two passes
 
 	_, err = dst.Import(t.Context(), &swappingReader{Reader: bytes.NewReader(good), next: damaged})
 	require.ErrorIs(t, err, snapshot.ErrCorrupt)
@@ -397,6 +387,6 @@ func TestImportNoticesAFileChangedBetweenPasses(t *testing.T) {
 	rep, err := dst.Import(t.Context(), bytes.NewReader(good))
 	require.NoError(t, err)
 	require.True(t, rep.Resumed)
-	require.Equal(t, int(part.Count), rep.ResumedMessages)
-	requireScope(t, dst, scopeA, msgs)
+	require.Equal(t, int(part.Count)-1, rep.ResumedMessages, "all but outsider")
+	requireScope(t, dst, scopeA, append(msgs, outsider))
 }

@@ -247,16 +247,15 @@ func TestImportProgress(t *testing.T) {
 	require.Equal(t, len(msgs), exported[len(exported)-1].Done)
 	require.Equal(t, h.Size, exported[len(exported)-1].Bytes)
 
-	// Into a kept scope, a verification pass first; into a store without
-	// it, the bulk import's one pass.
+	// Into a scope that holds a message, a verification pass first; into
+	// a store without it, the bulk import's one pass.
 	for _, kept := range []bool{true, false} {
 		var events []protocol.Progress
 		ctx = protocol.WithProgress(t.Context(), func(p protocol.Progress) { events = append(events, p) })
-		var scopes []reconcile.Scope
+		dst, _ := newMemStore(t, nil)
 		if kept {
-			scopes = []reconcile.Scope{scopeA}
+			keepOutsider(t, dst)
 		}
-		dst, _ := newMemStore(t, scopes)
 		rep, err := dst.ImportFile(ctx, path)
 		require.NoError(t, err)
 		var verify, stored []protocol.Progress

@@ -52,6 +52,7 @@ type Store struct {
 	dirty    map[*scopeState]struct{} // scopes with pending keys
 	pendingN int                      // keys not yet in the trees, taken ones included
 	takenN   int                      // of them, those the running flush took
+	heldN    int                      // of them, those of scopes a bulk import holds
 	oldest   time.Time                // when the first of them was committed
 
 	stopFlusher context.CancelFunc
@@ -163,7 +164,7 @@ func (s *Store) goFlusher() {
 				kicked = true
 			}
 			s.jmu.Lock()
-			due := s.pendingN > 0 && (kicked || s.cfg.now().Sub(s.oldest) >= s.cfg.flushEvery)
+			due := s.pendingN > s.heldN && (kicked || s.cfg.now().Sub(s.oldest) >= s.cfg.flushEvery)
 			s.jmu.Unlock()
 			if due && s.enter() == nil {
 				if err := s.flush(ctx); err != nil && ctx.Err() == nil {

@@ -131,6 +131,9 @@ func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, c *changes
 		for i := range c.chs {
 			if c.chs[i].freshCount > 0 {
 				s.dirty[c.chs[i].st] = struct{}{}
+				if c.chs[i].st.bulk {
+					s.heldN += int(c.chs[i].freshCount)
+				}
 			}
 		}
 		if s.pendingN == 0 {
@@ -234,6 +237,9 @@ func (s *Store) flush(ctx context.Context) error {
 	}
 	unlock := lockScopes(dirty)
 	s.commitMu.Unlock()
+	// A scope a bulk import holds keeps its keys pending, and its dirty
+	// mark, until the import ends.
+	dirty = slices.DeleteFunc(slices.Clone(dirty), func(st *scopeState) bool { return st.bulk })
 	aggs := make([]reconcile.Aggregate, len(dirty))
 	taken := 0
 	for i, st := range dirty {

@@ -89,6 +89,9 @@ func (b *Builder) Add(k Key) error {
 	return nil
 }
 
+// Last returns the last key added, if any.
+func (b *Builder) Last() (Key, bool) { return b.last, b.count > 0 }
+
 // Count returns how many keys were added.
 func (b *Builder) Count() uint64 { return b.count }
 
