@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/storesync/storesync/node"
+	"github.com/storesync/storesync/reconcile"
 )
 
 // snapshotRun is one run of the snapshot measurement.
@@ -23,7 +24,7 @@ type snapshotRun struct {
 
 // runSnapshot measures Store.ExportFile of a scope of n messages and
 // Store.ImportFile of the file into an empty store (one pass), and into
-// an empty store that keeps the scope (two passes), against raw batched
+// a store whose scope holds one of the messages (two passes), against raw batched
 // LevelDB puts of the same records (rawWriter), and prints the table and
 // the figure lines. The scope to export is built once, untimed; each run
 // writes the raw records into a fresh LevelDB, exports, and imports into
@@ -90,17 +91,21 @@ func snapshotOnce(ctx context.Context, work string, o options, st *node.Store, w
 		return run, fmt.Errorf("export: %d messages, root %x; the store holds %d, root %x", h.Count, h.Root(), want.Count, want.Root)
 	}
 
-	if run.imp, run.total, err = timedImport(ctx, work, path, want, false); err != nil {
+	if run.imp, run.total, err = timedImport(ctx, work, path, want, nil); err != nil {
 		return run, err
 	}
-	run.kept, run.keptT, err = timedImport(ctx, work, path, want, true)
+	// The source's first message: a scope that holds it takes the import
+	// in two passes.
+	first := make([]reconcile.Message, 1)
+	newGenerator(o.seed, livePayloadSize, 1).fill(first)
+	run.kept, run.keptT, err = timedImport(ctx, work, path, want, first)
 	return run, err
 }
 
 // timedImport imports the file at path into a store on a fresh LevelDB,
-// which keeps want's scope beforehand if kept is set, and checks the
+// which holds the messages held beforehand (untimed), and checks the
 // result against want.
-func timedImport(ctx context.Context, work, path string, want node.ScopeStats, kept bool) (rep node.ImportReport, took time.Duration, err error) {
+func timedImport(ctx context.Context, work, path string, want node.ScopeStats, held []reconcile.Message) (rep node.ImportReport, took time.Duration, err error) {
 	dst, done, err := freshLevelDB(work, "import-")
 	if err != nil {
 		return rep, 0, err
@@ -111,8 +116,11 @@ func timedImport(ctx context.Context, work, path string, want node.ScopeStats, k
 		return rep, 0, err
 	}
 	defer s.Close()
-	if kept {
+	if len(held) > 0 {
 		if err := s.AddScope(ctx, want.Scope); err != nil {
+			return rep, 0, err
+		}
+		if _, err := s.Put(ctx, held...); err != nil {
 			return rep, 0, err
 		}
 	}
