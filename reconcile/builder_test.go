@@ -85,9 +85,9 @@ func TestBuilderBuildsTheTreeInsertsBuild(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, dump(t, ref), dump(t, d), "%d keys, then changes: stored nodes differ", len(keys))
 	}
-	sizes := []int{0, 1, 2, 3, 31, 32, 33, 100, 1000, 1025, 5000, 40000}
-	for range 20 {
-		sizes = append(sizes, 1+r.IntN(20000))
+	sizes := []int{0, 1, 2, 3, 31, 32, 33, 100, 1000, 1025, 5000, 40000 / reconcile.RaceScale}
+	for range 20 / reconcile.RaceScale {
+		sizes = append(sizes, 1+r.IntN(20000/reconcile.RaceScale))
 	}
 	for _, n := range sizes {
 		keys := make(model, n)
@@ -99,7 +99,7 @@ func TestBuilderBuildsTheTreeInsertsBuild(t *testing.T) {
 	}
 	// Sets whose last key is of a high level: it closes a node at every
 	// height up to the root and above, where nothing may be written.
-	for _, n := range []int{1, 2, 20, 40, 100, 1000, 3000} {
+	for _, n := range []int{1, 2, 20, 40, 100, 1000, 3000 / reconcile.RaceScale} {
 		var keys []reconcile.Key
 		for len(keys) < n-1 {
 			keys = append(keys, randKey(r, 1<<29))
@@ -116,7 +116,7 @@ func TestBuilderBuildsTheTreeInsertsBuild(t *testing.T) {
 	}
 	t.Run("size bound", func(t *testing.T) {
 		reconcile.SetMaxNodeEntries(t, 4)
-		for _, n := range []int{1, 3, 4, 5, 15, 16, 17, 64, 65, 200, 3000} {
+		for _, n := range []int{1, 3, 4, 5, 15, 16, 17, 64, 65, 200, 3000 / reconcile.RaceScale} {
 			// Keys of level 0 only: every node is closed by the bound.
 			var keys []reconcile.Key
 			for len(keys) < n {

@@ -36,3 +36,7 @@ func ReadSketchBytes(ctx context.Context, s Set, lo, hi Key, first, n uint64) ([
 	})
 	return encodeCells(nil, cells), err
 }
+
+// RaceScale divides the sizes of the largest tests under the race
+// detector (race_test.go).
+const RaceScale = raceScale
