@@ -388,14 +388,56 @@ func (s *Store) endHeld(ctx context.Context, st *scopeState, build *reconcile.Bu
 	if err := build.Commit(); err != nil {
 		return err
 	}
-	held := st.pending.len()
+	// The built tree is published. Held keys it holds too (messages both
+	// the file and a commit brought) are pending no more, so that the
+	// tree and the pending keys again add up to the scope's sum, whatever
+	// happens next; the rest go into the tree in the commit that ends the
+	// import, or, if that fails, at the next flush.
+	var rest []reconcile.Key
+	var hasErr error
+	st.pending.each(func(k reconcile.Key) {
+		if hasErr != nil {
+			return
+		}
+		var in bool
+		if in, hasErr = st.tree.Has(ctx, k); !in {
+			rest = append(rest, k)
+		}
+	})
+	if hasErr != nil {
+		return hasErr
+	}
+	both := st.pending.len() - len(rest)
+	st.pending.reset()
+	for _, k := range rest {
+		st.pending.add(k)
+	}
+	next := *st.snap.Load()
+	next.agg = st.tree.Root()
+	for i := range rest {
+		next.agg = next.agg.AddHash(&rest[i].Hash)
+	}
+	if last, ok := build.Last(); ok {
+		next.newest = max(next.newest, int64(last.TS))
+	}
+	st.snap.Store(&next)
+	s.jmu.Lock()
+	s.pendingN -= both
+	s.heldN -= both
+	s.jmu.Unlock()
+
 	x := st.tree.Begin()
-	x.Grow(held)
-	st.pending.each(x.Insert) // those the file held too are there already
+	x.Grow(len(rest))
+	for _, k := range rest {
+		x.Insert(k)
+	}
 	if b, err = s.d.Batch(ctx); err == nil {
 		err = x.Write(ctx, b)
 	}
-	rec := scopeRecord{scope: st.scope, agg: x.Root()}
+	rec := scopeRecord{scope: st.scope, agg: next.agg}
+	if err == nil && x.Root() != rec.agg {
+		err = fmt.Errorf("%w: scope %s: the built tree and the held keys do not add up to the scope's sum", ErrCorrupt, st.scope)
+	}
 	if err == nil {
 		err = b.Put(ctx, scopeRecordKey(st.idHex), rec.encode())
 	}
@@ -410,17 +452,11 @@ func (s *Store) endHeld(ctx context.Context, st *scopeState, build *reconcile.Bu
 		return err
 	}
 	x.Commit()
-	next := *st.snap.Load()
-	next.agg = rec.agg
-	if last, ok := x.Last(); ok {
-		next.newest = max(next.newest, int64(last.TS))
-	}
-	st.snap.Store(&next)
 	st.pending.reset()
 	st.bulk = false
 	s.jmu.Lock()
-	s.pendingN -= held
-	s.heldN -= held
+	s.pendingN -= len(rest)
+	s.heldN -= len(rest)
 	delete(s.dirty, st)
 	if s.pendingN == 0 {
 		s.oldest = time.Time{}
