@@ -114,7 +114,7 @@ var ErrImportRunning = errors.New("an import of this scope is running")
 //
 // The reader's maximum message size defaults to the store's when that is
 // larger than snapshot.DefaultMaxMessageSize; opts come after it. Import
-// reports ProgressVerify during the first pass and
+// reports ProgressVerify during the first pass, if there is one, and
 // protocol.ProgressImport (Done counting the messages an earlier import
 // stored) after every batch stored. It moves r's offset as it pleases.
 func (s *Store) Import(ctx context.Context, r io.ReadSeeker, opts ...snapshot.Option) (ImportReport, error) {

@@ -18,7 +18,7 @@ type snapshotRun struct {
 	size   int64             // the file's length
 	imp    node.ImportReport // into an empty store: one pass
 	total  time.Duration     // ImportFile, start to end
-	kept   node.ImportReport // into a store that keeps the scope: two passes
+	kept   node.ImportReport // into a scope holding a message: two passes
 	keptT  time.Duration
 }
 

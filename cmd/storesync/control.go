@@ -86,8 +86,9 @@ import (
 //	  Stores the messages of the snapshot file at FILE, an absolute path
 //	  on the node's machine, keeping its scope. The answer is a stream of
 //	  JSON lines: progress lines of kind "verify" while the whole file is
-//	  checked, before anything is stored, then of kind "import" while it
-//	  is stored, then {"report": {"path", "pubsub_topic", "content_topic",
+//	  checked, before anything is stored (into a scope that holds
+//	  messages; a new or empty one is restored in one pass), then of
+//	  kind "import" while it is stored, then {"report": {"path", "pubsub_topic", "content_topic",
 //	  "count", "root", "size", "created", "batches", "added",
 //	  "duplicates", "rejected", "reject_reason", "resumed",
 //	  "resumed_batches", "resumed_messages", "bytes", "verify_ms",

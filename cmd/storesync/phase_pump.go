@@ -8,7 +8,7 @@ import (
 
 // phasePump hands the progress of one export or import from the goroutine
 // doing it to a writer goroutine, as progressPump does for a sync, but it
-// keeps the latest event of each phase (an import verifies, then stores)
+// keeps the latest event of each phase (an import may verify, then stores)
 // rather than of each scope: a phase that ends before the writer is free
 // still shows, and the phases come out in order. note never blocks. Safe
 // for concurrent use.

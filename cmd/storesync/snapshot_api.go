@@ -28,8 +28,8 @@ type importRequest struct {
 }
 
 // snapshotProgress is a progress line of an export or an import. Kind is
-// "export", "verify" (an import reading the whole file before storing
-// anything) or "import" (storing).
+// "export", "verify" (an import into a scope that holds messages,
+// reading the whole file before storing anything) or "import" (storing).
 type snapshotProgress struct {
 	Kind         string `json:"kind"`
 	PubsubTopic  string `json:"pubsub_topic"`
@@ -81,7 +81,8 @@ type importReport struct {
 	ResumedBatches  int   `json:"resumed_batches"`
 	ResumedMessages int   `json:"resumed_messages"`
 	Bytes           int64 `json:"bytes"`
-	// VerifyMS and StoreMS are the durations of the two passes.
+	// VerifyMS and StoreMS are the durations of the two passes; an
+	// import in one pass has only the second.
 	VerifyMS float64 `json:"verify_ms"`
 	StoreMS  float64 `json:"store_ms"`
 	// ScopeCount and ScopeRoot describe the scope after the import.
