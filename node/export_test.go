@@ -12,3 +12,12 @@ func DecodeScopeRecord(b []byte) (reconcile.Scope, reconcile.Aggregate, error) {
 	r, err := decodeScopeRecord(b)
 	return r.scope, r.agg, err
 }
+
+// SetBulkNodeBytes sets how many bytes of tree nodes a one-pass import
+// holds before writing them, for a test, and restores it when the test
+// ends; such a test must not run in parallel.
+func SetBulkNodeBytes(t interface{ Cleanup(func()) }, n int) {
+	old := bulkNodeBytes
+	bulkNodeBytes = n
+	t.Cleanup(func() { bulkNodeBytes = old })
+}

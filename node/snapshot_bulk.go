@@ -51,7 +51,10 @@ func bulkRecordKey(idHex string) ds.Key { return bulksKey.ChildString(idHex) }
 // compacted (the README's ingest section): written at the end, the
 // nodes of a million messages cost no compaction of records, and written
 // every MiB they cost a third of a second of it.
-const bulkNodeBytes = 64 << 20
+//
+// A variable only so that tests can make a small import write its nodes
+// in mid-load.
+var bulkNodeBytes = 64 << 20
 
 // bulkWriteBytes is the most a batch of a bulk import's tree nodes
 // holds: goleveldb takes one batch of tens of megabytes far slower than
@@ -111,6 +114,11 @@ func (s *Store) bulkImport(ctx context.Context, mode bulkMode, st *scopeState, r
 			return errors.Join(err, s.endBulk(ctx, mode, st, build, last))
 		}
 		added, rejected, err := s.storeBulkBatch(ctx, st, build, p.b, at, rep)
+		if errors.Is(err, errNodesLost) {
+			// The build cannot end: the bulk record stays, and the next
+			// OpenStore rebuilds the scope from the records stored.
+			return err
+		}
 		if errors.Is(err, reconcile.ErrNotAscending) {
 			// The reader checks the key order; a file that slips past
 			// it is bad all the same.
@@ -160,7 +168,8 @@ func (s *Store) checkNewScope(ctx context.Context, st *scopeState) (*reconcile.T
 // accepts (check) in one commit, then adds their keys to the build, so
 // that the build holds exactly the keys stored; once it holds
 // bulkNodeBytes of nodes, it writes those (writeNodes), the last part
-// with the import record of the state at after the batch. Keys not in
+// with the import record of the state at after the batch (errNodesLost
+// if that fails). Keys not in
 // ascending order, after those of the batches before, fail with
 // reconcile.ErrNotAscending before anything is written.
 func (s *Store) storeBulkBatch(ctx context.Context, st *scopeState, build *reconcile.Builder, b snapshot.Batch, at []byte, rep *ImportReport) (added, rejected int, err error) {
@@ -200,8 +209,16 @@ func (s *Store) storeBulkBatch(ctx context.Context, st *scopeState, build *recon
 	if build.Buffered() < bulkNodeBytes {
 		return len(keys), rejected, nil
 	}
-	return len(keys), rejected, s.writeNodes(ctx, build, writeImportRecord(st, at))
+	if err := s.writeNodes(ctx, build, writeImportRecord(st, at)); err != nil {
+		return len(keys), rejected, fmt.Errorf("%w: %w", errNodesLost, err)
+	}
+	return len(keys), rejected, nil
 }
+
+// errNodesLost is returned by storeBulkBatch when a write of the build's
+// nodes failed: the build has given those nodes up, so it can no longer
+// end in a whole tree.
+var errNodesLost = errors.New("a write of the tree's nodes failed")
 
 // writeNodes writes the closed nodes of a build in batches of at most
 // bulkWriteBytes, the last with what last writes.

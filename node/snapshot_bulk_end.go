@@ -20,7 +20,7 @@ import (
 func (s *Store) endBulk(ctx context.Context, mode bulkMode, st *scopeState, build *reconcile.Builder, at []byte) error {
 	ctx = context.WithoutCancel(ctx)
 	if err := s.writeNodes(ctx, build, nil); err != nil {
-		return err
+		return err // nodes lost: the bulk record stays
 	}
 	if mode == emptyScope {
 		return s.endHeld(ctx, st, build, at)

@@ -244,3 +244,31 @@ func TestBulkImportRefusesStrayRecords(t *testing.T) {
 	require.False(t, ok)
 	require.False(t, bulkRecord(t, d, scopeA))
 }
+
+// TestBulkImportSurvivesAFailedWriteOfItsNodes: an import that writes its
+// tree nodes in mid-load (here after every few batches) and finds one of
+// those writes failing, or one of its records' commits, must not end
+// with a tree missing the nodes of the failed write: whichever commit
+// fails, the store reopens verified and the import then completes.
+func TestBulkImportSurvivesAFailedWriteOfItsNodes(t *testing.T) {
+	node.SetBulkNodeBytes(t, 512)
+	msgs := snapMsgs(26, scopeA, 3000)
+	src, _ := filledStore(t, scopeA, msgs)
+	path, _ := exportTo(t, src, scopeA, t.TempDir(), "a.snap", smallBatches...)
+	for failAt := int32(2); failAt <= 12; failAt++ {
+		f := &failingDS{Batching: dssync.MutexWrap(ds.NewMapDatastore())}
+		dst := openWith(t, f, nil)
+		f.commits.Store(0)
+		f.failAt.Store(failAt)
+		_, err := dst.ImportFile(t.Context(), path)
+		require.ErrorIs(t, err, errDisk, "commit %d failed", failAt)
+		require.NoError(t, dst.Close())
+
+		again := openWith(t, f.Batching, nil, node.WithVerifyOnOpen(true))
+		_, err = again.ImportFile(t.Context(), path)
+		require.NoError(t, err, "commit %d failed", failAt)
+		requireScope(t, again, scopeA, msgs)
+		require.NoError(t, again.Close())
+		openWith(t, f.Batching, nil, node.WithVerifyOnOpen(true))
+	}
+}
