@@ -240,6 +240,10 @@ func (s *Store) flush(ctx context.Context) error {
 	// A scope a bulk import holds keeps its keys pending, and its dirty
 	// mark, until the import ends.
 	dirty = slices.DeleteFunc(slices.Clone(dirty), func(st *scopeState) bool { return st.bulk })
+	if len(dirty) == 0 && from == to {
+		unlock() // only held keys: nothing to write
+		return nil
+	}
 	aggs := make([]reconcile.Aggregate, len(dirty))
 	taken := 0
 	for i, st := range dirty {
