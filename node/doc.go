@@ -42,14 +42,7 @@
 //
 // Everything the store writes lives under /storesync:
 //
-//	/storesync/bulk/<scope ID hex>            a bulk import in progress
-//	                                          (snapshot_bulk.go): the scope
-//	                                          record of the scope, with no
-//	                                          count; OpenStore keeps the
-//	                                          scope with what was stored
 //	/storesync/format                         "2"
-//	/storesync/fsync                          rewritten, with fsync, by
-//	                                          OpenLevelDB's Sync
 //	/storesync/scope/<scope ID hex>           the scope record: format byte,
 //	                                          pubsub and content topic
 //	                                          (uvarint length, bytes), count
@@ -65,6 +58,14 @@
 //	                                          a catch-up in progress: the
 //	                                          cursor of one range, whose
 //	                                          end is hi (hex); see cursor.go
+//	/storesync/resume/bulk/<scope ID hex>     a bulk load in progress, an
+//	                                          import (snapshot_bulk.go) or a
+//	                                          catch-up (catchup_load.go):
+//	                                          the scope and, for a
+//	                                          catch-up, its range and the
+//	                                          least key committed meanwhile
+//	                                          (bulkRecord); OpenStore keeps
+//	                                          the scope with what was stored
 //	/storesync/resume/import/<scope ID hex>   an unfinished import of a
 //	                                          snapshot into the scope: the
 //	                                          snapshot.State after the last
@@ -78,17 +79,20 @@
 //	                                          of the message with this hash,
 //	                                          written and deleted with it
 //	                                          (Store.Locate)
+//	/storesync/synced                         rewritten, with fsync, by
+//	                                          OpenLevelDB's Sync
 //	/storesync/xon                            "1" while the hash index is
 //	                                          whole
 //
-// Every record written as often as messages (journal, cursors, import
-// records, tree nodes, scope records, the hash index) sorts after the
-// messages: LevelDB then moves a run of new messages down its levels
-// without rewriting the old ones. The records written once before a run
-// of new messages (format, bulk records, OpenLevelDB's fsync record) sort
-// before them, so that the table that holds them spans no message.
-// (Stores written before kept that record at /storesync/synced, which is
-// left.)
+// Every record but the format record sorts after the messages, so that no
+// LevelDB table holds keys on both sides of a run of new messages: one
+// that did would overlap every later table of the run, which LevelDB
+// would then compact instead of moving it down its levels untouched. The
+// format record is written once, when the store is new, into a table of
+// its own, and a bulk load first writes out the records after the
+// messages that LevelDB holds in memory (settle in leveldb.go). Older
+// stores may hold a bulk record at /storesync/bulk/<scope ID hex>, which
+// OpenStore finishes too, and a dead /storesync/fsync record.
 //
 // The scope ID is reconcile.Scope.ID in lower-case hex. The key is
 // reconcile.Key.Bytes (timestamp, then the Waku deterministic message

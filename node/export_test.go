@@ -1,6 +1,11 @@
 package node
 
-import "github.com/storesync/storesync/reconcile"
+import (
+	"context"
+
+	"github.com/storesync/storesync/protocol"
+	"github.com/storesync/storesync/reconcile"
+)
 
 // EncodeScopeRecord and DecodeScopeRecord give the external tests the
 // scope record codec, which is internal.
@@ -20,4 +25,10 @@ func SetBulkNodeBytes(t interface{ Cleanup(func()) }, n int) {
 	old := bulkNodeBytes
 	bulkNodeBytes = n
 	t.Cleanup(func() { bulkNodeBytes = old })
+}
+
+// CatchUpCursors returns the saved catch-up cursors of a scope, as the
+// protocol reads them.
+func CatchUpCursors(s *Store, ctx context.Context, sc reconcile.Scope) ([]protocol.Cursor, error) {
+	return protocolStore{s}.Cursors(ctx, sc)
 }

@@ -295,6 +295,7 @@ func recordImportSeeds(t testing.TB) map[string][]any {
 func TestRecordFuzzCorpus(t *testing.T) {
 	for name, seeds := range map[string]map[string][]any{
 		"FuzzDecodeCursor": recordCursorSeeds(t),
+		"FuzzBulkRecord":   bulkRecordSeeds(t),
 		"FuzzImportRecord": recordImportSeeds(t),
 	} {
 		dir := filepath.Join("testdata", "fuzz", name)

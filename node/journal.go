@@ -176,11 +176,12 @@ func (s *Store) replayJournal(ctx context.Context) error {
 }
 
 // replayScope makes pending the stored messages of st within ranges that
-// its tree lacks.
+// its tree lacks. Outside OpenStore, the caller holds st.wmu.
 func (s *Store) replayScope(ctx context.Context, st *scopeState, ranges []keyRange) error {
 	next := *st.snap.Load()
+	added := 0
 	found := func(k reconcile.Key) error {
-		if st.pending.has(k) {
+		if st.pending.has(k) || st.flushing.has(k) {
 			return nil
 		}
 		in, err := st.tree.Has(ctx, k)
@@ -188,7 +189,7 @@ func (s *Store) replayScope(ctx context.Context, st *scopeState, ranges []keyRan
 			return err
 		}
 		st.pending.add(k)
-		s.pendingN++
+		added++
 		next.agg = next.agg.AddHash(&k.Hash)
 		next.newest = max(next.newest, int64(k.TS))
 		return nil
@@ -213,6 +214,12 @@ func (s *Store) replayScope(ctx context.Context, st *scopeState, ranges []keyRan
 		}
 	}
 	st.snap.Store(&next)
+	s.jmu.Lock()
+	defer s.jmu.Unlock()
+	if added > 0 && s.pendingN == 0 {
+		s.oldest = s.cfg.now()
+	}
+	s.pendingN += added
 	if st.pending.len() > 0 {
 		s.dirty[st] = struct{}{}
 	}

@@ -174,11 +174,9 @@ func (l *levelStore) Delete(_ context.Context, k ds.Key) error {
 }
 
 // syncKey is rewritten, with fsync, by Sync: LevelDB has no other way to
-// flush its log. It sorts before the message records, like the bulk
-// records: a LevelDB table holding a key on each side of a scope's
-// records would overlap every later table of its new records, which then
-// could not go down a level untouched (snapshot_bulk.go).
-var syncKey = []byte("/storesync/fsync")
+// flush its log. It sorts after the message records, as every record but
+// the format record does (settle).
+var syncKey = []byte("/storesync/synced")
 
 // Sync flushes every commit so far to disk, whatever the prefix.
 func (l *levelStore) Sync(context.Context, ds.Key) error {
@@ -264,4 +262,33 @@ func (l *levelStore) scanRange(ctx context.Context, start, limit ds.Key, reverse
 		}
 	}
 	return it.Error()
+}
+
+// settler is a datastore that can write its memory out to tables
+// (levelStore).
+type settler interface {
+	settle(lo, hi ds.Key) error
+}
+
+// settle writes LevelDB's memory table out to a table of its own if it
+// holds a key in [lo, hi), and then compacts that range of keys alone.
+//
+// A LevelDB table holding keys on both sides of the message records
+// overlaps every table of a run of new records written after it, which
+// then cannot go down a level untouched (a trivial move) but are
+// compacted, all of them at once. So every record but the format record
+// sorts after the messages, the format record is settled when a new
+// store writes it, and a bulk load settles the records after the
+// messages before its first batch (beginBulk): its run of records then
+// fills tables that hold nothing else.
+func (l *levelStore) settle(lo, hi ds.Key) error {
+	return l.DB.CompactRange(util.Range{Start: lo.Bytes(), Limit: hi.Bytes()})
+}
+
+// settle settles d's keys in [lo, hi) when d is a settler.
+func settle(d ds.Datastore, lo, hi ds.Key) error {
+	if s, ok := d.(settler); ok {
+		return s.settle(lo, hi)
+	}
+	return nil
 }

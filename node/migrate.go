@@ -51,6 +51,12 @@ func checkFormat(ctx context.Context, d ds.Batching) error {
 	if err := d.Put(ctx, formatKey, []byte(strconv.Itoa(storeFormat))); err != nil {
 		return err
 	}
+	// The format record, the one record before the messages, goes into a
+	// table of its own, not with the records after them that follow it
+	// (settle).
+	if err := settle(d, rootKey, msgsKey); err != nil {
+		return err
+	}
 	return d.Sync(ctx, formatKey)
 }
 

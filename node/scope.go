@@ -39,6 +39,13 @@ type scopeState struct {
 	// this kept scope (snapshot_bulk.go): flushes leave its pending keys
 	// pending (held) and its tree alone.
 	bulk bool
+	// load is the bulk record of the catch-up that holds the scope
+	// (catchup_load.go), nil when none does; under wmu. A commit that
+	// adds a key below its live key writes it anew.
+	load *bulkRecord
+	// loading counts the messages the bulk load that holds the scope has
+	// stored, which the scope's count leaves out until the load ends.
+	loading atomic.Int64
 
 	// snap is replaced, never modified, and only by a writer holding
 	// wmu: each starts from its predecessor's snapshot, while readers
@@ -68,6 +75,12 @@ type ScopeStats struct {
 	// LastAdded is when a Put last added a message to the scope since
 	// the store was opened; zero if none did.
 	LastAdded time.Time
+	// Loading is how many messages a bulk load of the scope (a catch-up
+	// or an import into it while it held no message) has stored so far.
+	// Count, Root and the scope's tree leave them out until the load
+	// ends; messages that reach the scope meanwhile by other ways are in
+	// Count.
+	Loading uint64
 }
 
 // AddScope makes the store keep a scope, persistently: the scope is
@@ -232,5 +245,6 @@ func (s *Store) Stats(sc reconcile.Scope) (ScopeStats, bool) {
 		Root:      snap.agg.Fingerprint(),
 		Newest:    snap.newest,
 		LastAdded: snap.lastAdded,
+		Loading:   uint64(max(st.loading.Load(), 0)),
 	}, true
 }

@@ -35,12 +35,35 @@ import (
 // same file resumes; and OpenStore, finding a bulk record after a crash,
 // rebuilds the scope from its records (repairScope) and keeps it.
 
-// bulksKey holds the bulk records, by scope ID: each an encoded
-// scopeRecord of the scope, with no aggregate.
-var bulksKey = rootKey.ChildString("bulk")
+// bulksKey holds the bulk records, by scope ID (bulkRecord).
+var bulksKey = resumeKey.ChildString("bulk")
+
+// legacyBulksKey held the bulk records of imports before they moved after
+// the messages; OpenStore finishes those too.
+var legacyBulksKey = rootKey.ChildString("bulk")
 
 // bulkRecordKey returns the key of a scope's bulk record.
 func bulkRecordKey(idHex string) ds.Key { return bulksKey.ChildString(idHex) }
+
+// beginBulk writes the bulk record of a load of st (writeBulkRecord) and
+// settles the records after the messages (settle), so that the load's
+// run of message records fills tables of its own, which LevelDB moves
+// down its levels without compacting them.
+func (s *Store) beginBulk(ctx context.Context, st *scopeState, rec *bulkRecord) error {
+	if err := s.writeBulkRecord(ctx, st, rec); err != nil {
+		return err
+	}
+	return settle(s.d, journalKey, treesKey)
+}
+
+// writeBulkRecord writes and syncs the bulk record of a load of st.
+func (s *Store) writeBulkRecord(ctx context.Context, st *scopeState, rec *bulkRecord) error {
+	key := bulkRecordKey(st.idHex)
+	if err := s.d.Put(ctx, key, rec.encode()); err != nil {
+		return err
+	}
+	return s.d.Sync(ctx, key)
+}
 
 // bulkNodeBytes is how many bytes of tree nodes a bulk import holds
 // before writing them, with the import record of the state after the
@@ -78,11 +101,7 @@ func (s *Store) bulkImport(ctx context.Context, mode bulkMode, st *scopeState, r
 	if err != nil {
 		return err
 	}
-	key := bulkRecordKey(st.idHex)
-	if err := s.d.Put(ctx, key, (&scopeRecord{scope: h.Scope}).encode()); err != nil {
-		return err
-	}
-	if err := s.d.Sync(ctx, key); err != nil {
+	if err := s.beginBulk(ctx, st, &bulkRecord{scope: h.Scope}); err != nil {
 		return err
 	}
 	progress := func(done int, offset int64) {
@@ -102,16 +121,16 @@ func (s *Store) bulkImport(ctx context.Context, mode bulkMode, st *scopeState, r
 	for p := range batches {
 		switch {
 		case ctx.Err() != nil:
-			return errors.Join(context.Cause(ctx), s.endBulk(ctx, mode, st, build, last))
+			return errors.Join(context.Cause(ctx), s.endBulk(ctx, mode, st, build, endImport(st, last)))
 		case errors.Is(p.err, io.EOF):
 			rep.Batches = p.at.Batches()
-			return s.endBulk(ctx, mode, st, build, nil)
+			return s.endBulk(ctx, mode, st, build, endImport(st, nil))
 		case p.err != nil:
 			return errors.Join(fmt.Errorf("verify: %w", p.err), s.dropBulk(ctx, mode, st, rep))
 		}
 		at, err := p.at.MarshalBinary()
 		if err != nil {
-			return errors.Join(err, s.endBulk(ctx, mode, st, build, last))
+			return errors.Join(err, s.endBulk(ctx, mode, st, build, endImport(st, last)))
 		}
 		added, rejected, err := s.storeBulkBatch(ctx, st, build, p.b, at, rep)
 		if errors.Is(err, errNodesLost) {
@@ -125,7 +144,7 @@ func (s *Store) bulkImport(ctx context.Context, mode bulkMode, st *scopeState, r
 			return errors.Join(fmt.Errorf("verify: %w: %w", snapshot.ErrCorrupt, err), s.dropBulk(ctx, mode, st, rep))
 		}
 		if err != nil {
-			return errors.Join(err, s.endBulk(ctx, mode, st, build, last))
+			return errors.Join(err, s.endBulk(ctx, mode, st, build, endImport(st, last)))
 		}
 		last = at
 		size := p.b.Next - p.b.Offset
@@ -135,7 +154,7 @@ func (s *Store) bulkImport(ctx context.Context, mode bulkMode, st *scopeState, r
 		progress(int(p.at.Count()), p.b.Next)
 	}
 	// The channel closes without an EOF item only when ctx ended.
-	return errors.Join(context.Cause(ctx), s.endBulk(ctx, mode, st, build, last))
+	return errors.Join(context.Cause(ctx), s.endBulk(ctx, mode, st, build, endImport(st, last)))
 }
 
 // checkNewScope opens the tree of a scope not kept, which must be empty,
@@ -164,55 +183,65 @@ func (s *Store) checkNewScope(ctx context.Context, st *scopeState) (*reconcile.T
 	return tree, nil
 }
 
-// storeBulkBatch writes the records of a batch's messages that the store
-// accepts (check) in one commit, then adds their keys to the build, so
-// that the build holds exactly the keys stored; once it holds
-// bulkNodeBytes of nodes, it writes those (writeNodes), the last part
-// with the import record of the state at after the batch (errNodesLost
-// if that fails). Keys not in
+// storeBulkBatch stores a batch of a bulk import (storeBulk), its mid-load
+// node writes with the import record of the state at after the batch.
+func (s *Store) storeBulkBatch(ctx context.Context, st *scopeState, build *reconcile.Builder, b snapshot.Batch, at []byte, rep *ImportReport) (added, rejected int, err error) {
+	reject := func(err error) {
+		if rep.RejectReason == nil {
+			rep.RejectReason = err
+		}
+		rejected++
+	}
+	added, err = s.storeBulk(ctx, st, build, b.Messages, b.Keys, reject, writeImportRecord(st, at))
+	return added, rejected, err
+}
+
+// storeBulk writes the records of the messages that the store accepts
+// (check; reject hears of the others) in one commit, then adds their keys
+// to the build, so that the build holds exactly the keys stored; once it
+// holds bulkNodeBytes of nodes, it writes those (writeNodes), the last
+// part with what last writes (errNodesLost if that fails). Keys not in
 // ascending order, after those of the batches before, fail with
 // reconcile.ErrNotAscending before anything is written.
-func (s *Store) storeBulkBatch(ctx context.Context, st *scopeState, build *reconcile.Builder, b snapshot.Batch, at []byte, rep *ImportReport) (added, rejected int, err error) {
+func (s *Store) storeBulk(ctx context.Context, st *scopeState, build *reconcile.Builder, msgs []reconcile.Message, keys []reconcile.Key, reject func(error), last writeFunc) (int, error) {
 	batch, err := s.d.Batch(ctx)
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	w := newRecordWriter(batch, s.cfg.hashIndex)
 	prev, have := build.Last()
-	keys := make([]reconcile.Key, 0, len(b.Messages))
-	for i := range b.Messages {
-		m, k := &b.Messages[i], b.Keys[i]
+	stored := make([]reconcile.Key, 0, len(msgs))
+	for i := range msgs {
+		m, k := &msgs[i], keys[i]
 		if err := s.check(m); err != nil {
-			if rep.RejectReason == nil {
-				rep.RejectReason = err
-			}
-			rejected++
+			reject(err)
 			continue
 		}
 		if have && !prev.Less(k) {
-			return 0, 0, fmt.Errorf("%w: %v after %v", reconcile.ErrNotAscending, k, prev)
+			return 0, fmt.Errorf("%w: %v after %v", reconcile.ErrNotAscending, k, prev)
 		}
 		prev, have = k, true
 		if err := w.put(ctx, st.id, st.keys, k, m); err != nil {
-			return 0, 0, err
+			return 0, err
 		}
-		keys = append(keys, k)
+		stored = append(stored, k)
 	}
 	if err := batch.Commit(ctx); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	for _, k := range keys {
+	for _, k := range stored {
 		if err := build.Add(k); err != nil {
-			return 0, 0, err // the order was checked: not reached
+			return 0, err // the order was checked: not reached
 		}
 	}
+	st.loading.Add(int64(len(stored)))
 	if build.Buffered() < bulkNodeBytes {
-		return len(keys), rejected, nil
+		return len(stored), nil
 	}
-	if err := s.writeNodes(ctx, build, writeImportRecord(st, at)); err != nil {
-		return len(keys), rejected, fmt.Errorf("%w: %w", errNodesLost, err)
+	if err := s.writeNodes(ctx, build, last); err != nil {
+		return len(stored), fmt.Errorf("%w: %w", errNodesLost, err)
 	}
-	return len(keys), rejected, nil
+	return len(stored), nil
 }
 
 // errNodesLost is returned by storeBulkBatch when a write of the build's

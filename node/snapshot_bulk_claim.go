@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/storesync/storesync/reconcile"
@@ -30,8 +31,9 @@ func (s *Store) claimBulk(sc reconcile.Scope) (bulkMode, *scopeState, error) {
 	if st, ok := s.state(sc); ok {
 		st.wmu.Lock()
 		defer st.wmu.Unlock()
-		// Pending and flushing keys are in the count.
-		if st.snap.Load().agg.Count > 0 || st.tree.Root().Count > 0 {
+		// Pending and flushing keys are in the count; a catch-up's
+		// load may hold the scope.
+		if st.bulk || st.snap.Load().agg.Count > 0 || st.tree.Root().Count > 0 {
 			return twoPasses, nil, nil
 		}
 		st.bulk = true
@@ -47,19 +49,41 @@ func (s *Store) claimBulk(sc reconcile.Scope) (bulkMode, *scopeState, error) {
 	return newScope, newScopeState(sc), nil
 }
 
-// releaseBulk undoes what claimBulk did, if the import's end has not:
-// a kept scope's held keys go to the next flush.
-func (s *Store) releaseBulk(mode bulkMode, st *scopeState) {
+// releaseBulk undoes what claimBulk did, if the import's end has not
+// (recoverHeld).
+func (s *Store) releaseBulk(ctx context.Context, mode bulkMode, st *scopeState) error {
 	switch mode {
 	case newScope:
 		s.addMu.Lock()
 		delete(s.bulk, st.scope)
 		s.addMu.Unlock()
 	case emptyScope:
-		st.wmu.Lock()
-		defer st.wmu.Unlock()
-		s.unhold(st)
+		return s.recoverHeld(ctx, st)
 	}
+	return nil
+}
+
+// recoverHeld ends the hold of a kept scope whose bulk load did not end
+// (endBulk failed, or never ran): the load's records that the scope's
+// tree lacks go pending with the held keys, as a replay of the journal
+// makes them (replayScope), so that the scope shows them now rather than
+// after the bulk record's rebuild at the next open, and the flusher is
+// asked for them. Nothing to do once the load has ended.
+func (s *Store) recoverHeld(ctx context.Context, st *scopeState) error {
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	st.load = nil
+	if !st.bulk {
+		return nil
+	}
+	s.unhold(st)
+	everything := []keyRange{{reconcile.Key{}, reconcile.End}}
+	if err := s.replayScope(context.WithoutCancel(ctx), st, everything); err != nil {
+		return fmt.Errorf("scope %s: take up what its load stored: %w", st.scope, err)
+	}
+	st.loading.Store(0)
+	s.kickFlusher()
+	return nil
 }
 
 // unhold ends a kept scope's bulk flag: its pending keys are no longer

@@ -10,20 +10,19 @@ import (
 	"github.com/storesync/storesync/reconcile"
 )
 
-// endBulk ends a bulk import by keeping what it stored: it writes the
-// rest of the tree and the scope's record and, when the import was cut
-// short after the batch whose state is at, the import record (else it
-// deletes any), and deletes the bulk record; the store then keeps the
-// scope (newScope), or the scope's held keys are in its tree
-// (emptyScope). It runs whatever ctx says. A failure leaves the bulk
+// endBulk ends a bulk load by keeping what it stored: it writes the rest
+// of the tree and the scope's record, with the load's own last records
+// (end: endImport, endCatchUp), which delete the bulk record; the store
+// then keeps the scope (newScope), or the scope's held keys are in its
+// tree (emptyScope). It runs whatever ctx says. A failure leaves the bulk
 // record for OpenStore, which rebuilds the scope from its records.
-func (s *Store) endBulk(ctx context.Context, mode bulkMode, st *scopeState, build *reconcile.Builder, at []byte) error {
+func (s *Store) endBulk(ctx context.Context, mode bulkMode, st *scopeState, build *reconcile.Builder, end writeFunc) error {
 	ctx = context.WithoutCancel(ctx)
 	if err := s.writeNodes(ctx, build, nil); err != nil {
 		return err // nodes lost: the bulk record stays
 	}
 	if mode == emptyScope {
-		return s.endHeld(ctx, st, build, at)
+		return s.endHeld(ctx, st, build, end)
 	}
 	b, err := s.d.Batch(ctx)
 	if err != nil {
@@ -36,7 +35,7 @@ func (s *Store) endBulk(ctx context.Context, mode bulkMode, st *scopeState, buil
 	if err := b.Put(ctx, scopeRecordKey(st.idHex), rec.encode()); err != nil {
 		return err
 	}
-	if err := endRecords(ctx, b, st, at); err != nil {
+	if err := end(ctx, b); err != nil {
 		return err
 	}
 	if err := b.Commit(ctx); err != nil {
@@ -61,28 +60,29 @@ func (s *Store) endBulk(ctx context.Context, mode bulkMode, st *scopeState, buil
 	return nil
 }
 
-// endRecords writes into b the end of a bulk import's own records: the
-// import record of the state at (none when at is nil), and the deletion
-// of the bulk record.
-func endRecords(ctx context.Context, b ds.Write, st *scopeState, at []byte) error {
-	var err error
-	if at != nil {
-		err = writeImportRecord(st, at)(ctx, b)
-	} else {
-		err = b.Delete(ctx, importRecordKey(st.idHex))
+// endImport returns the end of a bulk import's own records: the import
+// record of the state at (none when at is nil), and the deletion of the
+// bulk record.
+func endImport(st *scopeState, at []byte) writeFunc {
+	return func(ctx context.Context, b ds.Write) error {
+		var err error
+		if at != nil {
+			err = writeImportRecord(st, at)(ctx, b)
+		} else {
+			err = b.Delete(ctx, importRecordKey(st.idHex))
+		}
+		if err != nil {
+			return err
+		}
+		return b.Delete(ctx, bulkRecordKey(st.idHex))
 	}
-	if err != nil {
-		return err
-	}
-	return b.Delete(ctx, bulkRecordKey(st.idHex))
 }
 
 // endHeld is endBulk for a kept scope. With no flush running and the
 // scope's writers held off, it publishes the built tree, then inserts
 // the keys commits added meanwhile (held pending) in one commit with the
-// scope's record and endRecords, and lets the scope's keys be flushed
-// again.
-func (s *Store) endHeld(ctx context.Context, st *scopeState, build *reconcile.Builder, at []byte) error {
+// scope's record and end, and lets the scope's keys be flushed again.
+func (s *Store) endHeld(ctx context.Context, st *scopeState, build *reconcile.Builder, end writeFunc) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	st.wmu.Lock()
@@ -154,7 +154,7 @@ func (s *Store) endHeld(ctx context.Context, st *scopeState, build *reconcile.Bu
 		err = b.Put(ctx, scopeRecordKey(st.idHex), rec.encode())
 	}
 	if err == nil {
-		err = endRecords(ctx, b, st, at)
+		err = end(ctx, b)
 	}
 	if err == nil {
 		err = b.Commit(ctx)
@@ -166,6 +166,7 @@ func (s *Store) endHeld(ctx context.Context, st *scopeState, build *reconcile.Bu
 	x.Commit()
 	st.pending.reset()
 	st.bulk = false
+	st.loading.Store(0)
 	s.jmu.Lock()
 	s.pendingN -= len(rest)
 	s.heldN -= len(rest)

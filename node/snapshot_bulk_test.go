@@ -23,7 +23,7 @@ import (
 func bulkRecord(t *testing.T, d ds.Datastore, sc reconcile.Scope) bool {
 	t.Helper()
 	id := sc.ID()
-	has, err := d.Has(t.Context(), ds.NewKey("/storesync/bulk").ChildString(hex.EncodeToString(id[:])))
+	has, err := d.Has(t.Context(), ds.NewKey("/storesync/resume/bulk").ChildString(hex.EncodeToString(id[:])))
 	require.NoError(t, err)
 	return has
 }

@@ -19,6 +19,7 @@ import (
 func (s *Store) dropBulk(ctx context.Context, mode bulkMode, st *scopeState, rep *ImportReport) error {
 	rep.Added, rep.Rejected, rep.RejectReason, rep.Bytes = 0, 0, nil, 0
 	ctx = context.WithoutCancel(ctx)
+	defer st.loading.Store(0)
 	if mode == emptyScope {
 		// Commits wait: the held keys must stay what they are.
 		st.wmu.Lock()
@@ -58,28 +59,50 @@ func (s *Store) dropBulk(ctx context.Context, mode bulkMode, st *scopeState, rep
 // bulk record a crash left: it rebuilds the scope's tree and record from
 // the messages stored (repairScope) and deletes the bulk record. The
 // import record, when the import wrote one, stays for an import of the
-// same file to resume from.
+// same file to resume from; a catch-up gets its cursor.
 func finishBulkLoads(ctx context.Context, d ds.Batching) error {
-	res, err := d.Query(ctx, dsq.Query{Prefix: bulksKey.String()})
-	if err != nil {
-		return err
-	}
-	entries, err := res.Rest()
-	if err != nil {
-		return err
+	var entries []dsq.Entry
+	for _, prefix := range []ds.Key{legacyBulksKey, bulksKey} {
+		res, err := d.Query(ctx, dsq.Query{Prefix: prefix.String()})
+		if err != nil {
+			return err
+		}
+		es, err := res.Rest()
+		if err != nil {
+			return err
+		}
+		entries = append(entries, es...)
 	}
 	for _, e := range entries {
-		rec, err := decodeScopeRecord(e.Value)
+		rec, err := decodeBulkRecord(e.Value)
 		if err != nil {
 			return fmt.Errorf("%w: bulk record %s: %w", ErrCorrupt, e.Key, err)
 		}
-		if ds.RawKey(e.Key) != bulkRecordKey(scopeIDHex(rec.scope.ID())) {
+		idHex := scopeIDHex(rec.scope.ID())
+		if k := ds.RawKey(e.Key); k != bulkRecordKey(idHex) && k != legacyBulksKey.ChildString(idHex) {
 			return fmt.Errorf("%w: bulk record %s names scope %s", ErrCorrupt, e.Key, rec.scope)
 		}
-		if _, err := repairScope(ctx, d, rec); err != nil {
-			return fmt.Errorf("finish the interrupted import of scope %s: %w", rec.scope, err)
+		if _, err := repairScope(ctx, d, scopeRecord{scope: rec.scope}); err != nil {
+			return fmt.Errorf("finish the interrupted load of scope %s: %w", rec.scope, err)
 		}
-		if err := d.Delete(ctx, ds.RawKey(e.Key)); err != nil {
+		b, err := d.Batch(ctx)
+		if err != nil {
+			return err
+		}
+		if rec.catchUp != nil {
+			// The catch-up resumes from the last record it stored.
+			cur, err := catchUpCursorAfterCrash(ctx, d, rec)
+			if err != nil {
+				return fmt.Errorf("finish the interrupted catch-up of scope %s: %w", rec.scope, err)
+			}
+			if err := endCatchUp(newScopeState(rec.scope), cur)(ctx, b); err != nil {
+				return err
+			}
+		}
+		if err := b.Delete(ctx, ds.RawKey(e.Key)); err != nil {
+			return err
+		}
+		if err := b.Commit(ctx); err != nil {
 			return err
 		}
 	}

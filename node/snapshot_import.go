@@ -83,10 +83,10 @@ var ErrImportRunning = errors.New("an import of this scope is running")
 // the import stored, so the store is again as it was (but for what Puts
 // added meanwhile). Subscribers are not told of a bulk import's
 // messages: it restores a scope, it does not carry new traffic. A crash
-// during a bulk import leaves its bulk record (/storesync/bulk/), and the
-// next OpenStore keeps the scope with the messages stored (rebuilding
-// its tree from them, as Repair does), each verified before it was
-// stored.
+// during a bulk import leaves its bulk record (/storesync/resume/bulk/),
+// and the next OpenStore keeps the scope with the messages stored
+// (rebuilding its tree from them, as Repair does), each verified before
+// it was stored.
 //
 // An import is resumable and idempotent. Into a scope that holds
 // messages, after each batch it records the reader's snapshot.State in
@@ -178,12 +178,12 @@ func (s *Store) importFrom(ctx context.Context, r io.ReadSeeker, obs snapshotObs
 		return rep, fmt.Errorf("scope %s: %w", h.Scope, err)
 	}
 	if mode != twoPasses {
-		defer s.releaseBulk(mode, bst)
 		if err := s.enter(); err != nil {
-			return rep, err
+			return rep, errors.Join(err, s.releaseBulk(ctx, mode, bst))
 		}
 		defer s.calls.Done()
 		err := s.bulkImport(ctx, mode, bst, vr, obs, &rep)
+		err = errors.Join(err, s.releaseBulk(ctx, mode, bst))
 		rep.Store = time.Since(start)
 		rep.After, _ = s.Stats(h.Scope)
 		return rep, err

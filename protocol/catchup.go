@@ -103,7 +103,15 @@ func (s *Service) catchUp(ctx context.Context, sc reconcile.Scope, peers []peer.
 			}
 		}
 	}
-	served, err := s.work(ctx, sc, peers, curs, t)
+	put, end, err := startLoad(ctx, cs, sc, curs)
+	if err != nil {
+		return rep, "", err
+	}
+	served, err := s.work(ctx, sc, peers, curs, t, put)
+	if end != nil {
+		// The load ends before the final session, which reads the tree.
+		err = errors.Join(err, end(ctx))
+	}
 	t.mu.Lock()
 	rep.Streamed, rep.Received, rep.Rejected, rep.Bytes = t.streamed, t.received, t.rejected, t.bytes
 	t.mu.Unlock()
@@ -263,7 +271,7 @@ func (s *Service) summary(ctx context.Context, p peer.ID, sc reconcile.Scope, lo
 // taking the next range left. A worker whose peer fails puts its range's
 // remainder back and stops; the catch-up fails only when every peer has.
 // It returns a peer that completed a range, for the final session.
-func (s *Service) work(ctx context.Context, sc reconcile.Scope, peers []peer.ID, curs []Cursor, t *tally) (peer.ID, error) {
+func (s *Service) work(ctx context.Context, sc reconcile.Scope, peers []peer.ID, curs []Cursor, t *tally, put batchStore) (peer.ID, error) {
 	q := &rangeQueue{todo: make([]*Cursor, 0, len(curs)), alive: len(peers)}
 	q.cond = sync.NewCond(&q.mu)
 	for i := range curs {
@@ -284,7 +292,7 @@ func (s *Service) work(ctx context.Context, sc reconcile.Scope, peers []peer.ID,
 				if cur == nil {
 					return
 				}
-				err := s.streamRange(ctx, p, sc, cur, t)
+				err := s.streamRange(ctx, p, sc, cur, t, put)
 				if err != nil {
 					errs[i] = err
 					s.log.Debug("catch-up range failed", "peer", p, "scope", sc, "err", err)

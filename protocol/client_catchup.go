@@ -23,10 +23,10 @@ var errNoProgress = errors.New("storesync: catch-up stream ended without a batch
 // may end a stream before the range is (its time for one stream is
 // spent); streamRange then asks again from the cursor. On error, cur
 // holds how far it came, as saved.
-func (s *Service) streamRange(ctx context.Context, p peer.ID, sc reconcile.Scope, cur *Cursor, t *tally) error {
+func (s *Service) streamRange(ctx context.Context, p peer.ID, sc reconcile.Scope, cur *Cursor, t *tally, put batchStore) error {
 	for cur.remaining() {
 		before := cur.After
-		if err := s.streamOnce(ctx, p, sc, cur, t); err != nil {
+		if err := s.streamOnce(ctx, p, sc, cur, t, put); err != nil {
 			return err
 		}
 		if cur.remaining() && cur.After == before {
@@ -51,7 +51,7 @@ type catchUpBatch struct {
 // goroutine reads and verifies the next batch while this one stores the
 // last, so that the wire and the checks overlap with storage, which is
 // what bounds a catch-up.
-func (s *Service) streamOnce(ctx context.Context, p peer.ID, sc reconcile.Scope, cur *Cursor, t *tally) error {
+func (s *Service) streamOnce(ctx context.Context, p peer.ID, sc reconcile.Scope, cur *Cursor, t *tally, put batchStore) error {
 	st, err := s.openStream(ctx, p, CatchUpID)
 	if err != nil {
 		return err
@@ -97,7 +97,7 @@ func (s *Service) streamOnce(ctx context.Context, p peer.ID, sc reconcile.Scope,
 		if storeErr != nil {
 			continue // drain; the reader stops once ctx is cancelled
 		}
-		if storeErr = s.storeBatch(ctx, p, sc, cur, b, t); storeErr != nil {
+		if storeErr = s.storeBatch(ctx, p, sc, cur, b, t, put); storeErr != nil {
 			cancel()
 		}
 	}
@@ -167,16 +167,16 @@ func (s *Service) readBatches(ctx context.Context, p peer.ID, sc reconcile.Scope
 	}
 }
 
-// storeBatch stores a verified batch with the cursor it moves to, in one
-// commit, and counts it.
-func (s *Service) storeBatch(ctx context.Context, p peer.ID, sc reconcile.Scope, cur *Cursor, b catchUpBatch, t *tally) error {
+// storeBatch stores a verified batch with the cursor it moves to (put),
+// and counts it.
+func (s *Service) storeBatch(ctx context.Context, p peer.ID, sc reconcile.Scope, cur *Cursor, b catchUpBatch, t *tally, put batchStore) error {
 	next := *cur
 	next.Peer = p
 	if b.last != (reconcile.Key{}) {
 		next.After = b.last
 	}
 	next.Done = b.done
-	added, err := s.store.(CatchUpStore).PutCatchUp(ctx, sc, b.msgs, b.keys, next)
+	added, err := put(ctx, b.msgs, b.keys, next)
 	if err != nil {
 		return err
 	}

@@ -92,7 +92,8 @@ func FuzzCatchUpClient(f *testing.F) {
 		cur := start
 		var err error
 		alloc := fuzzAllocated(func() {
-			err = svc.streamOnce(context.Background(), fuzzPeer, fuzzScope, &cur, newTally(fuzzScope))
+			put, _, _ := startLoad(context.Background(), store, fuzzScope, nil)
+			err = svc.streamOnce(context.Background(), fuzzPeer, fuzzScope, &cur, newTally(fuzzScope), put)
 		})
 		limit := fuzzClientBatch + batchOverhead
 		nframes := uint64(len(fuzzSplitFrames(data)))

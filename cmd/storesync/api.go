@@ -101,7 +101,11 @@ type scopeStatus struct {
 	// Root is the hex of the scope's 16-byte fingerprint.
 	Root string `json:"root"`
 	// Newest is the newest timestamp stored, 0 when the scope is empty.
-	Newest   int64     `json:"newest"`
+	Newest int64 `json:"newest"`
+	// Loading is how many messages a catch-up or an import into the
+	// scope while it was empty has stored and count leaves out until it
+	// ends (node.ScopeStats.Loading).
+	Loading  uint64    `json:"loading,omitempty"`
 	LastSync *lastSync `json:"last_sync"`
 }
 

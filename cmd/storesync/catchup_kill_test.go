@@ -48,8 +48,9 @@ func senderNode(t *testing.T, n int) (*node.Node, reconcile.Scope) {
 	return s, sc
 }
 
-// countOf returns the message count of the receiver's only scope, or -1
-// while its control socket does not answer.
+// countOf returns the message count of the receiver's only scope, with
+// what a bulk load has stored of it so far, or -1 while its control
+// socket does not answer.
 func countOf(ctx context.Context, dir string) int {
 	c, err := newControlClient(dir)
 	if err != nil {
@@ -59,7 +60,7 @@ func countOf(ctx context.Context, dir string) int {
 	if c.call(ctx, http.MethodGet, "/status", nil, &st) != nil || len(st.Scopes) != 1 {
 		return -1
 	}
-	return int(st.Scopes[0].Count)
+	return int(st.Scopes[0].Count + st.Scopes[0].Loading)
 }
 
 // TestCatchUpSurvivesKills: an empty node started with --peer catches up

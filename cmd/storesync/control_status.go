@@ -20,6 +20,7 @@ func (c *controlServer) handleStatus(w http.ResponseWriter, r *http.Request) {
 			Count:        st.Count,
 			Root:         hex.EncodeToString(st.Root[:]),
 			Newest:       st.Newest,
+			Loading:      st.Loading,
 		}
 		if ls := st.LastSync; !ls.At.IsZero() {
 			s.LastSync = &lastSync{Peer: ls.Peer.String(), At: ls.At.UTC(), Received: ls.Received, Sent: ls.Sent}

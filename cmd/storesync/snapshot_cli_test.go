@@ -190,14 +190,14 @@ func TestCLIImportSurvivesKill(t *testing.T) {
 		// bulk record: the next open keeps what it stored.
 		d, err := node.OpenLevelDB(filepath.Join(dir, "datastore"))
 		require.NoError(t, err)
-		require.NotEmpty(t, keysUnder(t, d, "/storesync/bulk"), "the killed one-pass import's record")
+		require.NotEmpty(t, keysUnder(t, d, "/storesync/resume/bulk"), "the killed one-pass import's record")
 		require.NoError(t, d.Close())
 		withDataFolder(t, dir, func(d ds.Batching, s *node.Store) {
 			st, ok := s.Stats(h.Scope)
 			require.True(t, ok, "kept after the open")
 			require.Positive(t, st.Count)
 			require.Less(t, st.Count, h.Count)
-			require.Empty(t, keysUnder(t, d, "/storesync/bulk"))
+			require.Empty(t, keysUnder(t, d, "/storesync/resume/bulk"))
 		}, node.WithVerifyOnOpen(true))
 	}
 	withDataFolder(t, dir, func(d ds.Batching, _ *node.Store) {

@@ -57,7 +57,11 @@ func printStatus(w io.Writer, st *statusResponse) error {
 		if ls := sc.LastSync; ls != nil {
 			last = fmt.Sprintf("%s with %s (received %d, sent %d)", ls.At.UTC().Format(time.RFC3339), shortPeer(ls.Peer), ls.Received, ls.Sent)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", sc.ContentTopic, sc.Count, root, formatTime(sc.Newest), last, sc.PubsubTopic)
+		count := fmt.Sprint(sc.Count)
+		if sc.Loading > 0 {
+			count += fmt.Sprintf(" (+%d loading)", sc.Loading)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", sc.ContentTopic, count, root, formatTime(sc.Newest), last, sc.PubsubTopic)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
