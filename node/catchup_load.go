@@ -27,8 +27,10 @@ import (
 // by the commit that lowers it). Every key below that one came from the
 // stream, which delivers the range in key order.
 
-// LoadCatchUp implements protocol.CatchUpLoader: a catch-up into a kept
-// scope holding no message, when no other load holds it, is a bulk load.
+// LoadCatchUp implements protocol.CatchUpLoader. The load claims the
+// scope with its first batch that holds messages, so that a peer that
+// serves nothing costs no write: a bulk load if the scope then holds no
+// message and no other load holds it, else batch by batch (PutCatchUp).
 func (p protocolStore) LoadCatchUp(ctx context.Context, sc reconcile.Scope, cur protocol.Cursor) (protocol.CatchUpLoad, error) {
 	s := p.Store
 	st, ok := s.state(sc)
@@ -38,13 +40,7 @@ func (p protocolStore) LoadCatchUp(ctx context.Context, sc reconcile.Scope, cur 
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
-	rec := &bulkRecord{scope: sc, catchUp: &cur}
-	build, err := s.claimLoad(ctx, st, rec)
-	if err != nil || build == nil {
-		s.calls.Done()
-		return nil, err
-	}
-	return &catchUpLoad{s: s, st: st, build: build}, nil
+	return &catchUpLoad{s: s, st: st, at: cur}, nil
 }
 
 // claimLoad holds st for a catch-up load and writes its bulk record, if
@@ -81,21 +77,36 @@ func (s *Store) holdForLoad(ctx context.Context, st *scopeState, rec *bulkRecord
 	return build, nil
 }
 
-// catchUpLoad is a catch-up's bulk load of a kept scope.
+// catchUpLoad is a catch-up's load of a kept scope.
 type catchUpLoad struct {
 	s     *Store
 	st    *scopeState
-	build *reconcile.Builder
-	lost  error // errNodesLost, once a write of the build's nodes failed
+	at    protocol.Cursor    // where the range stands, as stored
+	mode  loadMode           // how the batches are stored
+	build *reconcile.Builder // the bulk load's
+	lost  error              // errNodesLost, once a write of the build's nodes failed
 	ended bool
 }
 
+// loadMode says how a catch-up load stores its batches.
+type loadMode int
+
+const (
+	// unclaimed: no batch with messages yet.
+	unclaimed loadMode = iota
+	// inBulk: a bulk load holds the scope.
+	inBulk
+	// byBatch: each batch goes to PutCatchUp with its cursor.
+	byBatch
+)
+
 var _ protocol.CatchUpLoad = (*catchUpLoad)(nil)
 
-// Put implements protocol.CatchUpLoad: it writes the batch's records in
-// one commit and adds their keys to the build (storeBulk). Messages the
-// store refuses (check) are left out, as Put leaves them.
-func (l *catchUpLoad) Put(ctx context.Context, msgs []reconcile.Message, keys []reconcile.Key, _ protocol.Cursor) (int, error) {
+// Put implements protocol.CatchUpLoad. The first batch with messages
+// claims the scope (claimLoad); in a bulk load, Put writes the batch's
+// records in one commit and adds their keys to the build (storeBulk).
+// Messages the store refuses (check) are left out, as Put leaves them.
+func (l *catchUpLoad) Put(ctx context.Context, msgs []reconcile.Message, keys []reconcile.Key, cur protocol.Cursor) (int, error) {
 	switch {
 	case l.ended:
 		return 0, errors.New("storesync: the catch-up load has ended")
@@ -108,6 +119,25 @@ func (l *catchUpLoad) Put(ctx context.Context, msgs []reconcile.Message, keys []
 		return 0, err
 	}
 	defer l.s.calls.Done()
+	if l.mode == unclaimed && len(msgs) > 0 {
+		start := l.at
+		build, err := l.s.claimLoad(ctx, l.st, &bulkRecord{scope: l.st.scope, catchUp: &start})
+		switch {
+		case err != nil:
+			return 0, err
+		case build == nil:
+			l.mode = byBatch
+		default:
+			l.mode, l.build = inBulk, build
+		}
+	}
+	if l.mode != inBulk {
+		n, err := protocolStore{l.s}.PutCatchUp(ctx, l.st.scope, msgs, keys, cur)
+		if err == nil {
+			l.at = cur
+		}
+		return n, err
+	}
 	n, err := l.s.storeBulk(ctx, l.st, l.build, msgs, keys, func(error) {}, nil)
 	if errors.Is(err, errNodesLost) {
 		l.lost = err
@@ -115,9 +145,10 @@ func (l *catchUpLoad) Put(ctx context.Context, msgs []reconcile.Message, keys []
 	return n, err
 }
 
-// End implements protocol.CatchUpLoad: it ends the bulk load
-// (endBulk) with the cursor's record, and lets the scope's keys be
-// flushed again. When the build's nodes were lost, or the end fails,
+// End implements protocol.CatchUpLoad: it ends a bulk load (endBulk)
+// with the cursor's record, and lets the scope's keys be flushed again;
+// a load that went batch by batch, or stored nothing, has nothing to
+// end. When the build's nodes were lost, or the end fails,
 // what the load stored goes pending as a journal's replay would make it
 // (recoverHeld), and the bulk record stays, from which the next
 // OpenStore rebuilds the scope and its cursor.
@@ -128,6 +159,9 @@ func (l *catchUpLoad) End(ctx context.Context, cur protocol.Cursor) error {
 	l.ended = true
 	s, st := l.s, l.st
 	defer s.calls.Done()
+	if l.mode != inBulk {
+		return nil // each batch saved its cursor
+	}
 	err := l.lost
 	if err == nil {
 		err = s.endBulk(ctx, emptyScope, st, l.build, endCatchUp(st, cur))

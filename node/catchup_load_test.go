@@ -1,10 +1,14 @@
 package node_test
 
 import (
+	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/stretchr/testify/require"
 
 	"github.com/storesync/storesync/node"
@@ -168,4 +172,40 @@ func TestCatchUpLoadCutShortResumesFromItsRecords(t *testing.T) {
 	require.Equal(t, 20_000-len(stored), rep.Scopes[0].Streamed, "resumed where the stream stopped")
 	want := append(slices.Clone(msgs), ahead)
 	require.Equal(t, fingerprintOf(t, want), roots(again)[chatScope])
+}
+
+// TestCatchUpFromAnEmptyPeerWritesNothing: a catch-up of an empty scope
+// from a peer that holds none of it starts no load: nothing is ever
+// written under /storesync/resume (no bulk record, no cursor).
+func TestCatchUpFromAnEmptyPeerWritesNothing(t *testing.T) {
+	a := startNode(t, t.TempDir(), smallStreams)
+	defer a.Close()
+	d := &putLog{Batching: dssync.MutexWrap(ds.NewMapDatastore())}
+	b := startNode(t, t.TempDir(), smallStreams, node.WithDatastore(d))
+	defer b.Close()
+	require.NoError(t, b.Connect(t.Context(), info(a)))
+	for range 3 {
+		rep, err := b.SyncNow(t.Context(), a.Host().ID(), chatScope)
+		require.NoError(t, err)
+		require.NoError(t, rep.Err())
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, k := range d.keys {
+		require.False(t, strings.HasPrefix(k, "/storesync/resume"), "wrote %s", k)
+	}
+}
+
+// putLog records the keys of the datastore's single puts.
+type putLog struct {
+	ds.Batching
+	mu   sync.Mutex
+	keys []string
+}
+
+func (p *putLog) Put(ctx context.Context, k ds.Key, v []byte) error {
+	p.mu.Lock()
+	p.keys = append(p.keys, k.String())
+	p.mu.Unlock()
+	return p.Batching.Put(ctx, k, v)
 }
