@@ -63,6 +63,19 @@ func countOf(ctx context.Context, dir string) int {
 	return int(st.Scopes[0].Count + st.Scopes[0].Loading)
 }
 
+// killPast waits until the node's scope holds (or loads) more than
+// count messages, waits jitter more, and kills it with SIGKILL.
+func killPast(t *testing.T, p *nodeProc, count int, jitter time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for c := countOf(t.Context(), p.dir); c <= count && time.Now().Before(deadline); c = countOf(t.Context(), p.dir) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	time.Sleep(jitter)
+	require.NoError(t, p.cmd.Process.Kill())
+	<-p.done
+}
+
 // TestCatchUpSurvivesKills: an empty node started with --peer catches up
 // a scope of many batches; it is killed with SIGKILL at random moments
 // twenty times, each time after at least one more batch has committed,
@@ -84,17 +97,10 @@ func TestCatchUpSurvivesKills(t *testing.T) {
 	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	last, stored, midway := 0, 0, 0
 	for kill := range kills {
-		p := startNode(t, bin, dir, args...)
 		// Wait for one more batch to commit, then a random moment more
 		// (while the next batch arrives, is checked or is stored), and
 		// kill.
-		deadline := time.Now().Add(20 * time.Second)
-		for c := countOf(t.Context(), dir); c <= last && time.Now().Before(deadline); c = countOf(t.Context(), dir) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		time.Sleep(time.Duration(r.IntN(30)) * time.Millisecond)
-		require.NoError(t, p.cmd.Process.Kill())
-		<-p.done
+		killPast(t, startNode(t, bin, dir, args...), last, time.Duration(r.IntN(30))*time.Millisecond)
 		got := countOf(t.Context(), dir) // the socket is stale: -1
 		require.Equal(t, -1, got)
 		// What survived is whatever committed before the kill.
@@ -113,8 +119,16 @@ func TestCatchUpSurvivesKills(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, midway, kills/2, "most kills must land in the middle of the catch-up")
 
+	finishCatchUp(t, bin, dir, args, sc, want)
+}
+
+// finishCatchUp restarts the node in dir and waits until its scope holds
+// want's count, then checks its root, live and, stopped, in its store
+// opened with full verification, which keeps no catch-up cursor.
+func finishCatchUp(t *testing.T, bin, dir string, args []string, sc reconcile.Scope, want node.ScopeStats) {
+	t.Helper()
 	p := startNode(t, bin, dir, args...)
-	require.Eventually(t, func() bool { return countOf(t.Context(), dir) == n }, 60*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return countOf(t.Context(), dir) == int(want.Count) }, 60*time.Second, 20*time.Millisecond)
 	st := status(t, bin, dir)
 	require.Equal(t, hex.EncodeToString(want.Root[:]), st.Scopes[0].Root)
 	p.stop(t)
