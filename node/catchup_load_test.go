@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
@@ -208,4 +209,88 @@ func (p *putLog) Put(ctx context.Context, k ds.Key, v []byte) error {
 	p.keys = append(p.keys, k.String())
 	p.mu.Unlock()
 	return p.Batching.Put(ctx, k, v)
+}
+
+// TestCatchUpLoadBesideAnImport: a catch-up from a peer, the import of a
+// snapshot of other messages and Puts fill the same empty scope at once:
+// in one round the import claims the scope first, in the other the
+// catch-up's load does, and the other two start from its first progress.
+// The others' messages are held and join the claiming load at its end:
+// the scope ends with the union of all three, once each, and verifies on
+// reopen.
+func TestCatchUpLoadBesideAnImport(t *testing.T) {
+	for _, loadFirst := range []bool{false, true} {
+		a := startNode(t, t.TempDir(), smallStreams)
+		c := startNode(t, t.TempDir(), smallStreams)
+		dirB := t.TempDir()
+		b := startNode(t, dirB, smallStreams)
+		seed := uint64(10)
+		if loadFirst {
+			seed = 20
+		}
+		fromA := fill(t, a, chatScope, 20_000, seed)
+		fromFile := fill(t, c, chatScope, 15_000, seed+1)
+		// The file and the peer share 2,000 messages.
+		_, err := c.Put(t.Context(), fromA[:2_000]...)
+		require.NoError(t, err)
+		path, _ := exportTo(t, c.Store(), chatScope, t.TempDir(), "c.snap")
+		require.NoError(t, c.Close())
+		require.NoError(t, b.Connect(t.Context(), info(a)))
+
+		var live []reconcile.Message
+		for i := range 50 {
+			live = append(live, msg(chatScope, t0+int64(i)*7_919_000_000, seed*1000+uint64(i)))
+		}
+		var wg sync.WaitGroup
+		var syncErr, importErr error
+		catchUp := func(ctx context.Context) {
+			defer wg.Done()
+			_, syncErr = b.SyncNow(ctx, a.Host().ID(), chatScope)
+		}
+		restore := func(ctx context.Context) {
+			defer wg.Done()
+			_, importErr = b.Store().ImportFile(ctx, path)
+		}
+		first, second := restore, catchUp
+		if loadFirst {
+			first, second = catchUp, restore
+		}
+		// Once the first has stored a batch, it holds the scope; it then
+		// starts the second and waits for it to report progress, so that
+		// the second runs while the first holds the scope.
+		var once, secondOnce sync.Once
+		started, secondRuns := make(chan struct{}), make(chan struct{})
+		wg.Add(1)
+		go first(protocol.WithProgress(t.Context(), func(protocol.Progress) {
+			if st, _ := b.Store().Stats(chatScope); st.Loading > 0 {
+				once.Do(func() {
+					wg.Add(1)
+					go second(protocol.WithProgress(t.Context(), func(protocol.Progress) {
+						secondOnce.Do(func() { close(secondRuns) })
+					}))
+					close(started)
+					select {
+					case <-secondRuns:
+					case <-time.After(30 * time.Second):
+					}
+				})
+			}
+		}))
+		select {
+		case <-started:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the first load stored nothing")
+		}
+		for _, m := range live {
+			_, err := b.Put(t.Context(), m)
+			require.NoError(t, err)
+		}
+		wg.Wait()
+		require.NoError(t, syncErr)
+		require.NoError(t, importErr)
+
+		want := append(append(slices.Clone(fromA), fromFile...), live...)
+		requireLoaded(t, b, dirB, want)
+		require.NoError(t, a.Close())
+	}
 }
