@@ -53,7 +53,7 @@ func (s *Store) claimLoad(ctx context.Context, st *scopeState, rec *bulkRecord) 
 	if err != nil || build == nil {
 		return nil, err
 	}
-	if err := settle(s.d, journalKey, treesKey); err != nil {
+	if err := s.settleAfterMessages(); err != nil {
 		return nil, errors.Join(err, s.recoverHeld(ctx, st))
 	}
 	return build, nil
@@ -63,7 +63,7 @@ func (s *Store) claimLoad(ctx context.Context, st *scopeState, rec *bulkRecord) 
 func (s *Store) holdForLoad(ctx context.Context, st *scopeState, rec *bulkRecord) (*reconcile.Builder, error) {
 	st.wmu.Lock()
 	defer st.wmu.Unlock()
-	if st.bulk || st.snap.Load().agg.Count > 0 || st.tree.Root().Count > 0 {
+	if st.heldOrFilled() {
 		return nil, nil
 	}
 	build, err := st.tree.Build()

@@ -53,6 +53,13 @@ type scopeState struct {
 	snap atomic.Pointer[scopeSnap]
 }
 
+// heldOrFilled reports whether a bulk load holds st or st holds a
+// message (pending and flushing keys are in the count): either way no
+// bulk load may claim it. The caller holds st.wmu.
+func (st *scopeState) heldOrFilled() bool {
+	return st.bulk || st.snap.Load().agg.Count > 0 || st.tree.Root().Count > 0
+}
+
 // scopeSnap is a scope's state after a commit.
 type scopeSnap struct {
 	agg       reconcile.Aggregate // of every stored message: the tree's and the pending keys'

@@ -53,8 +53,13 @@ func (s *Store) beginBulk(ctx context.Context, st *scopeState, rec *bulkRecord) 
 	if err := s.writeBulkRecord(ctx, st, rec); err != nil {
 		return err
 	}
-	return settle(s.d, journalKey, treesKey)
+	return s.settleAfterMessages()
 }
+
+// settleAfterMessages settles the records that sort after the messages
+// but before the trees (journal, resume and scope records, the fsync
+// record) before a bulk load's first batch.
+func (s *Store) settleAfterMessages() error { return settle(s.d, journalKey, treesKey) }
 
 // writeBulkRecord writes and syncs the bulk record of a load of st.
 func (s *Store) writeBulkRecord(ctx context.Context, st *scopeState, rec *bulkRecord) error {

@@ -31,9 +31,7 @@ func (s *Store) claimBulk(sc reconcile.Scope) (bulkMode, *scopeState, error) {
 	if st, ok := s.state(sc); ok {
 		st.wmu.Lock()
 		defer st.wmu.Unlock()
-		// Pending and flushing keys are in the count; a catch-up's
-		// load may hold the scope.
-		if st.bulk || st.snap.Load().agg.Count > 0 || st.tree.Root().Count > 0 {
+		if st.heldOrFilled() {
 			return twoPasses, nil, nil
 		}
 		st.bulk = true

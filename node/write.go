@@ -87,7 +87,7 @@ func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, c *changes
 		return err
 	}
 	nexts := make([]scopeSnap, len(c.chs))
-	committed := false // for the deferred updates of catch-up loads' records
+	var noted []func() // catch-up loads' records this commit lowers, applied once it commits
 	rw := newRecordWriter(b, s.cfg.hashIndex)
 	journal := make([]journalEntry, 0, len(c.chs))
 	for i := range c.chs {
@@ -97,16 +97,12 @@ func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, c *changes
 		}
 		if fresh := c.freshOf(ch); len(fresh) > 0 {
 			journal = append(journal, journalEntry{id: ch.st.id, lo: fresh[0], hi: fresh[len(fresh)-1]})
-			noted, err := noteLive(ctx, b, ch.st, fresh[0])
+			note, err := noteLive(ctx, b, ch.st, fresh[0])
 			if err != nil {
 				return err
 			}
-			if noted != nil {
-				defer func() {
-					if committed {
-						noted()
-					}
-				}()
+			if note != nil {
+				noted = append(noted, note)
 			}
 		}
 	}
@@ -123,7 +119,9 @@ func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, c *changes
 	if err := b.Commit(ctx); err != nil {
 		return err
 	}
-	committed = true
+	for _, note := range noted {
+		note() // the scopes' writer locks are still held
+	}
 	now := s.cfg.now()
 	fresh := 0
 	for i := range c.chs {
