@@ -3,7 +3,6 @@ package node_test
 import (
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -79,14 +78,7 @@ func TestBulkImportStoresWhatTwoPassesStore(t *testing.T) {
 // undoes the import's records and keeps the live ones.
 func TestBulkImportHoldsLiveCommits(t *testing.T) {
 	msgs := snapMsgs(25, scopeA, 3000)
-	src, _ := filledStore(t, scopeA, msgs)
-	dir := t.TempDir()
-	path, h := exportTo(t, src, scopeA, dir, "a.snap", smallBatches...)
-	good, err := os.ReadFile(path)
-	require.NoError(t, err)
-	damaged := slices.Clone(good)
-	damaged[len(damaged)-60] ^= 0x10 // in the last batch
-	bad := writeVariant(t, dir, "bad.snap", damaged)
+	path, h, bad := goodAndBadSnapshot(t, msgs)
 	live := []reconcile.Message{msgs[len(msgs)-1], msg(scopeA, 5, 1), msg(scopeA, 6, 2)}
 
 	for _, file := range []string{path, bad} {
@@ -195,14 +187,7 @@ func TestBulkImportKeepsWhatItStoredWhenTheDatastoreFails(t *testing.T) {
 // later import of the good file finds nothing of the bad one.
 func TestBulkImportOfABadFileLeavesNoTrace(t *testing.T) {
 	msgs := snapMsgs(23, scopeA, 3000)
-	src, _ := filledStore(t, scopeA, msgs)
-	dir := t.TempDir()
-	path, _ := exportTo(t, src, scopeA, dir, "a.snap", smallBatches...)
-	good, err := os.ReadFile(path)
-	require.NoError(t, err)
-	damaged := slices.Clone(good)
-	damaged[len(damaged)-60] ^= 0x10 // in the last batch
-	bad := writeVariant(t, dir, "bad.snap", damaged)
+	path, _, bad := goodAndBadSnapshot(t, msgs)
 
 	dst, d := newMemStore(t, []reconcile.Scope{scopeB}, node.WithHashIndex(true))
 	before := dump(t, d)

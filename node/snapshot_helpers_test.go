@@ -98,6 +98,20 @@ func writeVariant(t *testing.T, dir, name string, b []byte) string {
 	return p
 }
 
+// goodAndBadSnapshot exports msgs of scopeA in small batches and returns
+// the file, its header, and a copy damaged in its last batch, which a
+// reader finds bad only at its end.
+func goodAndBadSnapshot(t *testing.T, msgs []reconcile.Message) (good string, h snapshot.Header, bad string) {
+	t.Helper()
+	src, _ := filledStore(t, scopeA, msgs)
+	dir := t.TempDir()
+	good, h = exportTo(t, src, scopeA, dir, "a.snap", smallBatches...)
+	b, err := os.ReadFile(good)
+	require.NoError(t, err)
+	b[len(b)-60] ^= 0x10 // in the last batch
+	return good, h, writeVariant(t, dir, "bad.snap", b)
+}
+
 // requireScope checks that a store's scope holds exactly the keys of want.
 func requireScope(t *testing.T, s *node.Store, sc reconcile.Scope, want []reconcile.Message) {
 	t.Helper()
