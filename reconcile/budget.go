@@ -102,7 +102,7 @@ func (b budget) covers(o budget) bool {
 // costOf returns what an item takes from a reply's budget, as decode
 // counts it.
 func costOf(it *rangeItem) budget {
-	return budget{items: 1, cells: len(it.cells) + int(it.cellCount), ids: len(it.ids), listed: len(it.keys),
+	return budget{items: 1, cells: len(it.cells) + len(it.counts) + int(it.cellCount), ids: len(it.ids), listed: len(it.keys),
 		lack: len(it.answers)}
 }
 

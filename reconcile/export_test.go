@@ -40,3 +40,14 @@ func ReadSketchBytes(ctx context.Context, s Set, lo, hi Key, first, n uint64) ([
 // RaceScale divides the sizes of the largest tests under the race
 // detector (race_test.go).
 const RaceScale = raceScale
+
+// CellIndices returns the indices below m of the sketch cells a key
+// falls in.
+func CellIndices(k Key, m uint64) []uint64 {
+	var out []uint64
+	s := newIndexSeq(uint64(keyID(&k)))
+	for i := uint64(0); i < m; i = s.next() {
+		out = append(out, i)
+	}
+	return out
+}

@@ -21,6 +21,8 @@ func fuzzSets() (reconcile.SliceSet, []reconcile.SliceSet) {
 		reconcile.NewSliceSet(dropIdx(base, func(i int) bool { return i%37 == 0 })), // scattered: sketch
 		reconcile.NewSliceSet(base[:20]),                                            // few: key list
 		reconcile.NewSliceSet(pool(r, 300, 1<<30)),                                  // disjoint: splits
+		// Both sides changed, counts equal: a sketch with spare counts.
+		reconcile.NewSliceSet(model(append(dropIdx(base, func(i int) bool { return i%10 == 0 }), pool(r, 40, 1<<30)...)).sorted()),
 	}
 }
 

@@ -3,6 +3,8 @@ package reconcile
 import (
 	"context"
 	"math"
+	"slices"
+	"sort"
 
 	"github.com/storesync/storesync/pb"
 )
@@ -144,9 +146,78 @@ func (s *side) sketchParts(ctx context.Context, lo, hi Key, mine Aggregate, d ui
 		if s.initiator {
 			err = s.emit(ctx, rangeItem{lo: p.lo, hi: p.hi, mode: pb.Mode_MORE_CELLS, cellCount: c})
 		} else {
-			err = s.sendSketch(ctx, p.lo, p.hi, p.agg, 0, c)
+			err = s.sendSketch(ctx, p.lo, p.hi, p.agg, 0, c, 0)
 		}
 		if err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// resketchPieces goes on with a range whose sketch did not decode when
+// its next cells lie past the memos, which the responder could only
+// compute by reading the range (and not at all past maxReplyScan keys):
+// it cuts the range along the tree and asks for a sketch of each piece,
+// sized for the piece's share of what is still undecoded. What was
+// decoded is carried over into the pieces, which take it out of their
+// cells as they arrive, so a piece's sketch pays only for the rest. The
+// common cause is two differences that fall in the same cells as far as
+// the memos reach (about one part in a thousand): they cancel there in
+// any sketch of a range holding both, and pieces of the range part them.
+// It reports false, having sent nothing, when the range does not cut, a
+// decoded element's window straddles two pieces, a piece needs more
+// cells than the memos hold, or the reply has no room for the pieces.
+func (s *Session) resketchPieces(ctx context.Context, st *sketchState, est float64) (bool, error) {
+	bounds, err := s.set.Splits(ctx, st.lo, st.hi)
+	if err != nil || len(bounds) == 0 || len(bounds) >= maxSketchParts {
+		return false, err
+	}
+	pieces, err := s.cutAt(ctx, st.lo, st.hi, bounds)
+	if err != nil {
+		return false, err
+	}
+	remote := make([][]ShortID, len(pieces))
+	local := make([][]ShortID, len(pieces))
+	place := func(out [][]ShortID, ids []ShortID) bool {
+		for _, id := range ids {
+			wlo, whi := id.window()
+			i := sort.Search(len(pieces), func(i int) bool { return wlo.Less(pieces[i].hi) })
+			if i == len(pieces) || pieces[i].hi.Less(whi) {
+				return false
+			}
+			out[i] = append(out[i], id)
+		}
+		return true
+	}
+	if !place(remote, st.peel.remote) || !place(local, st.peel.local) {
+		return false, nil
+	}
+	decoded := len(st.peel.remote) + len(st.peel.local)
+	left := max(est-float64(decoded), 2)
+	cells := make([]uint64, len(pieces))
+	need := budget{items: len(pieces)}
+	for i, p := range pieces {
+		share := left * float64(p.agg.Count) / float64(max(st.mine.Count, 1))
+		cells[i] = sketchLen(uint64(math.Ceil(share+2*math.Sqrt(share))), s.p.SketchMargin)
+		if cells[i] > min(cachedCells, uint64(s.p.maxRangeCells())) {
+			return false, nil // the pieces too are past the memos
+		}
+		need.cells += int(cells[i])
+	}
+	if !s.room().covers(need) {
+		return false, nil
+	}
+	s.drop(st)
+	for i, p := range pieces {
+		ps := &sketchState{lo: p.lo, hi: p.hi, mine: p.agg}
+		ps.peel.remote, ps.peel.local = remote[i], local[i]
+		ps.peel.seen = make(map[ShortID]struct{}, len(remote[i])+len(local[i]))
+		for _, id := range append(slices.Clone(remote[i]), local[i]...) {
+			ps.peel.seen[id] = struct{}{}
+		}
+		s.sketches[[2]Key{p.lo, p.hi}] = ps
+		if err := s.emit(ctx, rangeItem{lo: p.lo, hi: p.hi, mode: pb.Mode_MORE_CELLS, cellCount: cells[i]}); err != nil {
 			return false, err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/bits"
+	"slices"
 )
 
 // This file implements rateless invertible Bloom lookup tables (Yang,
@@ -196,6 +197,11 @@ type peeler struct {
 	remote []ShortID // elements only the remote side has
 	local  []ShortID // elements only the local side has
 	seen   map[ShortID]struct{}
+	// spare holds cells from index spareFrom on, of which only the
+	// counts (remote less local) are known: the sender sent their counts
+	// alone (rangeItem.counts), and they serve remaining only.
+	spare     []cell
+	spareFrom uint64
 }
 
 // extend adds the next cells: the remote ones and the local ones for the
@@ -281,19 +287,52 @@ func readShortID(b []byte) ShortID { return ShortID(binary.LittleEndian.Uint64(b
 // d·ρ(1−ρ) around the net part ρ·delta'; averaging over the cells
 // estimates d even when delta is near zero (changes on both sides), which
 // is when the counts of the two sets say nothing. Counts travel modulo
-// 256, so each is read as the value nearest its expectation.
+// 256, so each is read as the value nearest its expectation. Each cell
+// adds one degree of freedom, whole or spare: n cells read d within about
+// √(2/n) of it (27 % from the 28 cells of a first sketch alone, 15 % with
+// 64 spare counts).
 func (p *peeler) remaining(delta int64) float64 {
-	if len(p.diff) < 3 {
-		return 0
-	}
 	net := float64(delta - int64(len(p.remote)) + int64(len(p.local)))
 	var sum float64
-	for i := 2; i < len(p.diff); i++ {
+	n := 0
+	term := func(i int, count int32) {
 		rho := 2 / float64(i+2)
 		want := net * rho
-		c := float64(signOf(p.diff[i].count))
+		c := float64(signOf(count))
 		c += 256 * math.Round((want-c)/256)
-		sum += ((c-want)*(c-want) - 0) / (rho * (1 - rho))
+		sum += (c - want) * (c - want) / (rho * (1 - rho))
+		n++
 	}
-	return max(sum/float64(len(p.diff)-2), 0)
+	for i := 2; i < len(p.diff); i++ {
+		term(i, p.diff[i].count)
+	}
+	if len(p.spare) > 0 && p.spareFrom+uint64(len(p.spare)) > uint64(len(p.diff)) {
+		// The decoded elements are in the spare counts still.
+		spare := slices.Clone(p.spare)
+		for _, id := range p.remote {
+			addRange(spare, p.spareFrom, id, -1)
+		}
+		for _, id := range p.local {
+			addRange(spare, p.spareFrom, id, +1)
+		}
+		for j := range spare {
+			if i := p.spareFrom + uint64(j); i >= 2 && i >= uint64(len(p.diff)) {
+				term(int(i), spare[j].count)
+			}
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return max(sum/float64(n), 0)
+}
+
+// setSpare keeps the counts of the cells from index first on that the
+// sender sent without their IDs, less the local counts of the same cells.
+func (p *peeler) setSpare(first uint64, remote []int8, local []cell) {
+	p.spareFrom = first
+	p.spare = make([]cell, len(remote))
+	for i, c := range remote {
+		p.spare[i].count = int32(c) - local[i].count
+	}
 }

@@ -3,11 +3,14 @@ package reconcile
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/storesync/storesync/pb"
 )
 
 func testHashes(r *rand.Rand, n int) []Hash {
@@ -155,4 +158,65 @@ func TestRemainingEstimate(t *testing.T) {
 		require.Greater(t, ests[2], d/2)
 		require.Less(t, ests[18], d*2)
 	}
+}
+
+// TestSpareCountsTightenTheEstimate checks what the counts a guessed
+// sketch carries after its cells are for: a two-way difference of 1,000
+// that the 30 cells of such a sketch cannot decode is estimated within
+// 15 % (RMS) with 64 spare counts, against some 27 % from the cells alone.
+func TestSpareCountsTightenTheEstimate(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	const trials, half, sent = 60, 500, 30
+	var alone, spared float64
+	for range trials {
+		common := testHashes(r, 100)
+		a := append(slices.Clone(common), testHashes(r, half)...)
+		b := append(slices.Clone(common), testHashes(r, half)...)
+		remote := cellsOf(a, 0, sent+estimateCounts)
+		local := cellsOf(b, 0, sent+estimateCounts)
+		counts := make([]int8, estimateCounts)
+		for i := range counts {
+			counts[i] = int8(remote[sent+i].count) // as they travel
+		}
+		var p peeler
+		p.extend(remote[:sent], local[:sent])
+		require.False(t, p.peel())
+		d := float64(2 * half)
+		e := float64(len(p.remote)+len(p.local)) + p.remaining(0)
+		alone += (e - d) * (e - d) / (d * d)
+		p.setSpare(sent, counts, local[sent:])
+		e = float64(len(p.remote)+len(p.local)) + p.remaining(0)
+		spared += (e - d) * (e - d) / (d * d)
+	}
+	alone, spared = math.Sqrt(alone/trials), math.Sqrt(spared/trials)
+	t.Logf("relative RMS error: %.3f from the cells alone, %.3f with %d spare counts", alone, spared, estimateCounts)
+	require.Less(t, spared, 0.18)
+	require.Less(t, spared, 0.75*alone)
+}
+
+// TestSpareCountsOnTheWire checks that counts travel with a SKETCH item
+// only, bounded, and count against the receiver's cell limit.
+func TestSpareCountsOnTheWire(t *testing.T) {
+	lim := Limits{MaxItems: 4, MaxCells: 100, MaxIDs: 10}
+	it := rangeItem{lo: Key{TS: 1}, hi: End, mode: pb.Mode_SKETCH, count: 9,
+		cells: []cell{{id: 7, check: checksum(7), count: 1}}, counts: []int8{-3, 0, 127, -128}}
+	frames := encode(&message{items: []rangeItem{it}}, 1<<16)
+	m, err := decode(frames, &lim)
+	require.NoError(t, err)
+	require.Equal(t, it.counts, m.items[0].counts)
+
+	tight := Limits{MaxItems: 4, MaxCells: 4, MaxIDs: 10}
+	_, err = decode(frames, &tight)
+	require.ErrorIs(t, err, ErrTooLarge, "counts count as cells")
+
+	w := itemWire(&it)
+	w.Mode = pb.Mode_FINGERPRINT
+	w.Cells = nil
+	_, err = itemFromWire(w, it.lo, it.hi, 10, 10)
+	require.ErrorIs(t, err, ErrBadFrame, "counts in a FINGERPRINT item")
+
+	w = itemWire(&it)
+	w.Counts = make([]byte, maxEstimateCounts+1)
+	_, err = itemFromWire(w, it.lo, it.hi, 10, 10)
+	require.ErrorIs(t, err, ErrBadFrame, "more counts than the memos hold")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -167,4 +168,55 @@ func TestSessionsDuringWrites(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, orEmpty(minus(ka, kb, reconcile.Key{}, reconcile.End)), orEmpty(ini.Need))
 	require.Equal(t, orEmpty(minus(kb, ka, reconcile.Key{}, reconcile.End)), orEmpty(ini.Have))
+}
+
+// stuckPair returns two keys far apart in time whose short IDs fall in
+// the same sketch cells, the first 300 at least (found by search): one
+// held by each side, they cancel in every cell either falls in, so no
+// sketch shorter than that decodes a range holding both.
+func stuckPair(t *testing.T) (x, y reconcile.Key) {
+	key := func(id, low uint64, fill byte) reconcile.Key {
+		k := reconcile.Key{TS: id>>24<<24 | low}
+		k.Hash[0], k.Hash[1], k.Hash[2] = byte(id>>16), byte(id>>8), byte(id)
+		for i := 3; i < len(k.Hash); i++ {
+			k.Hash[i] = fill
+		}
+		return k
+	}
+	x, y = key(0x4110f99808e3, 12345, 0xa5), key(0x1323ed66a0bf2, 54321, 0x5a)
+	require.Equal(t, reconcile.CellIndices(x, 300), reconcile.CellIndices(y, 300))
+	return x, y
+}
+
+// TestStuckPartTakesNoDetour: a part of a large range whose sketch cannot
+// decode (two of its differences share every cell the memos hold), in a
+// range too large for the responder to read for more cells, is sketched
+// again in pieces along the tree, seeded with what it decoded, so that
+// the session ends in 4 round trips, within 3 × d·32 bytes, with the
+// exact difference, rather than restarting the part until it splits.
+func TestStuckPartTakesNoDetour(t *testing.T) {
+	const n, d = 300_000, 100
+	r := rand.New(rand.NewPCG(71, 72))
+	keys := pool(r, n, 1<<50)
+	x, y := stuckPair(t)
+	fromB, fromA := pickDiff(r, keys, d, true)
+	a, b, _, _ := costTrees(t, keys)
+	ctx := t.Context()
+	p := reconcile.DefaultParams()
+	apply(t, a, []reconcile.Key{x}, fromA)
+	apply(t, b, []reconcile.Key{y}, fromB)
+	// A warm-up session between other sets fills the memos.
+	_, _, _, err := reconcile.Reconcile(ctx, b, a, reconcile.Key{}, reconcile.End, p)
+	require.NoError(t, err)
+
+	ini, res, st, err := reconcile.Reconcile(ctx, b, a, reconcile.Key{}, reconcile.End, p)
+	require.NoError(t, err)
+	need := []reconcile.Key(model(append(slices.Clone(fromB), x)).sorted())
+	have := []reconcile.Key(model(append(slices.Clone(fromA), y)).sorted())
+	require.Equal(t, need, ini.Need)
+	require.Equal(t, have, ini.Have)
+	require.Equal(t, ini.Need, res.Have)
+	t.Logf("%d round trips, %.2f × d·32 bytes", st.RoundTrips, float64(st.InitiatorBytes+st.ResponderBytes)/float64(32*(d+2)))
+	require.LessOrEqual(t, st.RoundTrips, 4)
+	require.LessOrEqual(t, st.InitiatorBytes+st.ResponderBytes, int64(3*32*(d+2)))
 }

@@ -185,7 +185,8 @@ func (s *side) strategize(ctx context.Context, lo, hi Key, mine Aggregate, their
 		}
 	}
 	d := max(mine.Count, theirs) - min(mine.Count, theirs)
-	if d == 0 {
+	guess := d == 0
+	if guess {
 		// Equal counts and different sets: changes on both sides, of an
 		// unknown size. A sketch for a few decodes the common small
 		// case at once, and the peel of one that does not estimates
@@ -209,7 +210,11 @@ func (s *side) strategize(ctx context.Context, lo, hi Key, mine Aggregate, their
 		// asks for the responder's sketch.
 		return s.emit(ctx, rangeItem{lo: lo, hi: hi, mode: pb.Mode_MORE_CELLS, cellCount: cells})
 	}
-	return s.sendSketch(ctx, lo, hi, mine, 0, cells)
+	var spare uint64
+	if guess && cells+estimateCounts <= min(cachedCells, uint64(room.cells)) {
+		spare = estimateCounts
+	}
+	return s.sendSketch(ctx, lo, hi, mine, 0, cells, spare)
 }
 
 // sendBehind answers a range in which the peer holds keys newer than

@@ -20,6 +20,7 @@ type rangeItem struct {
 	firstCell uint64
 	cellCount uint64
 	cells     []cell
+	counts    []int8   // SKETCH: the counts of the cells after cells (estimateCounts)
 	keys      []Key    // KEYLIST
 	answers   []answer // SKIP: the answer to a WANT of the range
 	ids       []ShortID
@@ -166,6 +167,12 @@ func itemWire(it *rangeItem) *pb.RangeItem {
 	if len(it.cells) > 0 {
 		w.Cells = encodeCells(make([]byte, 0, len(it.cells)*cellSize), it.cells)
 	}
+	if len(it.counts) > 0 {
+		w.Counts = make([]byte, len(it.counts))
+		for i, c := range it.counts {
+			w.Counts[i] = byte(c)
+		}
+	}
 	if len(it.keys) > 0 {
 		w.Keys = AppendKeys(nil, it.keys)
 	}
@@ -229,7 +236,7 @@ func decode(frames []*pb.ReconcileFrame, lim *Limits) (*message, error) {
 			if err != nil {
 				return nil, fmt.Errorf("item %d: %w", ii, err)
 			}
-			cells += len(it.cells) + int(it.cellCount)
+			cells += len(it.cells) + len(it.counts) + int(it.cellCount)
 			ids += len(it.ids)
 			listed += len(it.keys)
 			answers += len(it.answers)
@@ -284,8 +291,17 @@ func itemFromWire(w *pb.RangeItem, lo, hi Key, maxKeys, maxAnswers int) (rangeIt
 	if it.cells, err = decodeCells(w.Cells); err != nil {
 		return it, fmt.Errorf("%w: %v", ErrBadFrame, err)
 	}
-	if w.FirstCell+uint64(len(it.cells)) > MaxSketchCells {
+	if len(w.Counts) > 0 && w.Mode != pb.Mode_SKETCH || len(w.Counts) > maxEstimateCounts {
+		return it, badFrame("%d counts in a %v item", len(w.Counts), w.Mode)
+	}
+	if w.FirstCell+uint64(len(it.cells))+uint64(len(w.Counts)) > MaxSketchCells {
 		return it, badFrame("sketch longer than %d cells", MaxSketchCells)
+	}
+	if len(w.Counts) > 0 {
+		it.counts = make([]int8, len(w.Counts))
+		for i, c := range w.Counts {
+			it.counts[i] = int8(c)
+		}
 	}
 	if len(w.Keys) > 0 && w.Mode != pb.Mode_KEYLIST {
 		return it, badFrame("keys in a %v item", w.Mode)
