@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/storesync/storesync/reconcile"
@@ -29,8 +30,12 @@ func runCases(ctx context.Context, work string, msgs []reconcile.Message, cases 
 	// to fill the tree's cell memos; the timed sessions come after one
 	// such session on each tree, as on a node that has been serving.
 	start = time.Now()
-	if _, _, err := runCase(ctx, trees, base, keys, benchCase{mode: modeScattered, d: 10}, seed+1); err != nil {
-		return fmt.Errorf("warm-up session: %w", err)
+	var warm error
+	pprof.Do(ctx, pprof.Labels("warmup", "yes"), func(ctx context.Context) {
+		_, _, warm = runCase(ctx, trees, base, keys, benchCase{mode: modeScattered, d: 10}, seed+1)
+	})
+	if warm != nil {
+		return fmt.Errorf("warm-up session: %w", warm)
 	}
 	fmt.Fprintf(os.Stderr, "warm-up session (fills the cell memos, and negentropy's) in %.1fs\n", time.Since(start).Seconds())
 	sample, err := leafSample(ctx, trees.db.Batching, seed)

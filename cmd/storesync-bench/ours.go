@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime/pprof"
 	"time"
 
 	"github.com/storesync/storesync/reconcile"
@@ -27,7 +28,16 @@ func runOurs(ctx context.Context, p *treePair, need, have []string) (oursResult,
 	params.FrameSize = frameLimit
 	reads := p.db.reads.Load()
 	start := time.Now()
-	ini, res, st, err := reconcile.Reconcile(ctx, p.b, p.a, reconcile.Key{}, reconcile.End, params)
+	var (
+		ini, res reconcile.Diff
+		st       reconcile.Stats
+		err      error
+	)
+	// Profiles (-cpuprofile) tell the sessions apart with
+	// -tagfocus=session=ours, and the warm-up with -tagignore=warmup=yes.
+	pprof.Do(ctx, pprof.Labels("session", "ours"), func(ctx context.Context) {
+		ini, res, st, err = reconcile.Reconcile(ctx, p.b, p.a, reconcile.Key{}, reconcile.End, params)
+	})
 	elapsed := time.Since(start).Seconds()
 	reads = p.db.reads.Load() - reads
 	if err != nil {
