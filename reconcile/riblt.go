@@ -336,3 +336,76 @@ func (p *peeler) setSpare(first uint64, remote []int8, local []cell) {
 		p.spare[i].count = int32(c) - local[i].count
 	}
 }
+
+// residue reports how many cells are not empty after a peel that
+// failed. An element still undecoded falls in such cells alone (elements
+// empty a cell between them only by chance of 2^-64).
+func (p *peeler) residue() int {
+	n := 0
+	for i := range p.diff {
+		if !p.diff[i].empty() {
+			n++
+		}
+	}
+	return n
+}
+
+// frees reports whether id, taken out of the cells as a local element,
+// could be one of what is left undecoded and would free another: every
+// cell it falls in is not empty, and in one of them what is left once it
+// is out is a single element (a count of ±1, its checksum, and a cell it
+// falls in). A local element paired with a remote one in all its cells
+// passes; one of both sides' fails but by a chance of about 2^-24.
+func (p *peeler) frees(id ShortID) bool {
+	x, ck := uint64(id), checksum(uint64(id))
+	free := false
+	s := newIndexSeq(x)
+	for i := uint64(0); i < uint64(len(p.diff)); i = s.next() {
+		c := &p.diff[i]
+		if c.empty() {
+			return false
+		}
+		if free {
+			continue
+		}
+		y, sign := c.id^x, signOf(c.count+1)
+		free = (sign == 1 || sign == -1) && y != 0 && checksum(y) == c.check^ck && mapsTo(y, i)
+	}
+	return free
+}
+
+// assist takes elements of the local set out of the cells as decoded,
+// local elements, and peels again: a remote element and a local one that
+// cancel in every cell the peeler has (their counts summing to zero)
+// come apart once the local one, which its holder can name, is gone. The
+// caller offers elements it holds that would free others (frees); one
+// it holds that the remote side holds too is not in the difference, and
+// taking it out leaves cells that do not empty.
+// It reports whether every cell is now empty; if not, the peeler is as
+// it was.
+func (p *peeler) assist(local []ShortID) bool {
+	if p.seen == nil {
+		p.seen = make(map[ShortID]struct{})
+	}
+	diff := slices.Clone(p.diff)
+	nr, nl := len(p.remote), len(p.local)
+	for _, id := range local {
+		if _, dup := p.seen[id]; dup {
+			continue
+		}
+		p.seen[id] = struct{}{}
+		p.local = append(p.local, id)
+		addRange(p.diff, 0, id, +1)
+	}
+	if p.peel() {
+		return true
+	}
+	for _, id := range p.remote[nr:] {
+		delete(p.seen, id)
+	}
+	for _, id := range p.local[nl:] {
+		delete(p.seen, id)
+	}
+	p.diff, p.remote, p.local = diff, p.remote[:nr], p.local[:nl]
+	return false
+}

@@ -33,6 +33,9 @@ type Session struct {
 	messages   int
 	done       bool
 	unresolved []Range
+	// stuckScanned counts the keys read to free stuck sketches
+	// (freeStuck), against maxStuckScan.
+	stuckScanned int
 }
 
 // NewSession prepares a session over the keys of set in [lo, hi): the

@@ -228,7 +228,13 @@ func (s *Session) onSketch(ctx context.Context, it *rangeItem) error {
 	if spare > 0 {
 		st.peel.setSpare(sent, it.counts, local[sent:])
 	}
-	if !st.peel.peel() {
+	decoded := st.peel.peel()
+	if !decoded {
+		if decoded, err = s.freeStuck(ctx, st); err != nil {
+			return err
+		}
+	}
+	if !decoded {
 		// Size the extension from what the failed peel says about the
 		// difference (the counts of the two sets say little when both
 		// sides changed), with a quarter more at least.
