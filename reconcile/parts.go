@@ -3,7 +3,6 @@ package reconcile
 import (
 	"context"
 	"math"
-	"slices"
 	"sort"
 
 	"github.com/storesync/storesync/pb"
@@ -213,8 +212,10 @@ func (s *Session) resketchPieces(ctx context.Context, st *sketchState, est float
 		ps := &sketchState{lo: p.lo, hi: p.hi, mine: p.agg}
 		ps.peel.remote, ps.peel.local = remote[i], local[i]
 		ps.peel.seen = make(map[ShortID]struct{}, len(remote[i])+len(local[i]))
-		for _, id := range append(slices.Clone(remote[i]), local[i]...) {
-			ps.peel.seen[id] = struct{}{}
+		for _, ids := range [][]ShortID{remote[i], local[i]} {
+			for _, id := range ids {
+				ps.peel.seen[id] = struct{}{}
+			}
 		}
 		s.sketches[[2]Key{p.lo, p.hi}] = ps
 		if err := s.emit(ctx, rangeItem{lo: p.lo, hi: p.hi, mode: pb.Mode_MORE_CELLS, cellCount: cells[i]}); err != nil {

@@ -81,6 +81,17 @@ func (c *cell) toggle(id uint64, check uint32, sign int32) {
 
 func (c *cell) empty() bool { return c.id == 0 && c.check == 0 && uint8(c.count) == 0 }
 
+// pure reports whether the cell at index idx holds one element alone,
+// and which, with its sign: a count of ±1, the element's checksum, and
+// an element that falls in this cell.
+func (c *cell) pure(idx uint64) (x uint64, sign int32, ok bool) {
+	sign = signOf(c.count)
+	if (sign != 1 && sign != -1) || checksum(c.id) != c.check || !mapsTo(c.id, idx) {
+		return 0, 0, false
+	}
+	return c.id, sign, true
+}
+
 // signOf reads a count modulo 256 as a small signed number.
 func signOf(count int32) int32 { return int32(int8(uint8(count))) }
 
@@ -239,12 +250,8 @@ func (p *peeler) peel() bool {
 		idx := queue[len(queue)-1]
 		queue = queue[:len(queue)-1]
 		c := &p.diff[idx]
-		sign := signOf(c.count)
-		if sign != 1 && sign != -1 {
-			continue
-		}
-		x := c.id
-		if checksum(x) != c.check || !mapsTo(x, idx) {
+		x, sign, ok := c.pure(idx)
+		if !ok {
 			continue
 		}
 		id := ShortID(x)
@@ -361,15 +368,15 @@ func (p *peeler) frees(id ShortID) bool {
 	free := false
 	s := newIndexSeq(x)
 	for i := uint64(0); i < uint64(len(p.diff)); i = s.next() {
-		c := &p.diff[i]
+		c := p.diff[i]
 		if c.empty() {
 			return false
 		}
-		if free {
-			continue
+		if !free {
+			c.toggle(x, ck, +1)
+			_, _, pure := c.pure(i)
+			free = pure && c.id != 0
 		}
-		y, sign := c.id^x, signOf(c.count+1)
-		free = (sign == 1 || sign == -1) && y != 0 && checksum(y) == c.check^ck && mapsTo(y, i)
 	}
 	return free
 }

@@ -249,19 +249,20 @@ func (s *Session) onSketch(ctx context.Context, it *rangeItem) error {
 			// sketch sized from it.
 			return s.fallback(ctx, st)
 		}
-		if n+more > cachedCells && s.asks >= 3 && !s.closing(st.mine.Count) {
-			// Past the memos: ask again in parts sized for the estimate
-			// and a tenth more (each part also has twice its share's
-			// spread, partCells). With the spare counts of a guessed
-			// first sketch the estimate is within 15 %; a quarter more,
-			// as before them, put one two-way session in sixty at
-			// d = 1,000 past 3 × d·32 bytes, a tenth none in 180.
-			if ok, err := s.sketchParts(ctx, it.lo, it.hi, st.mine, uint64(est*partsSlack)+1); ok || err != nil {
-				s.drop(st)
-				return err
-			}
-		}
 		if n+more > cachedCells && s.asks >= 3 {
+			if !s.closing(st.mine.Count) {
+				// Past the memos: ask again in parts sized for the
+				// estimate and a tenth more (each part also has twice
+				// its share's spread, partCells). With the spare counts
+				// of a guessed first sketch the estimate is within 15 %;
+				// a quarter more, as before them, put one two-way
+				// session in sixty at d = 1,000 past 3 × d·32 bytes, a
+				// tenth none in 180.
+				if ok, err := s.sketchParts(ctx, it.lo, it.hi, st.mine, uint64(est*partsSlack)+1); ok || err != nil {
+					s.drop(st)
+					return err
+				}
+			}
 			// Cells past the memos also cost the responder a read of
 			// the range, and one larger than maxReplyScan it does not
 			// read at all: sketch the range's pieces instead, from the
