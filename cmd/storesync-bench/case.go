@@ -26,18 +26,9 @@ func runCases(ctx context.Context, work string, msgs []reconcile.Message, cases 
 	start := time.Now()
 	base := newBaseline(keys)
 	fmt.Fprintf(os.Stderr, "built the negentropy store in %.1fs\n", time.Since(start).Seconds())
-	// The first session that needs a sketch of a subtree reads it once
-	// to fill the tree's cell memos; the timed sessions come after one
-	// such session on each tree, as on a node that has been serving.
-	start = time.Now()
-	var warm error
-	pprof.Do(ctx, pprof.Labels("warmup", "yes"), func(ctx context.Context) {
-		_, _, warm = runCase(ctx, trees, base, keys, benchCase{mode: modeScattered, d: 10}, seed+1)
-	})
-	if warm != nil {
-		return fmt.Errorf("warm-up session: %w", warm)
+	if err := warmUp(ctx, trees, base, keys, seed); err != nil {
+		return err
 	}
-	fmt.Fprintf(os.Stderr, "warm-up session (fills the cell memos, and negentropy's) in %.1fs\n", time.Since(start).Seconds())
 	sample, err := leafSample(ctx, trees.db.Batching, seed)
 	if err != nil {
 		return err
@@ -69,12 +60,30 @@ func runCases(ctx context.Context, work string, msgs []reconcile.Message, cases 
 	return nil
 }
 
+// warmUp runs the untimed session before the timed ones. The first
+// session that needs a sketch of a subtree reads it once to fill the
+// tree's cell memos; the timed sessions come after one such session on
+// each tree, as on a node that has been serving. base may be nil.
+func warmUp(ctx context.Context, trees *treePair, base *baseline, keys []reconcile.Key, seed uint64) error {
+	start := time.Now()
+	var err error
+	pprof.Do(ctx, pprof.Labels("warmup", "yes"), func(ctx context.Context) {
+		_, _, err = runCase(ctx, trees, base, keys, benchCase{mode: modeScattered, d: 10}, seed+1)
+	})
+	if err != nil {
+		return fmt.Errorf("warm-up session: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "n=%d: warm-up session (fills the cell memos) in %.1fs\n", len(keys), time.Since(start).Seconds())
+	return nil
+}
+
 // runCase takes the case's missing keys out of B and A, reconciles with
 // both implementations, checks that both found exactly the difference,
 // puts the keys back and returns the result line, with what both stores
 // keep in memory (their cell memos and node caches) and the tool's peak
 // resident memory so far (which holds every message and negentropy's
-// vectors too).
+// vectors too). With no baseline (base nil) it runs and checks ours
+// alone and returns its seconds, with no line.
 func runCase(ctx context.Context, trees *treePair, base *baseline, keys []reconcile.Key, c benchCase, seed uint64) (line string, seconds [2]float64, err error) {
 	idxB, idxA := c.missing(len(keys), seed)
 	fromB, fromA := pick(keys, idxB), pick(keys, idxA)
@@ -91,6 +100,9 @@ func runCase(ctx context.Context, trees *treePair, base *baseline, keys []reconc
 		return "", seconds, err
 	}
 
+	if base == nil {
+		return "", [2]float64{ours.seconds, 0}, nil
+	}
 	neg, err := base.runBaseline(idxB, idxA)
 	if err != nil {
 		return "", seconds, err

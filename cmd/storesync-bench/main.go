@@ -16,6 +16,7 @@
 //	storesync-bench -n N[,N...] -mode catchup        # catch-up of a receiver process
 //	storesync-bench -n N[,N...] -mode snapshot       # export and import against raw puts
 //	storesync-bench -n N -mode load                  # one server: honest clients, then with hostile peers
+//	storesync-bench -n N,N[,N...] -mode growth       # session time at each size against the first, alternating
 //
 // See README.md for the flags and the output.
 package main
@@ -46,6 +47,7 @@ type options struct {
 	mode    string
 	seed    uint64
 	reps    int
+	rounds  int
 	dir     string
 	ingest  bool
 	runs    int
@@ -66,11 +68,12 @@ func main() {
 	o := options{ns: sizeList{1_000_000}}
 	flag.Var(&o.ns, "n", "messages in the full store; -mode ingest, catchup and snapshot take a list such as 1000000,2000000")
 	flag.IntVar(&o.d, "d", 0, "messages the catching-up store misses (default: 0, 10, 1000 and 10000)")
-	flag.StringVar(&o.mode, "mode", "", "scattered or recent (default: both), or ingest, catchup, snapshot or load")
+	flag.StringVar(&o.mode, "mode", "", "scattered, recent or twoway (default: all three), disjoint, growth, ingest, catchup, snapshot or load")
 	flag.Uint64Var(&o.seed, "seed", 1, "random seed; the same seed gives the same messages and cases")
 	flag.StringVar(&o.dir, "dir", "", "folder in which to create the LevelDB stores (default: the system's temporary folder)")
 	flag.BoolVar(&o.ingest, "ingest", false, "run only the tree ingest measurement")
 	flag.IntVar(&o.reps, "reps", 1, "-mode scattered, recent, twoway and disjoint: sessions of each case, each missing other keys, and their median")
+	flag.IntVar(&o.rounds, "rounds", 3, "-mode growth: rounds, each running every case at every size")
 	flag.IntVar(&o.runs, "runs", 3, "-mode ingest, catchup, snapshot and load: runs of each kind, alternating")
 	flag.IntVar(&o.single, "single", 50_000, "-mode ingest: one-message Put calls after the bulk load")
 	flag.IntVar(&o.calls, "calls", 200, "-mode ingest: Put calls of 1,000 messages, in one scope and over 1,000 scopes")
@@ -148,6 +151,9 @@ func run(ctx context.Context, o options) error {
 		}
 		return nil
 	}
+	if o.mode == modeGrowth {
+		return runGrowth(ctx, work, o, cases)
+	}
 	msgs := generate(o.n, o.seed)
 	if o.ingest {
 		return runIngest(ctx, work, msgs)
@@ -167,10 +173,12 @@ func checkFlags(o options) error {
 	switch {
 	case live && (o.dSet || o.ingest):
 		return fmt.Errorf("-mode %s takes no -d or -ingest", o.mode)
-	case !live && len(o.ns) > 1:
-		return errors.New("a list of sizes needs -mode ingest, catchup or snapshot")
-	case o.runs < 1 || o.single < 1 || o.calls < 1 || o.reps < 1:
-		return errors.New("-runs, -reps, -single and -calls must be at least 1")
+	case o.mode == modeGrowth && len(o.ns) < 2:
+		return errors.New("-mode growth needs a list of sizes, such as -n 1000000,10000000")
+	case !live && o.mode != modeGrowth && len(o.ns) > 1:
+		return errors.New("a list of sizes needs -mode ingest, catchup, snapshot or growth")
+	case o.runs < 1 || o.single < 1 || o.calls < 1 || o.reps < 1 || o.rounds < 1:
+		return errors.New("-runs, -reps, -rounds, -single and -calls must be at least 1")
 	case o.kill < 0 || (o.kill > 0 && o.mode != modeCatchup):
 		return errors.New("-kill takes a count of at least 0, with -mode catchup")
 	case o.timeout <= 0:
@@ -196,13 +204,18 @@ func selectCases(o options) ([]benchCase, error) {
 	case modeDisjoint:
 		// Every message is in the difference: d is n.
 		return []benchCase{{mode: modeDisjoint, d: o.n}}, nil
+	case modeGrowth:
 	case modeIngest, modeCatchup, modeSnapshot, modeLoad:
 		return nil, nil
 	default:
-		return nil, fmt.Errorf("-mode %q: want %s, %s, %s, %s, %s, %s, %s or %s", o.mode, modeScattered, modeRecent,
-			modeTwoWay, modeDisjoint, modeIngest, modeCatchup, modeSnapshot, modeLoad)
+		return nil, fmt.Errorf("-mode %q: want %s, %s, %s, %s, %s, %s, %s, %s or %s", o.mode, modeScattered, modeRecent,
+			modeTwoWay, modeDisjoint, modeGrowth, modeIngest, modeCatchup, modeSnapshot, modeLoad)
 	}
 	sizes := []int{0, 10, 1000, 10000}
+	if o.mode == modeGrowth {
+		// The cases of the growth target.
+		modes, sizes = []string{modeScattered, modeTwoWay}, []int{10, 1000}
+	}
 	if o.dSet {
 		if o.d < 0 || o.d > o.n {
 			return nil, fmt.Errorf("-d %d: want 0 to %d", o.d, o.n)
