@@ -213,8 +213,8 @@ func selectCases(o options) ([]benchCase, error) {
 	}
 	sizes := []int{0, 10, 1000, 10000}
 	if o.mode == modeGrowth {
-		// The cases of the growth target.
-		modes, sizes = []string{modeScattered, modeTwoWay}, []int{10, 1000}
+		// Scattered and two-way, the cases of the growth target.
+		modes = []string{modeScattered, modeTwoWay}
 	}
 	if o.dSet {
 		if o.d < 0 || o.d > o.n {
@@ -225,6 +225,9 @@ func selectCases(o options) ([]benchCase, error) {
 	var out []benchCase
 	for _, m := range modes {
 		for _, d := range sizes {
+			if d == 0 && m == modeTwoWay && o.mode == modeGrowth {
+				continue // in sync: the scattered case at d = 0 is the same
+			}
 			if d > o.n {
 				// Only the default table can get here, with a small -n.
 				fmt.Fprintf(os.Stderr, "skipping d=%d: more than n=%d\n", d, o.n)
