@@ -56,6 +56,10 @@ type Builder struct {
 	count  uint64
 	root   *node
 	done   bool
+	// indexed: the tree keeps a key index, which Commit loads with keys,
+	// every key added.
+	indexed bool
+	keys    []Key
 }
 
 // builtNode is a closed node ready to be written.
@@ -67,12 +71,12 @@ type builtNode struct {
 // Build starts a bulk build of t, which must be empty; see Builder.
 func (t *Tree) Build() (*Builder, error) {
 	t.mu.RLock()
-	empty := t.root == nil
+	empty, indexed := t.root == nil, t.index != nil
 	t.mu.RUnlock()
 	if !empty {
 		return nil, ErrNotEmpty
 	}
-	return &Builder{t: t}, nil
+	return &Builder{t: t, indexed: indexed}, nil
 }
 
 // Add adds k, which must be above every key added before it.
@@ -86,6 +90,9 @@ func (b *Builder) Add(k Key) error {
 	b.last = k
 	b.count++
 	b.push(0, leafEntry(k))
+	if b.indexed {
+		b.keys = append(b.keys, k)
+	}
 	return nil
 }
 
@@ -234,6 +241,10 @@ func (b *Builder) Commit() error {
 	}
 	t.store.add(addrOf(b.root), b.root)
 	t.root = b.root
+	if t.index != nil {
+		t.index.load(b.keys)
+		b.keys = nil
+	}
 	t.cells.clear()
 	t.fitCache()
 	return nil

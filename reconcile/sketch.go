@@ -68,8 +68,12 @@ func (s *side) sendSketch(ctx context.Context, lo, hi Key, mine Aggregate, first
 const maxWindowKeys = 1024
 
 // keysWithIDs returns the keys of [lo, hi) whose short IDs are in ids,
-// in key order, reading only the windows of the IDs: O(log N) a window.
+// in key order, reading only the windows of the IDs: O(log N) a window;
+// from memory, for a tree that keeps a key index (WithKeyIndex).
 func keysWithIDs(ctx context.Context, s Set, lo, hi Key, ids []ShortID) ([]Key, error) {
+	if t, ok := s.(*Tree); ok && t.index != nil {
+		return t.keysByIndex(lo, hi, ids), nil
+	}
 	want := make(map[ShortID]struct{}, len(ids))
 	windows := make([]ShortID, 0, len(ids))
 	for _, id := range ids {

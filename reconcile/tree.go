@@ -32,12 +32,17 @@ type Tree struct {
 
 	cells      *cellCache // sketch cells of subtrees (tree_cells.go)
 	fixedCache bool       // the node cache's bound is the caller's
+
+	// index maps short IDs to keys (WithKeyIndex); nil without it. It
+	// changes with the root, under mu.
+	index *keyIndex
 }
 
 // config holds the options of Open.
 type config struct {
 	cacheEntries int
 	fixedCache   bool
+	keyIndex     bool
 }
 
 // defaultCacheEntries is the least bound of the default node cache.
@@ -60,6 +65,28 @@ func WithCacheEntries(n int) Option {
 			return fmt.Errorf("cache of %d entries is too small (min 1024)", n)
 		}
 		c.cacheEntries, c.fixedCache = n, true
+		return nil
+	}
+}
+
+// WithKeyIndex keeps every key of the tree in memory, by short ID, so
+// that the keys of the short IDs a session decodes are found without the
+// walk down the tree and the leaf read each otherwise costs
+// (keysWithIDs). Sessions then take a third to a half of the time, and
+// grow less with the tree: 10 differences took 0.13 ms at 1 million keys
+// and 0.16 to 0.26 ms at 10 million, against 0.34 and 0.45 to 0.82 ms
+// without; 1,000 differences about 10 ms at both, against 21 and 28 to
+// 38 ms. The cost is memory, 40 bytes a key (400 MB at 10 million), and
+// twice that while the index folds its changes in, which a write does
+// once its changes pass an eighth of the index; and time: Open reads
+// every key once, and writes index their keys (building two trees of a
+// million keys in batches of 10,000 took 2.0 to 2.3 s rather than 0.8,
+// of 10 million 26 s rather than 9 to 11). A
+// Builder collects its keys for the index that Commit loads. Default
+// off.
+func WithKeyIndex() Option {
+	return func(c *config) error {
+		c.keyIndex = true
 		return nil
 	}
 }
@@ -88,6 +115,9 @@ func Open(ctx context.Context, d ds.Datastore, prefix ds.Key, opts ...Option) (*
 		}
 	}
 	t := &Tree{store: newNodeStore(d, prefix, cfg.cacheEntries), d: d, cells: newCellCache(), fixedCache: cfg.fixedCache}
+	if cfg.keyIndex {
+		t.index = newKeyIndex()
+	}
 	b, err := d.Get(ctx, t.store.metaKey())
 	switch {
 	case errors.Is(err, ds.ErrNotFound):
@@ -105,6 +135,11 @@ func Open(ctx context.Context, d ds.Datastore, prefix ds.Key, opts ...Option) (*
 		}
 	}
 	t.fitCache()
+	if t.index != nil {
+		if err := t.fillKeyIndex(ctx); err != nil {
+			return nil, fmt.Errorf("open tree: index its keys: %w", err)
+		}
+	}
 	return t, nil
 }
 

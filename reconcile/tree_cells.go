@@ -261,6 +261,8 @@ type CacheStats struct {
 	NodeEntries int   // entries of the nodes in the node cache
 	CellMemos   int   // subtrees whose sketch cells are kept
 	CellBytes   int64 // the memory those cells take
+	IndexKeys   int   // keys in the key index (WithKeyIndex)
+	IndexBytes  int64 // about the memory the key index takes
 }
 
 // memoBytes is the memory of one memo: its cells and its bookkeeping.
@@ -274,7 +276,13 @@ func (t *Tree) CacheStats() CacheStats {
 	t.cells.mu.Lock()
 	memos := len(t.cells.items)
 	t.cells.mu.Unlock()
-	return CacheStats{NodeEntries: entries, CellMemos: memos, CellBytes: int64(memos) * memoBytes}
+	st := CacheStats{NodeEntries: entries, CellMemos: memos, CellBytes: int64(memos) * memoBytes}
+	t.mu.RLock()
+	if t.index != nil {
+		st.IndexKeys, st.IndexBytes = t.index.n, int64(t.index.n)*keyIndexBytes
+	}
+	t.mu.RUnlock()
+	return st
 }
 
 // WarmSketches computes the memos of every subtree, reading the whole

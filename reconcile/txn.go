@@ -579,6 +579,7 @@ func (x *Txn) Commit() {
 			}
 		}
 		x.t.root = x.root
+		x.t.updateIndex(x.added, x.removed)
 		x.t.updateMemos(context.Background(), x.added, x.removed)
 		x.t.fitCache()
 	}

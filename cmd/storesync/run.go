@@ -49,6 +49,7 @@ type runFlags struct {
 	maxMessage  int
 	maxSkew     time.Duration
 	verify      bool
+	keyIndex    bool
 	edge        edgeFlags
 	// autoshard, when set, gives each content topic its pubsub topic in
 	// place of --pubsub-topic (run --relay without it).
@@ -87,6 +88,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, *flag.FlagSet, e
 	fs.DurationVar(&f.window, "window", 0, "sync only messages newer than this (0: all)")
 	fs.DurationVar(&f.settle, "settle", 0, "leave messages newer than this out of syncs, as still in flight")
 	fs.IntVar(&f.maxMessage, "max-message-size", reconcile.DefaultMaxMessageSize, "largest message the node stores or accepts from peers, in bytes of its wire form")
+	fs.BoolVar(&f.keyIndex, "key-index", false, "keep every scope's keys in memory by short ID (40 bytes a message): sessions a third to a half as long")
 	fs.BoolVar(&f.verify, "verify", false, "at start, check every tree and every stored message against the scopes' records (storesync repair rebuilds a store that fails)")
 	fs.DurationVar(&f.maxSkew, "max-clock-skew", reconcile.DefaultMaxClockSkew, "how far ahead of this node's clock a message's timestamp may be, here or from peers")
 	f.edge.define(fs)
@@ -137,7 +139,7 @@ func (f *runFlags) options(fs *flag.FlagSet) ([]node.Option, error) {
 		return nil, usageError(fs, "%v", err)
 	}
 	opts := []node.Option{node.WithScopes(scopes...), node.WithGroups(groups...),
-		node.WithStoreOptions(node.WithMaxMessageSize(f.maxMessage), node.WithMaxClockSkew(f.maxSkew), node.WithVerifyOnOpen(f.verify)),
+		node.WithStoreOptions(node.WithMaxMessageSize(f.maxMessage), node.WithMaxClockSkew(f.maxSkew), node.WithVerifyOnOpen(f.verify), node.WithKeyIndex(f.keyIndex)),
 		node.WithGossipOptions(gossip.WithInterval(f.interval, 0.3))}
 	if f.mdns {
 		opts = append(opts, node.WithMDNS(mdnsTag))
