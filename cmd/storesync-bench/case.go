@@ -13,12 +13,12 @@ import (
 // runCases builds the stores once and prints one line per case and
 // repetition, each repetition with other missing keys; with more than one,
 // a summary line per case follows, with the median session times.
-func runCases(ctx context.Context, work string, msgs []reconcile.Message, cases []benchCase, seed uint64, reps int) error {
+func runCases(ctx context.Context, work string, msgs []reconcile.Message, cases []benchCase, seed uint64, reps int, opts ...reconcile.Option) error {
 	if len(cases) == 0 {
 		return nil
 	}
 	keys := keysOf(msgs)
-	trees, err := openTrees(ctx, work, keys)
+	trees, err := openTrees(ctx, work, keys, opts...)
 	if err != nil {
 		return err
 	}
@@ -129,11 +129,12 @@ func runCase(ctx context.Context, trees *treePair, base *baseline, keys []reconc
 	return fmt.Sprintf("case=%s n=%d d=%d bytes=%d roundtrips=%d lowerbound=%d ratio=%s "+
 		"negentropy_bytes=%d negentropy_roundtrips=%d "+
 		"initiator_bytes=%d responder_bytes=%d negentropy_ratio=%s seconds=%.5f negentropy_seconds=%.4f "+
-		"node_reads=%d cell_memo_mib=%.1f node_cache_entries=%d peak_rss_mib=%d",
+		"node_reads=%d cell_memo_mib=%.1f node_cache_entries=%d key_index_mib=%.1f peak_rss_mib=%d",
 		c.mode, len(keys), c.d, bytes, ours.st.RoundTrips, lower, ratio(bytes, lower),
 		neg.bytes, neg.roundTrips,
 		ours.st.InitiatorBytes, ours.st.ResponderBytes, ratio(neg.bytes, lower), ours.seconds, neg.seconds,
-		ours.reads, float64(ca.CellBytes+cb.CellBytes)/(1<<20), ca.NodeEntries+cb.NodeEntries, vmHWMKiB("self")>>10), seconds, nil
+		ours.reads, float64(ca.CellBytes+cb.CellBytes)/(1<<20), ca.NodeEntries+cb.NodeEntries,
+		float64(ca.IndexBytes+cb.IndexBytes)/(1<<20), vmHWMKiB("self")>>10), seconds, nil
 }
 
 // pick returns the keys at the ascending indices idx.

@@ -37,7 +37,7 @@ func runGrowth(ctx context.Context, work string, o options, cases []benchCase) e
 		}
 	}()
 	for _, n := range o.ns {
-		s, err := openGrowthStores(ctx, work, n, o.seed)
+		s, err := openGrowthStores(ctx, work, n, o.seed, o.treeOptions()...)
 		if err != nil {
 			return err
 		}
@@ -87,13 +87,13 @@ func runGrowth(ctx context.Context, work string, o options, cases []benchCase) e
 // openGrowthStores builds the pair of stores of n messages in a folder of
 // its own and fills their cell memos with one session, as runCases does.
 // It keeps the keys alone, not the messages.
-func openGrowthStores(ctx context.Context, work string, n int, seed uint64) (*growthStores, error) {
+func openGrowthStores(ctx context.Context, work string, n int, seed uint64, opts ...reconcile.Option) (*growthStores, error) {
 	folder := filepath.Join(work, fmt.Sprintf("growth-%d", n))
 	if err := os.Mkdir(folder, 0o755); err != nil {
 		return nil, err
 	}
 	keys := keysOf(generate(n, seed))
-	trees, err := openTrees(ctx, folder, keys)
+	trees, err := openTrees(ctx, folder, keys, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,8 @@ import (
 	"os"
 	"os/signal"
 	"time"
+
+	"github.com/storesync/storesync/reconcile"
 )
 
 // The modes beyond the reconciliation table.
@@ -48,6 +50,7 @@ type options struct {
 	seed    uint64
 	reps    int
 	rounds  int
+	keyIdx  bool
 	dir     string
 	ingest  bool
 	runs    int
@@ -73,6 +76,7 @@ func main() {
 	flag.StringVar(&o.dir, "dir", "", "folder in which to create the LevelDB stores (default: the system's temporary folder)")
 	flag.BoolVar(&o.ingest, "ingest", false, "run only the tree ingest measurement")
 	flag.IntVar(&o.reps, "reps", 1, "-mode scattered, recent, twoway and disjoint: sessions of each case, each missing other keys, and their median")
+	flag.BoolVar(&o.keyIdx, "keyindex", false, "reconciliation modes and -mode growth: trees keep their keys in memory by short ID (reconcile.WithKeyIndex)")
 	flag.IntVar(&o.rounds, "rounds", 3, "-mode growth: rounds, each running every case at every size")
 	flag.IntVar(&o.runs, "runs", 3, "-mode ingest, catchup, snapshot and load: runs of each kind, alternating")
 	flag.IntVar(&o.single, "single", 50_000, "-mode ingest: one-message Put calls after the bulk load")
@@ -158,11 +162,20 @@ func run(ctx context.Context, o options) error {
 	if o.ingest {
 		return runIngest(ctx, work, msgs)
 	}
-	if err := runCases(ctx, work, msgs, cases, o.seed, o.reps); err != nil {
+	if err := runCases(ctx, work, msgs, cases, o.seed, o.reps, o.treeOptions()...); err != nil {
 		return err
 	}
 	if o.fullRun {
 		return runIngest(ctx, work, msgs)
+	}
+	return nil
+}
+
+// treeOptions returns the options the reconciliation stores' trees are
+// opened with.
+func (o options) treeOptions() []reconcile.Option {
+	if o.keyIdx {
+		return []reconcile.Option{reconcile.WithKeyIndex()}
 	}
 	return nil
 }

@@ -42,8 +42,9 @@ func (c *countingDB) Get(ctx context.Context, k ds.Key) ([]byte, error) {
 	return c.Batching.Get(ctx, k)
 }
 
-// openTrees creates the LevelDB in folder and builds both trees over keys.
-func openTrees(ctx context.Context, folder string, keys []reconcile.Key) (*treePair, error) {
+// openTrees creates the LevelDB in folder and builds both trees over keys,
+// opened with opts.
+func openTrees(ctx context.Context, folder string, keys []reconcile.Key, opts ...reconcile.Option) (*treePair, error) {
 	path := filepath.Join(folder, "trees")
 	level, err := node.OpenLevelDB(path)
 	if err != nil {
@@ -51,8 +52,8 @@ func openTrees(ctx context.Context, folder string, keys []reconcile.Key) (*treeP
 	}
 	db := &countingDB{Batching: level}
 	p := &treePair{db: db}
-	if p.a, err = reconcile.Open(ctx, db, ds.NewKey("/a")); err == nil {
-		p.b, err = reconcile.Open(ctx, db, ds.NewKey("/b"))
+	if p.a, err = reconcile.Open(ctx, db, ds.NewKey("/a"), opts...); err == nil {
+		p.b, err = reconcile.Open(ctx, db, ds.NewKey("/b"), opts...)
 	}
 	if err != nil {
 		db.Close()
