@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"slices"
 )
@@ -19,8 +20,10 @@ import (
 type keyIndex struct {
 	base []Key            // sorted by idOrder
 	gone map[Key]struct{} // keys of base removed since the rebuild
-	// fresh holds the keys added since the rebuild, not in base: in
-	// one by short ID, and in more all those of an ID several share.
+	// fresh and more hold the keys added since the rebuild, not in
+	// base: fresh the key of an ID one key has, more all those of an
+	// ID several keys had (a map of keys, not of slices, so that a key
+	// costs no allocation of its own).
 	fresh  map[ShortID]Key
 	more   map[ShortID][]Key
 	nfresh int // keys in fresh and more
@@ -41,11 +44,8 @@ func newKeyIndex() *keyIndex {
 
 // idOrder orders keys by short ID, then by key.
 func idOrder(a, b Key) int {
-	if ia, ib := keyID(&a), keyID(&b); ia != ib {
-		if ia < ib {
-			return -1
-		}
-		return 1
+	if c := cmp.Compare(keyID(&a), keyID(&b)); c != 0 {
+		return c
 	}
 	return a.Compare(b)
 }
@@ -56,17 +56,9 @@ func (ix *keyIndex) inBase(k Key) bool {
 	return ok
 }
 
-// add indexes k; adding a key indexed already changes nothing.
-func (ix *keyIndex) add(k Key) {
-	if _, ok := ix.gone[k]; !ok && (ix.isFresh(k) || ix.inBase(k)) {
-		return
-	}
-	ix.addNew(k)
-}
-
 // addNew indexes k, which the index does not hold: a key a write added
-// to the tree, whose keys the index holds exactly. It skips add's search
-// of the array, which a bulk write would pay for every key.
+// to the tree, whose keys the index holds exactly, so no search of the
+// array is needed.
 func (ix *keyIndex) addNew(k Key) {
 	ix.n++
 	if _, ok := ix.gone[k]; ok {
@@ -87,15 +79,6 @@ func (ix *keyIndex) addNew(k Key) {
 	ix.maybeRebuild()
 }
 
-// isFresh reports whether k was added since the rebuild.
-func (ix *keyIndex) isFresh(k Key) bool {
-	id := keyID(&k)
-	if o, ok := ix.fresh[id]; ok {
-		return o == k
-	}
-	return slices.Contains(ix.more[id], k)
-}
-
 // remove drops k from the index, if it is there.
 func (ix *keyIndex) remove(k Key) {
 	id := keyID(&k)
@@ -107,11 +90,9 @@ func (ix *keyIndex) remove(k Key) {
 	}
 	if ks := ix.more[id]; len(ks) > 0 {
 		if i := slices.Index(ks, k); i >= 0 {
-			switch ks = slices.Delete(ks, i, i+1); len(ks) {
-			case 1:
+			if ks = slices.Delete(ks, i, i+1); len(ks) == 0 {
 				delete(ix.more, id)
-				ix.fresh[id] = ks[0]
-			default:
+			} else {
 				ix.more[id] = ks
 			}
 			ix.nfresh--
@@ -176,15 +157,7 @@ func (ix *keyIndex) load(keys []Key) {
 // appendKeys appends the keys of [lo, hi) whose short ID is id.
 func (ix *keyIndex) appendKeys(dst []Key, id ShortID, lo, hi Key) []Key {
 	in := func(k Key) bool { return !k.Less(lo) && k.Less(hi) }
-	i, _ := slices.BinarySearchFunc(ix.base, id, func(k Key, id ShortID) int {
-		if ki := keyID(&k); ki != id {
-			if ki < id {
-				return -1
-			}
-			return 1
-		}
-		return 0
-	})
+	i, _ := slices.BinarySearchFunc(ix.base, id, func(k Key, id ShortID) int { return cmp.Compare(keyID(&k), id) })
 	for ; i < len(ix.base) && keyID(&ix.base[i]) == id; i++ {
 		if _, ok := ix.gone[ix.base[i]]; !ok && in(ix.base[i]) {
 			dst = append(dst, ix.base[i])

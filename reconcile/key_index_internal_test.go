@@ -197,13 +197,17 @@ func TestKeyIndexAgainstAModel(t *testing.T) {
 			ix.remove(k)
 			delete(model, k)
 		case len(seen) > 0 && r.IntN(4) == 0:
-			k := seen[r.IntN(len(seen))] // again, or back
-			ix.add(k)
-			model[k] = true
+			k := seen[r.IntN(len(seen))] // back, after a remove
+			if !model[k] {
+				ix.addNew(k)
+				model[k] = true
+			}
 		default:
 			k := indexTestKey(r)
-			ix.add(k)
-			model[k] = true
+			if !model[k] {
+				ix.addNew(k)
+				model[k] = true
+			}
 			seen = append(seen, k)
 		}
 		require.Equal(t, len(model), ix.n, "step %d", step)
