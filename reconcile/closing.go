@@ -141,11 +141,11 @@ func (s *side) pieces(ctx context.Context, p part, grain uint64, limit int) ([]p
 // a range within one leaf, which the tree does not split, is cut between
 // every pair of keys (a leaf is small, so listing it costs little).
 func (s *side) cut(ctx context.Context, p part) ([]part, error) {
-	bounds, err := s.set.Splits(ctx, p.lo, p.hi)
+	pieces, err := s.splitParts(ctx, p.lo, p.hi)
 	if err != nil {
 		return nil, err
 	}
-	if len(bounds) == 0 {
+	if len(pieces) == 0 {
 		keys, err := keysIn(ctx, s.set, p.lo, p.hi)
 		if err != nil || len(keys) < 2 {
 			return nil, err
@@ -159,15 +159,7 @@ func (s *side) cut(ctx context.Context, p part) ([]part, error) {
 		}
 		return append(out, part{prev, p.hi, 1}), nil
 	}
-	pieces, err := s.cutAt(ctx, p.lo, p.hi, bounds)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]part, len(pieces))
-	for i, q := range pieces {
-		out[i] = part{q.lo, q.hi, q.agg.Count}
-	}
-	return out, nil
+	return pieces, nil
 }
 
 // balance joins neighbouring pieces into parts: the fewest that each

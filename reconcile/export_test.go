@@ -51,3 +51,9 @@ func CellIndices(k Key, m uint64) []uint64 {
 	}
 	return out
 }
+
+// SplitCounts returns the tree's Splits of [lo, hi) with about how many
+// keys each part holds, as sketch parts are sized.
+func SplitCounts(ctx context.Context, t *Tree, lo, hi Key) ([]Key, []uint64, error) {
+	return t.splitCounts(ctx, lo, hi)
+}

@@ -24,12 +24,6 @@ const partScanMax = 4096
 // maxSketchParts bounds the parts of one range.
 const maxSketchParts = 1024
 
-// sketchPart is a piece of a range and our aggregate of it.
-type sketchPart struct {
-	lo, hi Key
-	agg    Aggregate
-}
-
 // partCells is the sketch length for a part holding count of the total
 // keys of a range whose difference is d: its share of d, spread evenly,
 // plus twice the share's standard deviation.
@@ -44,29 +38,25 @@ func partCells(count, total, d uint64, margin int) uint64 {
 // cutParts cuts [lo, hi), of which we hold mine, along the tree until
 // every part's share of a difference of d fits the memos or is cheap to
 // read, with at most limit parts.
-func (s *side) cutParts(ctx context.Context, lo, hi Key, mine Aggregate, d uint64, limit int) ([]sketchPart, error) {
-	parts := []sketchPart{{lo: lo, hi: hi, agg: mine}}
+func (s *side) cutParts(ctx context.Context, lo, hi Key, mine Aggregate, d uint64, limit int) ([]part, error) {
+	parts := []part{{lo, hi, mine.Count}}
 	for {
-		var next []sketchPart
+		var next []part
 		cut := false
 		for _, p := range parts {
-			if p.agg.Count <= partScanMax || partCells(p.agg.Count, mine.Count, d, s.p.SketchMargin) <= cachedCells {
+			if p.n <= partScanMax || partCells(p.n, mine.Count, d, s.p.SketchMargin) <= cachedCells {
 				next = append(next, p)
 				continue
 			}
-			bounds, err := s.set.Splits(ctx, p.lo, p.hi)
+			pieces, err := s.splitParts(ctx, p.lo, p.hi)
 			if err != nil {
 				return nil, err
 			}
-			if len(bounds) == 0 {
+			if len(pieces) == 0 {
 				next = append(next, p)
 				continue
 			}
 			cut = true
-			pieces, err := s.cutAt(ctx, p.lo, p.hi, bounds)
-			if err != nil {
-				return nil, err
-			}
 			next = append(next, pieces...)
 		}
 		if !cut {
@@ -83,16 +73,41 @@ func (s *side) cutParts(ctx context.Context, lo, hi Key, mine Aggregate, d uint6
 	}
 }
 
-// cutAt returns the parts of [lo, hi) cut at bounds, with our aggregate
-// of each.
-func (s *side) cutAt(ctx context.Context, lo, hi Key, bounds []Key) ([]sketchPart, error) {
-	out := make([]sketchPart, 0, len(bounds)+1)
-	for _, r := range cutRange(lo, hi, bounds) {
+// splitCounter is a Set that counts the parts of its Splits from what it
+// holds in memory (a Tree, from the entries of the node it cuts), about
+// as many keys as each holds: enough to size parts and sketches.
+type splitCounter interface {
+	splitCounts(ctx context.Context, lo, hi Key) ([]Key, []uint64, error)
+}
+
+// splitParts returns the parts of [lo, hi) cut at our set's Splits, each
+// with about how many of our keys it holds, or nil when the range does
+// not split.
+func (s *side) splitParts(ctx context.Context, lo, hi Key) ([]part, error) {
+	var (
+		bounds []Key
+		counts []uint64
+		err    error
+	)
+	if c, ok := s.set.(splitCounter); ok {
+		bounds, counts, err = c.splitCounts(ctx, lo, hi)
+	} else {
+		bounds, err = s.set.Splits(ctx, lo, hi)
+	}
+	if err != nil || len(bounds) == 0 {
+		return nil, err
+	}
+	out := make([]part, 0, len(bounds)+1)
+	for i, r := range cutRange(lo, hi, bounds) {
+		if counts != nil {
+			out = append(out, part{r.Lo, r.Hi, counts[i]})
+			continue
+		}
 		agg, err := s.set.Aggregate(ctx, r.Lo, r.Hi)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, sketchPart{lo: r.Lo, hi: r.Hi, agg: agg})
+		out = append(out, part{r.Lo, r.Hi, agg.Count})
 	}
 	return out, nil
 }
@@ -100,13 +115,12 @@ func (s *side) cutAt(ctx context.Context, lo, hi Key, bounds []Key) ([]sketchPar
 // groupParts joins neighbouring parts for as long as the joined part's
 // share of d still fits the memos: fewer, fuller sketches cost fewer
 // cells (a sketch's margin is paid per part) and fewer items.
-func (s *side) groupParts(parts []sketchPart, total, d uint64) []sketchPart {
+func (s *side) groupParts(parts []part, total, d uint64) []part {
 	out := parts[:1]
 	for _, p := range parts[1:] {
 		last := &out[len(out)-1]
-		joined := last.agg.Add(p.agg)
-		if partCells(joined.Count, total, d, s.p.SketchMargin) <= cachedCells {
-			last.hi, last.agg = p.hi, joined
+		if joined := last.n + p.n; partCells(joined, total, d, s.p.SketchMargin) <= cachedCells {
+			last.hi, last.n = p.hi, joined
 			continue
 		}
 		out = append(out, p)
@@ -131,7 +145,7 @@ func (s *side) sketchParts(ctx context.Context, lo, hi Key, mine Aggregate, d ui
 	need := budget{items: len(parts)}
 	cells := make([]uint64, len(parts))
 	for i, p := range parts {
-		cells[i] = partCells(p.agg.Count, mine.Count, d, s.p.SketchMargin)
+		cells[i] = partCells(p.n, mine.Count, d, s.p.SketchMargin)
 		if cells[i] > uint64(s.p.maxRangeCells()) {
 			return false, nil
 		}
@@ -145,7 +159,13 @@ func (s *side) sketchParts(ctx context.Context, lo, hi Key, mine Aggregate, d ui
 		if s.initiator {
 			err = s.emit(ctx, rangeItem{lo: p.lo, hi: p.hi, mode: pb.Mode_MORE_CELLS, cellCount: c})
 		} else {
-			err = s.sendSketch(ctx, p.lo, p.hi, p.agg, 0, c, 0)
+			// The sketch carries our fingerprint of the part, which
+			// the peer checks: this one aggregate is exact.
+			agg, aerr := s.set.Aggregate(ctx, p.lo, p.hi)
+			if aerr != nil {
+				return false, aerr
+			}
+			err = s.sendSketch(ctx, p.lo, p.hi, agg, 0, c, 0)
 		}
 		if err != nil {
 			return false, err
@@ -168,12 +188,8 @@ func (s *side) sketchParts(ctx context.Context, lo, hi Key, mine Aggregate, d ui
 // decoded element's window straddles two pieces, a piece needs more
 // cells than the memos hold, or the reply has no room for the pieces.
 func (s *Session) resketchPieces(ctx context.Context, st *sketchState, est float64) (bool, error) {
-	bounds, err := s.set.Splits(ctx, st.lo, st.hi)
-	if err != nil || len(bounds) == 0 || len(bounds) >= maxSketchParts {
-		return false, err
-	}
-	pieces, err := s.cutAt(ctx, st.lo, st.hi, bounds)
-	if err != nil {
+	pieces, err := s.splitParts(ctx, st.lo, st.hi)
+	if err != nil || len(pieces) == 0 || len(pieces) > maxSketchParts {
 		return false, err
 	}
 	remote := make([][]ShortID, len(pieces))
@@ -197,7 +213,7 @@ func (s *Session) resketchPieces(ctx context.Context, st *sketchState, est float
 	cells := make([]uint64, len(pieces))
 	need := budget{items: len(pieces)}
 	for i, p := range pieces {
-		share := left * float64(p.agg.Count) / float64(max(st.mine.Count, 1))
+		share := left * float64(p.n) / float64(max(st.mine.Count, 1))
 		cells[i] = sketchLen(uint64(math.Ceil(share+2*math.Sqrt(share))), s.p.SketchMargin)
 		if cells[i] > min(cachedCells, uint64(s.p.maxRangeCells())) {
 			return false, nil // the pieces too are past the memos
@@ -207,9 +223,16 @@ func (s *Session) resketchPieces(ctx context.Context, st *sketchState, est float
 	if !s.room().covers(need) {
 		return false, nil
 	}
+	mine := make([]Aggregate, len(pieces))
+	for i, p := range pieces {
+		// A piece's sum checks its result (check): exact.
+		if mine[i], err = s.set.Aggregate(ctx, p.lo, p.hi); err != nil {
+			return false, err
+		}
+	}
 	s.drop(st)
 	for i, p := range pieces {
-		ps := &sketchState{lo: p.lo, hi: p.hi, mine: p.agg}
+		ps := &sketchState{lo: p.lo, hi: p.hi, mine: mine[i]}
 		ps.peel.remote, ps.peel.local = remote[i], local[i]
 		ps.peel.seen = make(map[ShortID]struct{}, len(remote[i])+len(local[i]))
 		for _, ids := range [][]ShortID{remote[i], local[i]} {

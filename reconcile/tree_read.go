@@ -198,6 +198,76 @@ func (t *Tree) Splits(ctx context.Context, lo, hi Key) ([]Key, error) {
 	return nil, nil
 }
 
+// splitCounts returns the bounds Splits returns and, for each of the
+// len(bounds)+1 parts they cut [lo, hi) into, about how many keys it
+// holds, without reading below the node it cuts: a part that is one
+// child takes the child's count from its parent's entry, which differs
+// from the part's only by keys that share a timestamp with a neighbour
+// across the bound. An edge part that cuts into its child is counted
+// exactly. The counts size sketches and parts; they are never compared
+// with a peer's.
+func (t *Tree) splitCounts(ctx context.Context, lo, hi Key) ([]Key, []uint64, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n, lower := t.root, Key{}
+	if n == nil || !lo.Less(hi) {
+		return nil, nil, nil
+	}
+	for n.height > 0 {
+		i := n.search(lo, false)
+		if i == len(n.entries) {
+			return nil, nil, nil
+		}
+		prev := lower
+		if i > 0 {
+			prev = n.entries[i-1].key
+		}
+		var bounds []Key
+		counts := []uint64{0}
+		last := i // the child the last part falls in
+		for j := i; j < len(n.entries); j++ {
+			last = j
+			b := TimeBound(n.entries[j].key.TS + 1)
+			if len(bounds) > 0 && bounds[len(bounds)-1] == b {
+				// A child within one timestamp lies below the bound
+				// already taken.
+				counts[len(counts)-2] += n.entries[j].agg.Count
+				continue
+			}
+			counts[len(counts)-1] += n.entries[j].agg.Count
+			if !b.Less(hi) {
+				break
+			}
+			bounds = append(bounds, b)
+			counts = append(counts, 0)
+		}
+		if len(bounds) == 0 {
+			c, err := t.child(ctx, n, i)
+			if err != nil {
+				return nil, nil, err
+			}
+			n, lower = c, prev
+			continue
+		}
+		if TimeBound(prev.TS + 1).Less(lo) {
+			a, err := t.aggregate(ctx, t.root, Key{}, lo, bounds[0])
+			if err != nil {
+				return nil, nil, err
+			}
+			counts[0] = a.Count
+		}
+		if hi.Less(TimeBound(n.entries[last].key.TS + 1)) {
+			a, err := t.aggregate(ctx, t.root, Key{}, bounds[len(bounds)-1], hi)
+			if err != nil {
+				return nil, nil, err
+			}
+			counts[len(counts)-1] = a.Count
+		}
+		return bounds, counts, nil
+	}
+	return nil, nil, nil
+}
+
 // Has reports whether k is in the tree: one walk from the root, through
 // cached nodes for keys at the right edge, where new messages land.
 func (t *Tree) Has(ctx context.Context, k Key) (bool, error) {

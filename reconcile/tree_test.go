@@ -133,6 +133,37 @@ func checkAgainst(t *testing.T, r *rand.Rand, tr *reconcile.Tree, m model, span 
 			require.True(t, prev.Less(b) && b.Less(hi), "split %v outside (%v, %v)", b, prev, hi)
 			prev = b
 		}
+		checkSplitCounts(t, tr, m, lo, hi, splits)
+	}
+}
+
+// checkSplitCounts checks the counts the tree gives the parts of its
+// splits without reading them: each is exact but for the keys that share
+// a timestamp with the last key below one of the part's bounds.
+func checkSplitCounts(t *testing.T, tr *reconcile.Tree, m model, lo, hi reconcile.Key, splits []reconcile.Key) {
+	t.Helper()
+	bounds, counts, err := reconcile.SplitCounts(t.Context(), tr, lo, hi)
+	require.NoError(t, err)
+	require.Equal(t, splits, bounds)
+	if len(bounds) == 0 {
+		return
+	}
+	require.Len(t, counts, len(bounds)+1)
+	// sharing is how many other keys share the timestamp of the last key
+	// below x.
+	sharing := func(x reconcile.Key) int {
+		below := m.inRange(reconcile.Key{}, x)
+		if len(below) == 0 {
+			return 0
+		}
+		ts := below[len(below)-1].TS
+		return len(m.inRange(reconcile.TimeBound(ts), reconcile.TimeBound(ts+1))) - 1
+	}
+	edges := append(append([]reconcile.Key{lo}, bounds...), hi)
+	for i, c := range counts {
+		exact := len(m.inRange(edges[i], edges[i+1]))
+		slack := sharing(edges[i]) + sharing(edges[i+1])
+		require.InDelta(t, exact, int(c), float64(slack), "part %d of [%v, %v): %d keys, counted %d", i, lo, hi, exact, c)
 	}
 }
 
