@@ -53,7 +53,7 @@ func runCases(ctx context.Context, work string, msgs []reconcile.Message, cases 
 		}
 		if reps > 1 {
 			o, b := summarize(ours), summarize(neg)
-			fmt.Printf("summary case=%s n=%d d=%d reps=%d seconds_median=%.5f seconds_min=%.5f seconds_max=%.5f negentropy_seconds_median=%.4f\n",
+			fmt.Printf("summary case=%s n=%d d=%d reps=%d seconds_median=%.6f seconds_min=%.6f seconds_max=%.6f negentropy_seconds_median=%.4f\n",
 				c.mode, len(keys), c.d, reps, o.med, o.min, o.max, b.med)
 		}
 	}

@@ -69,7 +69,7 @@ func runGrowth(ctx context.Context, work string, o options, cases []benchCase) e
 				if err != nil {
 					return err
 				}
-				fmt.Printf("round=%d case=%s n=%d d=%d reps=%d seconds_median=%.5f leaf_read_us=%.1f\n",
+				fmt.Printf("round=%d case=%s n=%d d=%d reps=%d seconds_median=%.6f leaf_read_us=%.1f\n",
 					r+1, c.mode, s.n, c.d, o.reps, m, float64(read.Nanoseconds())/1000)
 			}
 		}
