@@ -165,37 +165,8 @@ func (t *Tree) last(ctx context.Context, n *node, lo, hi Key) (Key, bool, error)
 // timestamps and encode in a few bytes. It returns nil when the range lies
 // within one leaf.
 func (t *Tree) Splits(ctx context.Context, lo, hi Key) ([]Key, error) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	n := t.root
-	if n == nil || !lo.Less(hi) {
-		return nil, nil
-	}
-	for n.height > 0 {
-		var out []Key
-		i := n.search(lo, false)
-		for j := i; j < len(n.entries); j++ {
-			b := TimeBound(n.entries[j].key.TS + 1)
-			if !b.Less(hi) {
-				break
-			}
-			if len(out) == 0 || out[len(out)-1] != b {
-				out = append(out, b)
-			}
-		}
-		if len(out) > 0 {
-			return out, nil
-		}
-		if i == len(n.entries) {
-			return nil, nil
-		}
-		c, err := t.child(ctx, n, i)
-		if err != nil {
-			return nil, err
-		}
-		n = c
-	}
-	return nil, nil
+	bounds, _, err := t.splits(ctx, lo, hi, false)
+	return bounds, err
 }
 
 // splitCounts returns the bounds Splits returns and, for each of the
@@ -207,6 +178,12 @@ func (t *Tree) Splits(ctx context.Context, lo, hi Key) ([]Key, error) {
 // exactly. The counts size sketches and parts; they are never compared
 // with a peer's.
 func (t *Tree) splitCounts(ctx context.Context, lo, hi Key) ([]Key, []uint64, error) {
+	return t.splits(ctx, lo, hi, true)
+}
+
+// splits is Splits, and with counted splitCounts: one walk down to the
+// node that cuts [lo, hi), summing its entries' counts into the parts.
+func (t *Tree) splits(ctx context.Context, lo, hi Key, counted bool) ([]Key, []uint64, error) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	n, lower := t.root, Key{}
@@ -248,6 +225,9 @@ func (t *Tree) splitCounts(ctx context.Context, lo, hi Key) ([]Key, []uint64, er
 			}
 			n, lower = c, prev
 			continue
+		}
+		if !counted {
+			return bounds, nil, nil
 		}
 		if TimeBound(prev.TS + 1).Less(lo) {
 			a, err := t.aggregate(ctx, t.root, Key{}, lo, bounds[0])
