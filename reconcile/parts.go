@@ -24,6 +24,11 @@ const partScanMax = 4096
 // maxSketchParts bounds the parts of one range.
 const maxSketchParts = 1024
 
+// stuckPieces is how many pieces a large range whose sketch is known to
+// be stuck (partStuck) is sketched again in: two twins far apart fall
+// in one piece about one time in eight.
+const stuckPieces = 8
+
 // partCells is the sketch length for a part holding count of the total
 // keys of a range whose difference is d: its share of d, spread evenly,
 // plus twice the share's standard deviation.
@@ -184,12 +189,24 @@ func (s *side) sketchParts(ctx context.Context, lo, hi Key, mine Aggregate, d ui
 // common cause is two differences that fall in the same cells as far as
 // the memos reach (about one part in a thousand): they cancel there in
 // any sketch of a range holding both, and pieces of the range part them.
+// With fine > 0 (a residue known to be stuck, partStuck) it cuts at
+// least that many pieces where the tree allows, not one level. Every
+// piece keeps the cells the range was left with (sketchState.parent).
 // It reports false, having sent nothing, when the range does not cut, a
 // decoded element's window straddles two pieces, a piece needs more
 // cells than the memos hold, or the reply has no room for the pieces.
-func (s *Session) resketchPieces(ctx context.Context, st *sketchState, est float64) (bool, error) {
-	pieces, err := s.splitParts(ctx, st.lo, st.hi)
-	if err != nil || len(pieces) == 0 || len(pieces) > maxSketchParts {
+func (s *Session) resketchPieces(ctx context.Context, st *sketchState, est float64, fine int) (bool, error) {
+	var (
+		pieces []part
+		err    error
+	)
+	if fine > 0 {
+		whole := part{st.lo, st.hi, st.mine.Count}
+		pieces, err = s.pieces(ctx, whole, max(st.mine.Count/uint64(fine), 1), fine)
+	} else {
+		pieces, err = s.splitParts(ctx, st.lo, st.hi)
+	}
+	if err != nil || len(pieces) < 2 || len(pieces) > maxSketchParts {
 		return false, err
 	}
 	remote := make([][]ShortID, len(pieces))
@@ -212,9 +229,15 @@ func (s *Session) resketchPieces(ctx context.Context, st *sketchState, est float
 	left := max(est-float64(decoded), 2)
 	cells := make([]uint64, len(pieces))
 	need := budget{items: len(pieces)}
+	margin := s.p.SketchMargin
+	if fine > 0 {
+		// What is left is the stuck group, counted from its cells:
+		// the margin that covers an estimate's error is not needed.
+		margin = 0
+	}
 	for i, p := range pieces {
 		share := left * float64(p.n) / float64(max(st.mine.Count, 1))
-		cells[i] = sketchLen(uint64(math.Ceil(share+2*math.Sqrt(share))), s.p.SketchMargin)
+		cells[i] = sketchLen(uint64(math.Ceil(share+2*math.Sqrt(share))), margin)
 		if cells[i] > min(cachedCells, uint64(s.p.maxRangeCells())) {
 			return false, nil // the pieces too are past the memos
 		}
@@ -231,8 +254,9 @@ func (s *Session) resketchPieces(ctx context.Context, st *sketchState, est float
 		}
 	}
 	s.drop(st)
+	parent := st.peel.diff // read only from here on
 	for i, p := range pieces {
-		ps := &sketchState{lo: p.lo, hi: p.hi, mine: mine[i]}
+		ps := &sketchState{lo: p.lo, hi: p.hi, mine: mine[i], parent: parent, shared: st.shared}
 		ps.peel.remote, ps.peel.local = remote[i], local[i]
 		ps.peel.seen = make(map[ShortID]struct{}, len(remote[i])+len(local[i]))
 		for _, ids := range [][]ShortID{remote[i], local[i]} {

@@ -357,6 +357,42 @@ func (p *peeler) residue() int {
 	return n
 }
 
+// twins reports whether what a failed peel left is a group of elements
+// that fall in the same cells, every one of them so far: at least two
+// cells are not empty, and all of those are equal. More cells part such
+// a group only where one of its elements has an index the others lack,
+// and none has below the cells there are; a sketch of a range that
+// holds only some of the group parts it at once.
+func (p *peeler) twins() bool {
+	var first *cell
+	n := 0
+	for i := range p.diff {
+		c := &p.diff[i]
+		if c.empty() {
+			continue
+		}
+		if first == nil {
+			first = c
+		} else if c.id != first.id || c.check != first.check || uint8(c.count) != uint8(first.count) {
+			return false // counts compare modulo 256, as they travel
+		}
+		n++
+	}
+	return n >= 2
+}
+
+// groupCount is the count of the first cell not empty, modulo 256 as
+// counts travel, read as signed: for twins, how many more of the group
+// the remote side holds than the local one.
+func (p *peeler) groupCount() int8 {
+	for i := range p.diff {
+		if !p.diff[i].empty() {
+			return int8(p.diff[i].count)
+		}
+	}
+	return 0
+}
+
 // frees reports whether id, taken out of the cells as a local element,
 // could be one of what is left undecoded and would free another: every
 // cell it falls in is not empty, and in one of them what is left once it

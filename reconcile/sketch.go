@@ -191,6 +191,8 @@ type sketchState struct {
 	mine     Aggregate
 	peel     peeler
 	ext      int
+	shared   int       // cells as far as which what is left is known to stay stuck (partStuck)
+	parent   []cell    // a piece's: the cells the range it was cut from was left with
 	extras   Aggregate // ours that the responder lacks, given
 	decoded  bool      // cells no longer expected
 	want     []ShortID // the responder's that we lack, not asked for yet
@@ -253,7 +255,14 @@ func (s *Session) onSketch(ctx context.Context, it *rangeItem) error {
 			// sketch sized from it.
 			return s.fallback(ctx, st)
 		}
-		if n+more > cachedCells && s.asks >= 3 {
+		stuck := st.peel.twins() || st.inherits()
+		if stuck {
+			var done bool
+			if est, more, done, err = s.partStuck(ctx, st); done || err != nil {
+				return err
+			}
+		}
+		if !stuck && n+more > cachedCells && s.asks >= 3 {
 			if !s.closing(st.mine.Count) {
 				// Past the memos: ask again in parts sized for the
 				// estimate and a tenth more (each part also has twice
@@ -271,7 +280,7 @@ func (s *Session) onSketch(ctx context.Context, it *rangeItem) error {
 			// the range, and one larger than maxReplyScan it does not
 			// read at all: sketch the range's pieces instead, from the
 			// memos.
-			if ok, err := s.resketchPieces(ctx, st, est); ok || err != nil {
+			if ok, err := s.resketchPieces(ctx, st, est, 0); ok || err != nil {
 				return err
 			}
 		}
@@ -313,6 +322,63 @@ func (s *Session) onSketch(ctx context.Context, it *rangeItem) error {
 		return s.check(ctx, st)
 	}
 	return s.askWant(ctx, st)
+}
+
+// inherits reports whether a piece's sketch is left with exactly the
+// cells the range it was cut from was left with, as far as the piece's
+// cells go: what stopped the range's sketch lies whole in this piece,
+// and is stuck as far as the range's cells went.
+func (st *sketchState) inherits() bool {
+	n := st.peel.cells()
+	if len(st.parent) <= n {
+		return false
+	}
+	for i := range n {
+		a, b := &st.peel.diff[i], &st.parent[i]
+		if a.id != b.id || a.check != b.check || uint8(a.count) != uint8(b.count) {
+			return false
+		}
+	}
+	return true
+}
+
+// partStuck goes on with a range whose sketch is left with a residue
+// known to stay stuck: twins (peeler.twins), or what stopped the sketch
+// of the range a piece was cut from, which the piece's first cells
+// cannot part (inherits). A quarter more cells rarely part such a group,
+// and cells within those it is known to share never do. Twice as many as
+// it is known to share part two twins three times in four, and a sketch
+// of a range that holds only some of the group parts it at once. So a
+// large range is sketched again in pieces fine enough that the group
+// most likely splits (resketchPieces); a small one, which the responder
+// reads for cells past the memos, is asked once for twice the cells the
+// group is known to share, and split and listed if that too fails (an
+// author who grinds hashes can make twins that share hundreds of cells).
+// It returns the estimate of the difference and the cells to ask for
+// next, or done once it has dealt with the range.
+func (s *Session) partStuck(ctx context.Context, st *sketchState) (est float64, more int, done bool, err error) {
+	n := st.peel.cells()
+	doubled := st.shared > 0 && n >= 2*st.shared
+	st.shared = max(st.shared, n)
+	if st.inherits() {
+		st.shared = max(st.shared, len(st.parent))
+	}
+	// The group is all that is left, and the count of its cells (cell 0
+	// holds every element) is how many more of it the responder holds
+	// than we do: exact but for elements of both sides.
+	est = float64(len(st.peel.remote)+len(st.peel.local)) + max(math.Abs(float64(st.peel.groupCount())), 2)
+	more = max(int(sketchLen(uint64(est*1.25), s.p.SketchMargin))-n, 2*st.shared-n)
+	if st.mine.Count <= partScanMax {
+		if doubled {
+			return est, more, true, s.fallback(ctx, st)
+		}
+		return est, more, false, nil
+	}
+	if s.asks >= 3 {
+		ok, err := s.resketchPieces(ctx, st, est, stuckPieces)
+		return est, more, ok, err
+	}
+	return est, more, false, nil
 }
 
 // askWant asks for as many of the hashes a decoded sketch says we lack as
