@@ -193,8 +193,8 @@ func (s *side) sketchParts(ctx context.Context, lo, hi Key, mine Aggregate, d ui
 // least that many pieces where the tree allows, not one level. Every
 // piece keeps the cells the range was left with (sketchState.parent).
 // It reports false, having sent nothing, when the range does not cut, a
-// decoded element's window straddles two pieces, a piece needs more
-// cells than the memos hold, or the reply has no room for the pieces.
+// piece needs more cells than the memos hold, or the reply has no room
+// for the pieces.
 func (s *Session) resketchPieces(ctx context.Context, st *sketchState, est float64, fine int) (bool, error) {
 	var (
 		pieces []part
@@ -206,25 +206,28 @@ func (s *Session) resketchPieces(ctx context.Context, st *sketchState, est float
 	} else {
 		pieces, err = s.splitParts(ctx, st.lo, st.hi)
 	}
-	if err != nil || len(pieces) < 2 || len(pieces) > maxSketchParts {
+	if err != nil {
 		return false, err
+	}
+	// A decoded element is known by its short ID alone, so it must fall
+	// in one piece: a bound within its window goes.
+	pieces = joinAcross(pieces, st.peel.remote, st.peel.local)
+	if len(pieces) < 2 || len(pieces) > maxSketchParts {
+		return false, nil
 	}
 	remote := make([][]ShortID, len(pieces))
 	local := make([][]ShortID, len(pieces))
-	place := func(out [][]ShortID, ids []ShortID) bool {
+	place := func(out [][]ShortID, ids []ShortID) {
 		for _, id := range ids {
-			wlo, whi := id.window()
-			i := sort.Search(len(pieces), func(i int) bool { return wlo.Less(pieces[i].hi) })
-			if i == len(pieces) || pieces[i].hi.Less(whi) {
-				return false
-			}
+			wlo, _ := id.window()
+			// An ID from outside the range (a forged sketch) goes to
+			// the last piece, whose check then fails.
+			i := min(sort.Search(len(pieces), func(i int) bool { return wlo.Less(pieces[i].hi) }), len(pieces)-1)
 			out[i] = append(out[i], id)
 		}
-		return true
 	}
-	if !place(remote, st.peel.remote) || !place(local, st.peel.local) {
-		return false, nil
-	}
+	place(remote, st.peel.remote)
+	place(local, st.peel.local)
 	decoded := len(st.peel.remote) + len(st.peel.local)
 	left := max(est-float64(decoded), 2)
 	cells := make([]uint64, len(pieces))
@@ -237,7 +240,9 @@ func (s *Session) resketchPieces(ctx context.Context, st *sketchState, est float
 	}
 	for i, p := range pieces {
 		share := left * float64(p.n) / float64(max(st.mine.Count, 1))
-		cells[i] = sketchLen(uint64(math.Ceil(share+2*math.Sqrt(share))), margin)
+		// A piece that holds none of our keys may hold the peer's:
+		// it gets the cells of one element at least.
+		cells[i] = sketchLen(max(uint64(math.Ceil(share+2*math.Sqrt(share))), 1), margin)
 		if cells[i] > min(cachedCells, uint64(s.p.maxRangeCells())) {
 			return false, nil // the pieces too are past the memos
 		}
@@ -270,4 +275,21 @@ func (s *Session) resketchPieces(ctx context.Context, st *sketchState, est float
 		}
 	}
 	return true, nil
+}
+
+// joinAcross joins the neighbouring pieces on either side of every bound
+// that falls within the window of one of ids (ShortID.window), so that
+// each ID's window lies in one piece.
+func joinAcross(pieces []part, ids ...[]ShortID) []part {
+	for _, list := range ids {
+		for _, id := range list {
+			wlo, whi := id.window()
+			i := sort.Search(len(pieces), func(i int) bool { return wlo.Less(pieces[i].hi) })
+			for i < len(pieces)-1 && pieces[i].hi.Less(whi) {
+				pieces[i].hi, pieces[i].n = pieces[i+1].hi, pieces[i].n+pieces[i+1].n
+				pieces = append(pieces[:i+1], pieces[i+2:]...)
+			}
+		}
+	}
+	return pieces
 }

@@ -358,11 +358,12 @@ func (p *peeler) residue() int {
 }
 
 // twins reports whether what a failed peel left is a group of elements
-// that fall in the same cells, every one of them so far: at least two
-// cells are not empty, and all of those are equal. More cells part such
-// a group only where one of its elements has an index the others lack,
-// and none has below the cells there are; a sketch of a range that
-// holds only some of the group parts it at once.
+// that fall in the same cells, every one of them so far: the cells not
+// empty are all equal (one such cell will do: an element alone in a
+// cell peels, so two or more share it, and no other). More cells part
+// such a group only where one of its elements has an index the others
+// lack, and none has below the cells there are; a sketch of a range
+// that holds only some of the group parts it at once.
 func (p *peeler) twins() bool {
 	var first *cell
 	n := 0
@@ -378,7 +379,7 @@ func (p *peeler) twins() bool {
 		}
 		n++
 	}
-	return n >= 2
+	return n > 0
 }
 
 // groupCount is the count of the first cell not empty, modulo 256 as

@@ -348,19 +348,23 @@ func (st *sketchState) inherits() bool {
 // cannot part (inherits). A quarter more cells rarely part such a group,
 // and cells within those it is known to share never do. Twice as many as
 // it is known to share part two twins three times in four, and a sketch
-// of a range that holds only some of the group parts it at once. So a
-// large range is sketched again in pieces fine enough that the group
-// most likely splits (resketchPieces); a small one, which the responder
-// reads for cells past the memos, is asked once for twice the cells the
-// group is known to share, and split and listed if that too fails (an
-// author who grinds hashes can make twins that share hundreds of cells).
+// of a range that holds only some of the group parts it at once. So
+// while twice the cells lie within the memos, a sketch gets them, once;
+// past them, or once that failed too, the range is sketched again in
+// eight pieces (resketchPieces), and a piece that holds the whole group
+// again in 32: its elements lie close together, as twins that an author
+// who grinds hashes makes do (they may share hundreds of cells), and
+// pieces part them down to single keys. A range that does not cut is
+// extended, and a small one that twice the cells did not part falls
+// back to splitting.
 // It returns the estimate of the difference and the cells to ask for
 // next, or done once it has dealt with the range.
 func (s *Session) partStuck(ctx context.Context, st *sketchState) (est float64, more int, done bool, err error) {
 	n := st.peel.cells()
 	doubled := st.shared > 0 && n >= 2*st.shared
 	st.shared = max(st.shared, n)
-	if st.inherits() {
+	inherited := st.inherits()
+	if inherited {
 		st.shared = max(st.shared, len(st.parent))
 	}
 	// The group is all that is left, and the count of its cells (cell 0
@@ -368,15 +372,22 @@ func (s *Session) partStuck(ctx context.Context, st *sketchState) (est float64, 
 	// than we do: exact but for elements of both sides.
 	est = float64(len(st.peel.remote)+len(st.peel.local)) + max(math.Abs(float64(st.peel.groupCount())), 2)
 	more = max(int(sketchLen(uint64(est*1.25), s.p.SketchMargin))-n, 2*st.shared-n)
-	if st.mine.Count <= partScanMax {
-		if doubled {
-			return est, more, true, s.fallback(ctx, st)
-		}
-		return est, more, false, nil
+	if !doubled && !inherited && n+more <= cachedCells {
+		return est, more, false, nil // twice the cells, from the memos: cheap on both sides
 	}
 	if s.asks >= 3 {
-		ok, err := s.resketchPieces(ctx, st, est, stuckPieces)
-		return est, more, ok, err
+		k := stuckPieces
+		if inherited {
+			// A piece that holds the whole group again: its keys
+			// lie close together, as ground twins do.
+			k = 4 * stuckPieces
+		}
+		if ok, err := s.resketchPieces(ctx, st, est, k); ok || err != nil {
+			return est, more, true, err
+		}
+	}
+	if doubled && st.mine.Count <= partScanMax {
+		return est, more, true, s.fallback(ctx, st)
 	}
 	return est, more, false, nil
 }
