@@ -73,17 +73,17 @@ func WithCacheEntries(n int) Option {
 // that the keys of the short IDs a session decodes are found without the
 // walk down the tree and the leaf read each otherwise costs
 // (keysWithIDs). Sessions then take a third to a half of the time, and
-// grow less with the tree: 10 differences took 0.13 ms at 1 million keys
-// and 0.16 to 0.26 ms at 10 million, against 0.34 and 0.45 to 0.82 ms
-// without; 1,000 differences about 10 ms at both, against 21 and 28 to
-// 38 ms. The cost is memory, 40 bytes a key (400 MB at 10 million), and
-// twice that while the index folds its changes in, which a write does
-// once its changes pass an eighth of the index; and time: Open reads
-// every key once, and writes index their keys (building two trees of a
-// million keys in batches of 10,000 took 2.0 to 2.3 s rather than 0.8,
-// of 10 million 26 s rather than 9 to 11). A
-// Builder collects its keys for the index that Commit loads. Default
-// off.
+// grow less with the tree (storesync-bench -mode growth, medians of
+// rounds): 10 scattered differences took 0.08 to 0.21 ms at 1 million
+// keys and 0.11 to 0.30 ms at 10 million, against 0.32 to 0.58 and 0.44
+// to 0.88 ms without; 1,000 differences 7 to 27 and 7 to 14 ms, against
+// 22 to 38 and 27 to 45 ms. The cost is memory, 40 bytes a key (400 MB
+// at 10 million), and twice that while the index folds its changes in,
+// which a write does once its changes pass an eighth of the index; and
+// time: Open reads every key once, and writes index their keys (building
+// two trees of 10 million keys in batches of 10,000 took 24 to 29 s
+// rather than 11 to 15). A Builder collects its keys for the index that
+// Commit loads. Default off.
 func WithKeyIndex() Option {
 	return func(c *config) error {
 		c.keyIndex = true
