@@ -195,6 +195,7 @@ type sketchState struct {
 	parent   []cell    // a piece's: the cells the range it was cut from was left with
 	extras   Aggregate // ours that the responder lacks, given
 	decoded  bool      // cells no longer expected
+	got      int       // elements decoded when the last cells came
 	want     []ShortID // the responder's that we lack, not asked for yet
 	asking   []ShortID // asked for by the WANT awaiting its answer
 	missing  int       // asked for, not received yet
@@ -255,7 +256,12 @@ func (s *Session) onSketch(ctx context.Context, it *rangeItem) error {
 			// sketch sized from it.
 			return s.fallback(ctx, st)
 		}
-		stuck := st.peel.twins() || st.inherits()
+		// An extension that decoded nothing more leaves the same
+		// group: stuck, as twins are, however it is made up.
+		got := len(st.peel.remote) + len(st.peel.local)
+		stalled := st.ext > 1 && got == st.got
+		st.got = got
+		stuck := stalled || st.peel.twins() || st.inherits()
 		if stuck {
 			var done bool
 			if est, more, done, err = s.partStuck(ctx, st); done || err != nil {
@@ -343,9 +349,9 @@ func (st *sketchState) inherits() bool {
 }
 
 // partStuck goes on with a range whose sketch is left with a residue
-// known to stay stuck: twins (peeler.twins), or what stopped the sketch
-// of the range a piece was cut from, which the piece's first cells
-// cannot part (inherits). A quarter more cells rarely part such a group,
+// known to stay stuck: twins (peeler.twins), what stopped the sketch of
+// the range a piece was cut from, which the piece's first cells cannot
+// part (inherits), or a residue of which an extension decoded nothing. A quarter more cells rarely part such a group,
 // and cells within those it is known to share never do. Twice as many as
 // it is known to share part two twins three times in four, and a sketch
 // of a range that holds only some of the group parts it at once. So
@@ -367,10 +373,13 @@ func (s *Session) partStuck(ctx context.Context, st *sketchState) (est float64, 
 	if inherited {
 		st.shared = max(st.shared, len(st.parent))
 	}
-	// The group is all that is left, and the count of its cells (cell 0
+	// The group is all that is left. The count of its cells (cell 0
 	// holds every element) is how many more of it the responder holds
-	// than we do: exact but for elements of both sides.
-	est = float64(len(st.peel.remote)+len(st.peel.local)) + max(math.Abs(float64(st.peel.groupCount())), 2)
+	// than we do, exact but for elements of both sides; and every cell
+	// it leaves not empty holds two of its elements at least, each in a
+	// few cells.
+	left := max(math.Abs(float64(st.peel.groupCount())), float64(st.peel.residue())/2, 2)
+	est = float64(len(st.peel.remote)+len(st.peel.local)) + left
 	more = max(int(sketchLen(uint64(est*1.25), s.p.SketchMargin))-n, 2*st.shared-n)
 	if !doubled && !inherited && n+more <= cachedCells {
 		return est, more, false, nil // twice the cells, from the memos: cheap on both sides
