@@ -351,18 +351,18 @@ func (st *sketchState) inherits() bool {
 // partStuck goes on with a range whose sketch is left with a residue
 // known to stay stuck: twins (peeler.twins), what stopped the sketch of
 // the range a piece was cut from, which the piece's first cells cannot
-// part (inherits), or a residue of which an extension decoded nothing. A quarter more cells rarely part such a group,
-// and cells within those it is known to share never do. Twice as many as
-// it is known to share part two twins three times in four, and a sketch
-// of a range that holds only some of the group parts it at once. So
-// while twice the cells lie within the memos, a sketch gets them, once;
-// past them, or once that failed too, the range is sketched again in
-// eight pieces (resketchPieces), and a piece that holds the whole group
-// again in 32: its elements lie close together, as twins that an author
-// who grinds hashes makes do (they may share hundreds of cells), and
-// pieces part them down to single keys. A range that does not cut is
-// extended, and a small one that twice the cells did not part falls
-// back to splitting.
+// part (inherits), or a residue of which an extension decoded nothing.
+// A quarter more cells rarely part such a group, and cells within those
+// it is known to share never do. Twice as many as it is known to share
+// part two twins three times in four, and a sketch of a range that holds
+// only some of the group parts it at once. So while twice the cells lie
+// within the memos, a sketch gets them, once; past them, or once that
+// failed too, the range is sketched again in eight pieces
+// (resketchPieces), and a piece that holds the whole group again in 32:
+// its elements lie close together, as twins that an author who grinds
+// hashes makes do (they may share hundreds of cells), and pieces part
+// them down to single keys. A range that does not cut is extended, and a
+// small one that twice the cells did not part falls back to splitting.
 // It returns the estimate of the difference and the cells to ask for
 // next, or done once it has dealt with the range.
 func (s *Session) partStuck(ctx context.Context, st *sketchState) (est float64, more int, done bool, err error) {
