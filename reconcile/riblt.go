@@ -81,6 +81,12 @@ func (c *cell) toggle(id uint64, check uint32, sign int32) {
 
 func (c *cell) empty() bool { return c.id == 0 && c.check == 0 && uint8(c.count) == 0 }
 
+// same reports whether c and o hold the same, their counts compared
+// modulo 256, as counts travel.
+func (c *cell) same(o *cell) bool {
+	return c.id == o.id && c.check == o.check && uint8(c.count) == uint8(o.count)
+}
+
 // pure reports whether the cell at index idx holds one element alone,
 // and which, with its sign: a count of ±1, the element's checksum, and
 // an element that falls in this cell.
@@ -374,8 +380,8 @@ func (p *peeler) twins() bool {
 		}
 		if first == nil {
 			first = c
-		} else if c.id != first.id || c.check != first.check || uint8(c.count) != uint8(first.count) {
-			return false // counts compare modulo 256, as they travel
+		} else if !c.same(first) {
+			return false
 		}
 		n++
 	}

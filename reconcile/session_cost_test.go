@@ -186,7 +186,13 @@ func stuckKey(id, low uint64, fill byte) reconcile.Key {
 // held by each side, they cancel in every cell either falls in, so no
 // sketch shorter than that decodes a range holding both.
 func stuckPair(t *testing.T) (x, y reconcile.Key) {
-	x, y = stuckKey(0x4110f99808e3, 12345, 0xa5), stuckKey(0x1323ed66a0bf2, 54321, 0x5a)
+	return cellPair(t, 0x4110f99808e3, 0x1323ed66a0bf2)
+}
+
+// cellPair returns the keys of short IDs idX and idY (stuckKey), which
+// must fall in the same sketch cells, the first 300 at least.
+func cellPair(t *testing.T, idX, idY uint64) (x, y reconcile.Key) {
+	x, y = stuckKey(idX, 12345, 0xa5), stuckKey(idY, 54321, 0x5a)
 	require.Equal(t, reconcile.CellIndices(x, 300), reconcile.CellIndices(y, 300))
 	return x, y
 }
@@ -197,18 +203,14 @@ func stuckPair(t *testing.T) (x, y reconcile.Key) {
 // either falls in, so no sketch shorter than that peels either, and no
 // key of the other side frees them.
 func twinPair(t *testing.T) (x, y reconcile.Key) {
-	x, y = stuckKey(0x50f9fce066ea, 12345, 0xa5), stuckKey(0x9f7085fd7e25, 54321, 0x5a)
-	require.Equal(t, reconcile.CellIndices(x, 300), reconcile.CellIndices(y, 300))
-	return x, y
+	return cellPair(t, 0x50f9fce066ea, 0x9f7085fd7e25)
 }
 
 // groundTwins returns two keys of one time window, next to each other in
 // any pool of keys, whose short IDs fall in the same sketch cells, the
 // first 300 at least: what an author who grinds hashes can make.
 func groundTwins(t *testing.T) (x, y reconcile.Key) {
-	x, y = stuckKey(0x4110fbd8e413, 12345, 0xa5), stuckKey(0x4110fbfffeca, 54321, 0x5a)
-	require.Equal(t, reconcile.CellIndices(x, 300), reconcile.CellIndices(y, 300))
-	return x, y
+	return cellPair(t, 0x4110fbd8e413, 0x4110fbfffeca)
 }
 
 // stuckSession reconciles two stores of n keys that differ by d keys,

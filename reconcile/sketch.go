@@ -261,10 +261,11 @@ func (s *Session) onSketch(ctx context.Context, it *rangeItem) error {
 		got := len(st.peel.remote) + len(st.peel.local)
 		stalled := st.ext > 1 && got == st.got
 		st.got = got
-		stuck := stalled || st.peel.twins() || st.inherits()
+		inherited := st.inherits()
+		stuck := stalled || inherited || st.peel.twins()
 		if stuck {
 			var done bool
-			if est, more, done, err = s.partStuck(ctx, st); done || err != nil {
+			if est, more, done, err = s.partStuck(ctx, st, inherited); done || err != nil {
 				return err
 			}
 		}
@@ -340,8 +341,7 @@ func (st *sketchState) inherits() bool {
 		return false
 	}
 	for i := range n {
-		a, b := &st.peel.diff[i], &st.parent[i]
-		if a.id != b.id || a.check != b.check || uint8(a.count) != uint8(b.count) {
+		if !st.peel.diff[i].same(&st.parent[i]) {
 			return false
 		}
 	}
@@ -363,13 +363,13 @@ func (st *sketchState) inherits() bool {
 // hashes makes do (they may share hundreds of cells), and pieces part
 // them down to single keys. A range that does not cut is extended, and a
 // small one that twice the cells did not part falls back to splitting.
-// It returns the estimate of the difference and the cells to ask for
-// next, or done once it has dealt with the range.
-func (s *Session) partStuck(ctx context.Context, st *sketchState) (est float64, more int, done bool, err error) {
+// inherited is st.inherits(), which the caller has found. It returns
+// the estimate of the difference and the cells to ask for next, or done
+// once it has dealt with the range.
+func (s *Session) partStuck(ctx context.Context, st *sketchState, inherited bool) (est float64, more int, done bool, err error) {
 	n := st.peel.cells()
 	doubled := st.shared > 0 && n >= 2*st.shared
 	st.shared = max(st.shared, n)
-	inherited := st.inherits()
 	if inherited {
 		st.shared = max(st.shared, len(st.parent))
 	}

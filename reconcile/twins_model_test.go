@@ -14,17 +14,17 @@ import (
 // time, or in one time window next to each other.
 func plantedPairs(t *testing.T) [][2]reconcile.Key {
 	var out [][2]reconcile.Key
+	for _, pair := range []func(*testing.T) (reconcile.Key, reconcile.Key){stuckPair, twinPair, groundTwins} {
+		x, y := pair(t)
+		out = append(out, [2]reconcile.Key{x, y})
+	}
 	for _, ids := range [][2]uint64{
-		{0x4110f99808e3, 0x1323ed66a0bf2}, // stuckPair
-		{0x50f9fce066ea, 0x9f7085fd7e25},  // twinPair
-		{0x4110fbd8e413, 0x4110fbfffeca},  // groundTwins
-		{0x4110fbd5dbc7, 0x4110fbfffb3b},
-		{0x4110fb96eb30, 0x4110fbfffd6a},
+		{0x4110fbd5dbc7, 0x4110fbfffb3b}, // in groundTwins' window
+		{0x4110fb96eb30, 0x4110fbfffd6a}, // and again
 		{0x44cd439eb156, 0x45e31cf9f228},
 		{0x458b84391997, 0x4ee606962283},
 	} {
-		x, y := stuckKey(ids[0], 12345, 0xa5), stuckKey(ids[1], 54321, 0x5a)
-		require.Equal(t, reconcile.CellIndices(x, 300), reconcile.CellIndices(y, 300))
+		x, y := cellPair(t, ids[0], ids[1])
 		out = append(out, [2]reconcile.Key{x, y})
 	}
 	return out
