@@ -240,14 +240,14 @@ func (s *Service) window() (lo, hi reconcile.Key) {
 	return lo, hi
 }
 
-// openStream opens a stream to p, turning a failed protocol negotiation
-// into ErrProtocolNotSupported.
-func (s *Service) openStream(ctx context.Context, p peer.ID, id protocol.ID) (network.Stream, error) {
-	st, err := s.h.NewStream(ctx, p, id)
+// openStream opens a stream to p for the first of ids that p supports,
+// turning a failed protocol negotiation into ErrProtocolNotSupported.
+func (s *Service) openStream(ctx context.Context, p peer.ID, ids ...protocol.ID) (network.Stream, error) {
+	st, err := s.h.NewStream(ctx, p, ids...)
 	if err != nil {
 		var ns msmux.ErrNotSupported[protocol.ID]
 		if errors.As(err, &ns) {
-			return nil, fmt.Errorf("%w: %s", ErrProtocolNotSupported, id)
+			return nil, fmt.Errorf("%w: %s", ErrProtocolNotSupported, ids[0])
 		}
 		return nil, err
 	}
@@ -256,9 +256,14 @@ func (s *Service) openStream(ctx context.Context, p peer.ID, id protocol.ID) (ne
 
 // runSession runs the reconciliation turns, then the transfers both ways.
 func (s *Service) runSession(ctx context.Context, p peer.ID, cs []*clientScope) error {
-	st, err := s.openStream(ctx, p, SyncID)
+	st, err := s.openStream(ctx, p, SyncID, SyncID30)
 	if err != nil {
 		return err
+	}
+	if st.Protocol() == SyncID30 {
+		for _, sc := range cs {
+			sc.sess.WithoutMatch()
+		}
 	}
 	mem := 2*s.cfg.params.FrameSize + 64<<10
 	if err := streams.Setup(st, ServiceName, mem); err != nil {

@@ -114,6 +114,10 @@ func (s *scriptedStream) SetReadDeadline(time.Time) error              { return 
 func (s *scriptedStream) SetWriteDeadline(time.Time) error             { return nil }
 func (s *scriptedStream) Scope() network.StreamScope                   { return &network.NullScope{} }
 
+// Protocol is the newest version of the protocols, as negotiated with a
+// peer of this code.
+func (s *scriptedStream) Protocol() protocol.ID { return SyncID }
+
 // scriptedHost is a host.Host whose NewStream returns the next scripted
 // stream; handler registration is a no-op. Other methods panic.
 type scriptedHost struct {

@@ -80,7 +80,7 @@ func fuzzSyncSeeds(t testing.TB) [][]byte {
 	ss := newScriptedStream(request)
 	// The client's request alone, then the end of the stream: the server
 	// answers the first turn and ends.
-	_, _, err = server.serveSync(context.Background(), fuzzPeer, newConn(ss, 1<<20, time.Minute, time.Time{}))
+	_, _, err = server.serveSync(context.Background(), fuzzPeer, newConn(ss, 1<<20, time.Minute, time.Time{}), true)
 	require.NoError(t, err)
 	turn := ss.written()
 	require.NotEmpty(t, turn)

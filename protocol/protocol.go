@@ -18,7 +18,13 @@ const (
 	// SyncID is the reconciliation protocol: a client opens a session
 	// for some scopes, the two sides exchange reconcile frames until both
 	// know the difference, and the server may then pull what it lacks.
-	SyncID protocol.ID = "/storesync/sync/3.0.0"
+	// Version 3.1 adds the MATCH item (a stuck group of the sketch named
+	// by its cells); a client that reaches a server of version 3.0 runs
+	// its sessions without it (reconcile.Session.WithoutMatch).
+	SyncID protocol.ID = "/storesync/sync/3.1.0"
+	// SyncID30 is the reconciliation protocol without MATCH, which the
+	// service serves too and falls back to as a client.
+	SyncID30 protocol.ID = "/storesync/sync/3.0.0"
 	// FetchID is the transfer protocol: the client asks for messages by
 	// hash, in batches, and the server answers with the ones it holds.
 	FetchID protocol.ID = "/storesync/fetch/2.0.0"
@@ -135,6 +141,7 @@ func New(h host.Host, store Store, opts ...Option) (*Service, error) {
 		ctx:      ctx, cancel: cancel,
 	}
 	h.SetStreamHandler(SyncID, s.handleSync)
+	h.SetStreamHandler(SyncID30, s.handleSync)
 	h.SetStreamHandler(FetchID, s.handleFetch)
 	if _, ok := store.(CatchUpStore); ok {
 		h.SetStreamHandler(CatchUpID, s.handleCatchUp)
@@ -146,6 +153,7 @@ func New(h host.Host, store Store, opts ...Option) (*Service, error) {
 // service runs and waits for them.
 func (s *Service) Close() error {
 	s.h.RemoveStreamHandler(SyncID)
+	s.h.RemoveStreamHandler(SyncID30)
 	s.h.RemoveStreamHandler(FetchID)
 	s.h.RemoveStreamHandler(CatchUpID)
 	s.handlers.Stop()

@@ -54,7 +54,7 @@ func (s *Service) handleSync(st network.Stream) {
 		m.SessionStarted("server")
 	}
 
-	scopes, finished, err := s.serveSync(ctx, p, c)
+	scopes, finished, err := s.serveSync(ctx, p, c, st.Protocol() != SyncID30)
 	if err == nil && finished {
 		err = s.pullAndReport(ctx, p, c, scopes)
 	}
@@ -162,8 +162,9 @@ func (s *Service) admit(p peer.ID, l *limiter) error {
 
 // serveSync answers the client's turns until it finishes or closes. It
 // returns the scopes with what the server learned, and whether the client
-// finished (and may wait for the report of what we pulled).
-func (s *Service) serveSync(ctx context.Context, p peer.ID, c *conn) ([]*serverScope, bool, error) {
+// finished (and may wait for the report of what we pulled). Without
+// match (sync 3.0), a MATCH item breaks the protocol.
+func (s *Service) serveSync(ctx context.Context, p peer.ID, c *conn, match bool) ([]*serverScope, bool, error) {
 	var req pb.SyncRequest
 	if err := c.read(&req); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -199,6 +200,9 @@ func (s *Service) serveSync(ctx context.Context, p peer.ID, c *conn) ([]*serverS
 		resp, err := reconcile.NewResponder(set, s.cfg.params)
 		if err != nil {
 			return nil, false, err
+		}
+		if !match {
+			resp.WithoutMatch()
 		}
 		sc.scope, sc.set, sc.first, sc.resp = scope, set, so.First, resp
 		turn[i] = []*pb.ReconcileFrame{so.First}

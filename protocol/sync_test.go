@@ -133,6 +133,31 @@ func TestSyncUnknownLocalScope(t *testing.T) {
 	require.ErrorIs(t, err, protocol.ErrUnknownScope)
 }
 
+// TestSyncWithPeerOfVersion30: a peer that serves sync 3.0 alone (no
+// MATCH) is reached over it, and the scopes converge. (The session then
+// asks for no MATCH, which such a peer refuses: TestMatchSettlesStuckScope
+// and TestResponderWithoutMatchRefusesIt in reconcile.)
+func TestSyncWithPeerOfVersion30(t *testing.T) {
+	a := newNode(t, []reconcile.Scope{chat})
+	b := newNode(t, []reconcile.Scope{chat})
+	b.h.RemoveStreamHandler(protocol.SyncID)
+	connect(t, a.h, b.h)
+	for i := range 200 {
+		m := msg(chat, t0+int64(i)*1e9)
+		if i%9 != 0 {
+			a.put(t, m)
+		}
+		if i%13 != 0 {
+			b.put(t, m)
+		}
+	}
+	rep, err := a.svc.Sync(t.Context(), b.h.ID(), chat)
+	require.NoError(t, err)
+	require.NoError(t, rep.Err())
+	require.Equal(t, a.store.hashes(chat), b.store.hashes(chat))
+	require.Equal(t, a.store.root(chat), b.store.root(chat))
+}
+
 func TestPeerWithoutProtocolFailsAtNegotiation(t *testing.T) {
 	a := newNode(t, []reconcile.Scope{chat})
 	plain := newHost(t)

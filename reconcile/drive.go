@@ -48,6 +48,12 @@ func Reconcile(ctx context.Context, local, remote Set, lo, hi Key, p Params) (in
 	if err != nil {
 		return
 	}
+	return drive(ctx, s, remote, p, nil)
+}
+
+// drive runs session s against a responder over remote; sent, if not
+// nil, sees every message of the initiator first.
+func drive(ctx context.Context, s *Session, remote Set, p Params, sent func([]*pb.ReconcileFrame) error) (initiator, responder Diff, st Stats, err error) {
 	r, err := NewResponder(remote, p)
 	if err != nil {
 		return
@@ -58,6 +64,11 @@ func Reconcile(ctx context.Context, local, remote Set, lo, hi Key, p Params) (in
 		return
 	}
 	for {
+		if sent != nil {
+			if err = sent(msg); err != nil {
+				return
+			}
+		}
 		st.Messages++
 		st.InitiatorBytes += framesBytes(msg)
 		reply, l, more, err2 := r.Respond(ctx, msg)

@@ -1,6 +1,11 @@
 package reconcile
 
-import "context"
+import (
+	"context"
+	"fmt"
+
+	"github.com/storesync/storesync/pb"
+)
 
 // The frame helpers of the internal tests, for the external ones.
 var (
@@ -56,4 +61,25 @@ func CellIndices(k Key, m uint64) []uint64 {
 // keys each part holds, as sketch parts are sized.
 func SplitCounts(ctx context.Context, t *Tree, lo, hi Key) ([]Key, []uint64, error) {
 	return t.splitCounts(ctx, lo, hi)
+}
+
+// ReconcileWithoutMatch is Reconcile with a session that never asks for
+// MATCH, as against a peer of sync 3.0; it fails if a message of the
+// initiator holds a MATCH item all the same.
+func ReconcileWithoutMatch(ctx context.Context, local, remote Set, lo, hi Key, p Params) (initiator, responder Diff, st Stats, err error) {
+	s, err := NewSession(local, lo, hi, p)
+	if err != nil {
+		return
+	}
+	s.WithoutMatch()
+	return drive(ctx, s, remote, p, func(frames []*pb.ReconcileFrame) error {
+		for _, f := range frames {
+			for _, it := range f.Items {
+				if it.Mode == pb.Mode_MATCH {
+					return fmt.Errorf("a MATCH from a session without them")
+				}
+			}
+		}
+		return nil
+	})
 }

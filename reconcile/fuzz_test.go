@@ -3,6 +3,7 @@ package reconcile_test
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -16,7 +17,11 @@ import (
 func fuzzSets() (reconcile.SliceSet, []reconcile.SliceSet) {
 	r := rand.New(rand.NewPCG(21, 22))
 	base := pool(r, 400, 1<<30)
-	return reconcile.NewSliceSet(base), []reconcile.SliceSet{
+	// The responder also holds two keys that share their first 300 cells
+	// (groundTwins), which an initiator lacking them asks a MATCH for.
+	twins := []reconcile.Key{stuckKey(0x4110fbd8e413, 12345, 0xa5), stuckKey(0x4110fbfffeca, 54321, 0x5a)}
+	return reconcile.NewSliceSet(append(slices.Clone(base), twins...)), []reconcile.SliceSet{
+		reconcile.NewSliceSet(append(slices.Clone(base), pool(r, 3, 1<<30)...)),     // stuck: MATCH
 		reconcile.NewSliceSet(base[:350]),                                           // behind: prefix probe
 		reconcile.NewSliceSet(dropIdx(base, func(i int) bool { return i%37 == 0 })), // scattered: sketch
 		reconcile.NewSliceSet(base[:20]),                                            // few: key list

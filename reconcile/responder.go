@@ -13,9 +13,14 @@ import (
 // write during a session shows up at worst as a spurious difference.
 // Safe for concurrent use if the Set is.
 type Responder struct {
-	set Set
-	p   Params
+	set     Set
+	p       Params
+	noMatch bool // WithoutMatch
 }
+
+// WithoutMatch makes MATCH items break the protocol, as they do for a
+// peer that speaks sync 3.0, which does not have them.
+func (r *Responder) WithoutMatch() { r.noMatch = true }
 
 // NewResponder returns a responder over set.
 func NewResponder(set Set, p Params) (*Responder, error) {
@@ -52,6 +57,8 @@ func (r *Responder) Respond(ctx context.Context, in []*pb.ReconcileFrame) (out [
 			return r.onMoreCells(ctx, &s, it)
 		case pb.Mode_WANT:
 			return r.onWant(ctx, &s, it)
+		case pb.Mode_MATCH:
+			return r.onMatch(ctx, &s, it)
 		}
 		return fmt.Errorf("%w: %v sent to the responder", ErrUnexpected, it.mode)
 	}
@@ -59,7 +66,7 @@ func (r *Responder) Respond(ctx context.Context, in []*pb.ReconcileFrame) (out [
 	for i := range m.items {
 		it := &m.items[i]
 		switch it.mode {
-		case pb.Mode_MORE_CELLS, pb.Mode_WANT:
+		case pb.Mode_MORE_CELLS, pb.Mode_WANT, pb.Mode_MATCH:
 			if inRun {
 				if err := s.endRun(ctx); err != nil {
 					return nil, Diff{}, false, err
@@ -87,9 +94,10 @@ func (r *Responder) Respond(ctx context.Context, in []*pb.ReconcileFrame) (out [
 // reserve returns what the reply must keep for items that must be
 // answered in full: the cells asked for by MORE_CELLS items (the
 // initiator's sketch state expects exactly them), the hashes asked for by
-// WANT items, an item per MORE_CELLS, and an item per run of FINGERPRINT
-// and KEYLIST items for the hand-back that may close it. A run ends at a
-// MORE_CELLS or WANT item, so that a hand-back never covers a range the
+// WANT items and the keys by MATCH items, an item per MORE_CELLS, WANT
+// and MATCH, and an item per run of FINGERPRINT and KEYLIST items for the
+// hand-back that may close it. A run ends at a MORE_CELLS, WANT or MATCH
+// item, so that a hand-back never covers a range the
 // initiator keeps state for. The limits the message was decoded under
 // bound all of it: cells and IDs by the same limits as the reply's, and
 // items too, as every reserved item stands for at least one item of the
@@ -107,6 +115,10 @@ func reserve(items []rangeItem) budget {
 		case pb.Mode_WANT:
 			b.items++
 			b.lack += len(it.ids)
+			inRun = false
+		case pb.Mode_MATCH:
+			b.items++
+			b.listed += int(it.count)
 			inRun = false
 		case pb.Mode_FINGERPRINT, pb.Mode_KEYLIST:
 			if !inRun {

@@ -425,7 +425,8 @@ func (p *peeler) frees(id ShortID) bool {
 }
 
 // assist takes elements of the local set out of the cells as decoded,
-// local elements, and peels again: a remote element and a local one that
+// local elements (and the remote set's named by a MATCH answer as
+// remote ones), and peels again: a remote element and a local one that
 // cancel in every cell the peeler has (their counts summing to zero)
 // come apart once the local one, which its holder can name, is gone. The
 // caller offers elements it holds that would free others (frees); one
@@ -433,20 +434,24 @@ func (p *peeler) frees(id ShortID) bool {
 // taking it out leaves cells that do not empty.
 // It reports whether every cell is now empty; if not, the peeler is as
 // it was.
-func (p *peeler) assist(local []ShortID) bool {
+func (p *peeler) assist(local, remote []ShortID) bool {
 	if p.seen == nil {
 		p.seen = make(map[ShortID]struct{})
 	}
 	diff := slices.Clone(p.diff)
 	nr, nl := len(p.remote), len(p.local)
-	for _, id := range local {
-		if _, dup := p.seen[id]; dup {
-			continue
+	take := func(ids []ShortID, list *[]ShortID, sign int32) {
+		for _, id := range ids {
+			if _, dup := p.seen[id]; dup {
+				continue
+			}
+			p.seen[id] = struct{}{}
+			*list = append(*list, id)
+			addRange(p.diff, 0, id, sign)
 		}
-		p.seen[id] = struct{}{}
-		p.local = append(p.local, id)
-		addRange(p.diff, 0, id, +1)
 	}
+	take(local, &p.local, +1)
+	take(remote, &p.remote, -1)
 	if p.peel() {
 		return true
 	}

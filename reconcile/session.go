@@ -36,6 +36,7 @@ type Session struct {
 	// stuckScanned counts the keys read to free stuck sketches
 	// (freeStuck), against maxStuckScan.
 	stuckScanned int
+	noMatch      bool // WithoutMatch
 }
 
 // NewSession prepares a session over the keys of set in [lo, hi): the
@@ -120,8 +121,11 @@ func (s *Session) Next(ctx context.Context, in []*pb.ReconcileFrame) (out []*pb.
 // WANTs it answers, together in key order, so that hand-backs merge.
 func (s *Session) handle(ctx context.Context, items []rangeItem) error {
 	own := func(it *rangeItem) error {
-		if it.mode == pb.Mode_SKETCH {
+		switch it.mode {
+		case pb.Mode_SKETCH:
 			return s.onSketch(ctx, it)
+		case pb.Mode_MATCH:
+			return s.onMatch(ctx, it)
 		}
 		return fmt.Errorf("%w: %v sent to the initiator", ErrUnexpected, it.mode)
 	}

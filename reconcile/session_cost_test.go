@@ -219,6 +219,15 @@ func groundTwins(t *testing.T) (x, y reconcile.Key) {
 // It checks that both sides learn exactly the difference and returns the
 // session's figures. warm runs a session first, which fills the memos.
 func stuckSession(t *testing.T, n, d int, seed uint64, warm bool, x, y reconcile.Key, sameSide bool) reconcile.Stats {
+	return stuckSessionWith(t, reconcile.Reconcile, n, d, seed, warm, x, y, sameSide)
+}
+
+// reconcileFunc runs a session in process: reconcile.Reconcile or
+// reconcile.ReconcileWithoutMatch.
+type reconcileFunc func(ctx context.Context, local, remote reconcile.Set, lo, hi reconcile.Key, p reconcile.Params) (reconcile.Diff, reconcile.Diff, reconcile.Stats, error)
+
+// stuckSessionWith is stuckSession with sessions run by run.
+func stuckSessionWith(t *testing.T, run reconcileFunc, n, d int, seed uint64, warm bool, x, y reconcile.Key, sameSide bool) reconcile.Stats {
 	r := rand.New(rand.NewPCG(seed, seed+1))
 	keys := pool(r, n, 1<<50)
 	fromB, fromA := pickDiff(r, keys, d, true)
@@ -236,10 +245,10 @@ func stuckSession(t *testing.T, n, d int, seed uint64, warm bool, x, y reconcile
 		had = append(had, y)
 	}
 	if warm {
-		_, _, _, err := reconcile.Reconcile(ctx, b, a, reconcile.Key{}, reconcile.End, p)
+		_, _, _, err := run(ctx, b, a, reconcile.Key{}, reconcile.End, p)
 		require.NoError(t, err)
 	}
-	ini, res, st, err := reconcile.Reconcile(ctx, b, a, reconcile.Key{}, reconcile.End, p)
+	ini, res, st, err := run(ctx, b, a, reconcile.Key{}, reconcile.End, p)
 	require.NoError(t, err)
 	require.Equal(t, []reconcile.Key(model(needed).sorted()), ini.Need)
 	require.Equal(t, []reconcile.Key(model(had).sorted()), ini.Have)
@@ -310,15 +319,21 @@ func twinSessions(t *testing.T, n, d int, seed uint64) []reconcile.Stats {
 
 // TestGroundTwinsCostABoundedDetour: two of the responder's keys next to
 // each other that share the first 300 cells, as an author who grinds
-// hashes can make, are parted by no number of cells a session asks for:
-// the part holding them is cut in eight pieces, and the piece that holds
-// both again in 32, and so on down to single keys. The session finds the
-// exact difference in at most 7 round trips (11 when every piece was
-// extended a quarter at a time until it fell back).
+// hashes can make, are parted by no number of cells a session asks for.
+// The part holding them is cut in eight pieces; the piece that holds
+// both again is asked for the keys that fit the cells the pair is left
+// in (MATCH), and the session finds the exact difference in at most 5
+// round trips and 3.5 × d·32 bytes. Without MATCH, as against a peer of
+// sync 3.0, that piece is cut in 32, and so on down to single keys: at
+// most 7 round trips (11 when every piece was extended a quarter at a
+// time until it fell back).
 func TestGroundTwinsCostABoundedDetour(t *testing.T) {
 	const d = 100
 	x, y := groundTwins(t)
 	st := stuckSession(t, 300_000, d, 81, true, x, y, true)
+	require.LessOrEqual(t, st.RoundTrips, 5)
+	require.LessOrEqual(t, float64(st.InitiatorBytes+st.ResponderBytes), 3.5*32*(d+2))
+	st = stuckSessionWith(t, reconcile.ReconcileWithoutMatch, 300_000, d, 81, true, x, y, true)
 	require.LessOrEqual(t, st.RoundTrips, 7)
 }
 

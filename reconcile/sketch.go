@@ -200,6 +200,13 @@ type sketchState struct {
 	asking   []ShortID // asked for by the WANT awaiting its answer
 	missing  int       // asked for, not received yet
 	received Aggregate
+	// A stuck range's MATCH (match.go): asked once, its answer awaited,
+	// and the responder's keys it named, by short ID.
+	matchAsked, matching bool
+	pattern              []uint64
+	patternCells         uint64
+	matchMax             int // the most keys its answer may list
+	named                map[ShortID]Key
 }
 
 // onSketch adds the responder's cells for a range and peels. Decoded, it
@@ -242,65 +249,83 @@ func (s *Session) onSketch(ctx context.Context, it *rangeItem) error {
 		}
 	}
 	if !decoded {
-		// Size the extension from what the failed peel says about the
-		// difference (the counts of the two sets say little when both
-		// sides changed), with a quarter more at least.
-		st.ext++
-		n := st.peel.cells()
-		delta := int64(st.count) - int64(st.mine.Count)
-		est := float64(len(st.peel.remote)+len(st.peel.local)) + st.peel.remaining(delta)
-		more := max(int(sketchLen(uint64(est*1.25), s.p.SketchMargin))-n, n/4+8)
-		if 4*est > float64(st.mine.Count+st.count) || est >= maxEstimate {
-			// Dense, as the counts would have said had they differed,
-			// or past what the residual can tell: splitting beats any
-			// sketch sized from it.
-			return s.fallback(ctx, st)
-		}
-		// An extension that decoded nothing more leaves the same
-		// group: stuck, as twins are, however it is made up.
-		got := len(st.peel.remote) + len(st.peel.local)
-		stalled := st.ext > 1 && got == st.got
-		st.got = got
-		inherited := st.inherits()
-		stuck := stalled || inherited || st.peel.twins()
-		if stuck {
-			var done bool
-			if est, more, done, err = s.partStuck(ctx, st, inherited); done || err != nil {
-				return err
-			}
-		}
-		if !stuck && n+more > cachedCells && s.asks >= 3 {
-			if !s.closing(st.mine.Count) {
-				// Past the memos: ask again in parts sized for the
-				// estimate and a tenth more (each part also has twice
-				// its share's spread, partCells). With the spare counts
-				// of a guessed first sketch the estimate is within 15 %;
-				// a quarter more, as before them, put one two-way
-				// session in sixty at d = 1,000 past 3 × d·32 bytes, a
-				// tenth none in 180.
-				if ok, err := s.sketchParts(ctx, it.lo, it.hi, st.mine, uint64(est*partsSlack)+1); ok || err != nil {
-					s.drop(st)
-					return err
-				}
-			}
-			// Cells past the memos also cost the responder a read of
-			// the range, and one larger than maxReplyScan it does not
-			// read at all: sketch the range's pieces instead, from the
-			// memos.
-			if ok, err := s.resketchPieces(ctx, st, est, 0); ok || err != nil {
-				return err
-			}
-		}
-		ask := rangeItem{lo: it.lo, hi: it.hi, mode: pb.Mode_MORE_CELLS, firstCell: uint64(n), cellCount: uint64(more)}
-		if st.ext > 6 || n+more > s.p.maxRangeCells() || !s.room().covers(costOf(&ask)) ||
-			s.closing(st.mine.Count) {
-			return s.fallback(ctx, st)
-		}
-		return s.emit(ctx, ask)
+		return s.undecoded(ctx, st)
 	}
+	return s.decodedSketch(ctx, st)
+}
+
+// undecoded goes on with a range whose sketch did not decode: it asks for
+// more cells, for the keys of a stuck group (askMatch), or for the range
+// in parts or pieces, or falls back to splitting it.
+func (s *Session) undecoded(ctx context.Context, st *sketchState) error {
+	// Size the extension from what the failed peel says about the
+	// difference (the counts of the two sets say little when both
+	// sides changed), with a quarter more at least.
+	st.ext++
+	n := st.peel.cells()
+	delta := int64(st.count) - int64(st.mine.Count)
+	est := float64(len(st.peel.remote)+len(st.peel.local)) + st.peel.remaining(delta)
+	more := max(int(sketchLen(uint64(est*1.25), s.p.SketchMargin))-n, n/4+8)
+	if 4*est > float64(st.mine.Count+st.count) || est >= maxEstimate {
+		// Dense, as the counts would have said had they differed,
+		// or past what the residual can tell: splitting beats any
+		// sketch sized from it.
+		return s.fallback(ctx, st)
+	}
+	// An extension that decoded nothing more leaves the same
+	// group: stuck, as twins are, however it is made up.
+	got := len(st.peel.remote) + len(st.peel.local)
+	stalled := st.ext > 1 && got == st.got
+	st.got = got
+	inherited := st.inherits()
+	stuck := stalled || inherited || st.peel.twins()
+	if stuck {
+		if pattern, cells, ok := s.matchPattern(st, inherited); ok {
+			return s.askMatch(ctx, st, pattern, cells)
+		}
+		var done bool
+		var err error
+		if est, more, done, err = s.partStuck(ctx, st, inherited); done || err != nil {
+			return err
+		}
+	}
+	if !stuck && n+more > cachedCells && s.asks >= 3 {
+		if !s.closing(st.mine.Count) {
+			// Past the memos: ask again in parts sized for the
+			// estimate and a tenth more (each part also has twice
+			// its share's spread, partCells). With the spare counts
+			// of a guessed first sketch the estimate is within 15 %;
+			// a quarter more, as before them, put one two-way
+			// session in sixty at d = 1,000 past 3 × d·32 bytes, a
+			// tenth none in 180.
+			if ok, err := s.sketchParts(ctx, st.lo, st.hi, st.mine, uint64(est*partsSlack)+1); ok || err != nil {
+				s.drop(st)
+				return err
+			}
+		}
+		// Cells past the memos also cost the responder a read of
+		// the range, and one larger than maxReplyScan it does not
+		// read at all: sketch the range's pieces instead, from the
+		// memos.
+		if ok, err := s.resketchPieces(ctx, st, est, 0); ok || err != nil {
+			return err
+		}
+	}
+	ask := rangeItem{lo: st.lo, hi: st.hi, mode: pb.Mode_MORE_CELLS, firstCell: uint64(n), cellCount: uint64(more)}
+	if st.ext > 6 || n+more > s.p.maxRangeCells() || !s.room().covers(costOf(&ask)) ||
+		s.closing(st.mine.Count) {
+		return s.fallback(ctx, st)
+	}
+	return s.emit(ctx, ask)
+}
+
+// decodedSketch goes on with a range whose sketch decoded: it gives the
+// responder what it lacks and asks for what we lack.
+func (s *Session) decodedSketch(ctx context.Context, st *sketchState) error {
 	var extras []Key
 	if len(st.peel.local) > 0 { // a scan of the range finds them
-		if extras, err = keysWithIDs(ctx, s.set, it.lo, it.hi, st.peel.local); err != nil {
+		var err error
+		if extras, err = keysWithIDs(ctx, s.set, st.lo, st.hi, st.peel.local); err != nil {
 			return err
 		}
 	}
@@ -327,6 +352,9 @@ func (s *Session) onSketch(ctx context.Context, it *rangeItem) error {
 	st.want = st.peel.remote
 	if len(st.want) == 0 {
 		return s.check(ctx, st)
+	}
+	if st.allNamed() {
+		return s.settleNamed(ctx, st)
 	}
 	return s.askWant(ctx, st)
 }
@@ -477,12 +505,18 @@ func (s *Session) advance(ctx context.Context, st *sketchState) error {
 // the session) falls back to splitting the range.
 func (s *Session) check(ctx context.Context, st *sketchState) error {
 	s.drop(st)
-	theirs := Aggregate{Count: st.mine.Count - st.extras.Count + st.received.Count,
-		Sum: st.mine.Sum.Sub(st.extras.Sum).Add(st.received.Sum)}
-	if st.missing == 0 && theirs.Count == st.count && theirs.Fingerprint() == st.fp {
+	if st.verified() {
 		return s.settle(ctx)
 	}
 	return s.fallback(ctx, st)
+}
+
+// verified reports whether a decoded range's result has the responder's
+// fingerprint.
+func (st *sketchState) verified() bool {
+	theirs := Aggregate{Count: st.mine.Count - st.extras.Count + st.received.Count,
+		Sum: st.mine.Sum.Sub(st.extras.Sum).Add(st.received.Sum)}
+	return st.missing == 0 && theirs.Count == st.count && theirs.Fingerprint() == st.fp
 }
 
 // maxEstimate is the largest difference a residual estimate is trusted

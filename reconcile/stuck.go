@@ -46,5 +46,5 @@ func (s *Session) freeStuck(ctx context.Context, st *sketchState) (bool, error) 
 	if !complete || len(found) == 0 {
 		return false, nil
 	}
-	return st.peel.assist(found), nil
+	return st.peel.assist(found, nil), nil
 }

@@ -71,7 +71,7 @@ func TestAssistFreesALonePair(t *testing.T) {
 	mine := append(slices.Clone(common), pairLocal, others[1])
 	found := offered(p, mine)
 	require.Equal(t, []ShortID{pairLocal}, found, "of ours, the pair's alone frees another")
-	require.True(t, p.assist(found))
+	require.True(t, p.assist(found, nil))
 	require.ElementsMatch(t, []ShortID{others[0], pairRemote}, p.remote)
 	require.ElementsMatch(t, []ShortID{others[1], pairLocal}, p.local)
 }
@@ -86,7 +86,7 @@ func TestAssistLeavesThePeelerAsItWasWhenItCannot(t *testing.T) {
 	// would free the local one, with the sides swapped, as the cells
 	// cannot tell them apart; a caller offers only its own.)
 	for _, wrong := range [][]ShortID{common[:1], {pairLocal, common[3]}} {
-		require.False(t, p.assist(wrong), "%x", wrong)
+		require.False(t, p.assist(wrong, nil), "%x", wrong)
 		require.Equal(t, before, stateOf(p))
 	}
 }
@@ -109,7 +109,7 @@ func TestAssistDecodesExactlyOrNothing(t *testing.T) {
 		stuck++
 		found := offered(p, append(slices.Clone(common), local...))
 		before := stateOf(p)
-		if !p.assist(found) {
+		if !p.assist(found, nil) {
 			require.Equal(t, before, stateOf(p))
 			continue
 		}

@@ -24,6 +24,7 @@ type rangeItem struct {
 	keys      []Key    // KEYLIST
 	answers   []answer // SKIP: the answer to a WANT of the range
 	ids       []ShortID
+	pattern   []uint64 // MATCH, to the responder: cell indices (match.go)
 }
 
 // message is one side's turn: range items sorted by bounds and not
@@ -185,6 +186,9 @@ func itemWire(it *rangeItem) *pb.RangeItem {
 			w.Ids = appendShortID(w.Ids, id)
 		}
 	}
+	if len(it.pattern) > 0 {
+		w.Pattern = appendPattern(nil, it.pattern)
+	}
 	return w
 }
 
@@ -236,8 +240,11 @@ func decode(frames []*pb.ReconcileFrame, lim *Limits) (*message, error) {
 			if err != nil {
 				return nil, fmt.Errorf("item %d: %w", ii, err)
 			}
-			cells += len(it.cells) + len(it.counts) + int(it.cellCount)
-			ids += len(it.ids)
+			cells += len(it.cells) + len(it.counts)
+			if it.mode == pb.Mode_MORE_CELLS {
+				cells += int(it.cellCount)
+			}
+			ids += len(it.ids) + len(it.pattern)
 			listed += len(it.keys)
 			answers += len(it.answers)
 			if it.mode != pb.Mode_SKIP || len(it.ids) > 0 || len(it.answers) > 0 {
@@ -281,13 +288,17 @@ func itemFromWire(w *pb.RangeItem, lo, hi Key, maxKeys, maxAnswers int) (rangeIt
 		w.FirstCell+w.CellCount > MaxSketchCells {
 		return it, badFrame("cell range [%d, +%d)", w.FirstCell, w.CellCount)
 	}
-	if (w.Mode == pb.Mode_MORE_CELLS) != (w.CellCount > 0) {
+	if w.Mode == pb.Mode_MORE_CELLS && w.CellCount == 0 ||
+		w.CellCount > 0 && w.Mode != pb.Mode_MORE_CELLS && w.Mode != pb.Mode_MATCH {
 		return it, badFrame("cell_count in a %v item", w.Mode)
+	}
+	var err error
+	if it.pattern, err = parsePattern(w); err != nil {
+		return it, err
 	}
 	if (w.Mode == pb.Mode_SKETCH) != (len(w.Cells) > 0) {
 		return it, badFrame("cells in a %v item", w.Mode)
 	}
-	var err error
 	if it.cells, err = decodeCells(w.Cells); err != nil {
 		return it, fmt.Errorf("%w: %v", ErrBadFrame, err)
 	}
@@ -303,7 +314,7 @@ func itemFromWire(w *pb.RangeItem, lo, hi Key, maxKeys, maxAnswers int) (rangeIt
 			it.counts[i] = int8(c)
 		}
 	}
-	if len(w.Keys) > 0 && w.Mode != pb.Mode_KEYLIST {
+	if len(w.Keys) > 0 && w.Mode != pb.Mode_KEYLIST && w.Mode != pb.Mode_MATCH {
 		return it, badFrame("keys in a %v item", w.Mode)
 	}
 	it.keys, err = ParseKeys(w.Keys, maxKeys)
@@ -326,7 +337,8 @@ func itemFromWire(w *pb.RangeItem, lo, hi Key, maxKeys, maxAnswers int) (rangeIt
 	if len(it.keys) > 0 && (it.keys[0].Less(lo) || !it.keys[len(it.keys)-1].Less(hi)) {
 		return it, badFrame("a listed key outside its range")
 	}
-	if len(w.Ids)%8 != 0 || (len(w.Ids) > 0 && w.Mode != pb.Mode_WANT && w.Mode != pb.Mode_SKIP) ||
+	if len(w.Ids)%8 != 0 || (len(w.Ids) > 0 && w.Mode != pb.Mode_WANT && w.Mode != pb.Mode_SKIP &&
+		(w.Mode != pb.Mode_MATCH || len(w.Pattern) == 0 || len(w.Ids) > 8*maxMatchKeys)) ||
 		(w.Mode == pb.Mode_WANT && len(w.Ids) == 0) {
 		return it, badFrame("ids of %d bytes in a %v item", len(w.Ids), w.Mode)
 	}
