@@ -145,10 +145,11 @@ func (s *Session) WithoutMatch() { s.noMatch = true }
 // matchPattern returns the pattern and cell count a MATCH for a stuck
 // range would ask with, and whether it should be asked: the session may
 // ask, the range has not been asked yet, the responder holds few enough
-// keys there to read (all of a piece that holds the whole group the
-// range it was cut from was left with, so the keys lie close together;
-// partScanMax otherwise, as for ranges that twice the cells did not
-// part), the session is not in its closing rounds (a MATCH may fail),
+// keys there to read (maxReplyScan for a piece that holds the whole
+// group the range it was cut from was left with, whose keys lie close
+// together, and for a range whose doubled cells would lie past the
+// memos; partScanMax otherwise, as for ranges that twice the cells did
+// not part), the session is not in its closing rounds (a MATCH may fail),
 // and the pattern is one that few keys fit by chance.
 func (s *Session) matchPattern(st *sketchState, inherited bool) ([]uint64, uint64, bool) {
 	if s.noMatch || st.matchAsked || s.closing(st.mine.Count) {
@@ -156,8 +157,13 @@ func (s *Session) matchPattern(st *sketchState, inherited bool) ([]uint64, uint6
 	}
 	limit := uint64(partScanMax)
 	cells := st.peel.diff
-	if inherited {
+	switch {
+	case inherited:
 		limit, cells = maxReplyScan, st.parent
+	case 2*len(cells) > cachedCells:
+		// Twice the cells would cost the responder a read of the
+		// range too, and might not part the group.
+		limit = maxReplyScan
 	}
 	if st.count > limit {
 		return nil, 0, false

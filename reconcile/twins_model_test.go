@@ -36,7 +36,7 @@ func plantedPairs(t *testing.T) [][2]reconcile.Key {
 // side or one on each, end with exactly the difference a model of the
 // two sets gives, and complete. Three of the pairs lie in one time
 // window, so that a session meets several stuck groups at once. The 24
-// sessions take at most 165 round trips between them (155 measured);
+// sessions take at most 165 round trips between them (152 measured);
 // without MATCH, as against a peer of sync 3.0, at most 215 (204; 250
 // when stuck sketches were extended a quarter at a time, 19 of them at
 // 11 or more).
