@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/storesync/storesync/pb"
 )
 
 // FuzzDecodeNode reads arbitrary bytes as a stored node: a corrupt
@@ -97,5 +99,34 @@ func FuzzParseAnswers(f *testing.F) {
 			require.False(t, key.Less(lo))
 			require.True(t, key.Less(hi) || hi == End)
 		}
+	})
+}
+
+// FuzzParsePattern: any bytes decode, as a MATCH's pattern, to at most
+// maxPatternCells increasing cell indices below cell_count, with one
+// encoding per pattern, or fail as a malformed frame.
+func FuzzParsePattern(f *testing.F) {
+	f.Add(appendPattern(nil, []uint64{0, 1, 4, 9}), uint64(10), uint64(4))
+	f.Add([]byte{0x80}, uint64(10), uint64(1))
+	f.Fuzz(func(t *testing.T, b []byte, cells, count uint64) {
+		w := &pb.RangeItem{Mode: pb.Mode_MATCH, Pattern: b, CellCount: cells, Count: count}
+		p, err := parsePattern(w)
+		if err != nil {
+			require.ErrorIs(t, err, ErrBadFrame)
+			return
+		}
+		if len(b) == 0 {
+			require.Empty(t, p)
+			return
+		}
+		require.LessOrEqual(t, len(p), maxPatternCells)
+		require.True(t, count >= 1 && count <= maxMatchKeys)
+		for i, c := range p {
+			require.Less(t, c, cells)
+			if i > 0 {
+				require.Greater(t, c, p[i-1])
+			}
+		}
+		require.Equal(t, string(b), string(appendPattern(nil, p)), "one encoding per pattern")
 	})
 }

@@ -82,7 +82,7 @@ func parsePattern(w *pb.RangeItem) ([]uint64, error) {
 			return nil, badFrame("a MATCH pattern of more than %d cells", maxPatternCells)
 		}
 		v, n := binary.Uvarint(b)
-		if n <= 0 {
+		if n <= 0 || n != uvarintLen(v) {
 			return nil, badFrame("MATCH pattern: bad uvarint")
 		}
 		b = b[n:]
