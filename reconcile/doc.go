@@ -60,7 +60,11 @@
 //     result is checked against the responder's fingerprint; a failed
 //     check falls back to splitting. A large range whose difference needs
 //     more cells than a Tree keeps per subtree is sketched in parts cut
-//     along the tree, each sized for its share.
+//     along the tree, each sized for its share. A group of keys that
+//     share every cell the sketch has (twins, which an author can grind)
+//     is named by the cells it is left in: the responder lists its keys
+//     of the range that fit them (MATCH), unless the session was told it
+//     may not (Session.WithoutMatch, for peers of sync 3.0).
 //
 // A Tree keeps the first cells of every subtree's sketch in memory
 // (carried along by every write), so that a range's sketch is the sum of
