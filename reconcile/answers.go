@@ -56,8 +56,8 @@ func parseAnswers(b []byte, max int) ([]answer, error) {
 		if len(out) == max {
 			return nil, fmt.Errorf("%w: more than %d answers", ErrTooManyKeys, max)
 		}
-		v, n := binary.Uvarint(b)
-		if n <= 0 || n != uvarintLen(v) || v > 1<<idWindowBits {
+		v, n := readUvarint(b)
+		if n == 0 || v > 1<<idWindowBits {
 			return nil, badFrame("answer %d", len(out))
 		}
 		b = b[n:]

@@ -83,3 +83,14 @@ func ReconcileWithoutMatch(ctx context.Context, local, remote Set, lo, hi Key, p
 		return nil
 	})
 }
+
+// KeyOfID returns the key with short ID id whose timestamp is low within
+// the ID's window and whose hash after the ID's 3 bytes is fill.
+func KeyOfID(id, low uint64, fill byte) Key {
+	k := Key{TS: id>>idWindowBits<<idWindowBits | low}
+	k.Hash[0], k.Hash[1], k.Hash[2] = byte(id>>16), byte(id>>8), byte(id)
+	for i := 3; i < HashSize; i++ {
+		k.Hash[i] = fill
+	}
+	return k
+}

@@ -19,7 +19,7 @@ func fuzzSets() (reconcile.SliceSet, []reconcile.SliceSet) {
 	base := pool(r, 400, 1<<30)
 	// The responder also holds two keys that share their first 300 cells
 	// (groundTwins), which an initiator lacking them asks a MATCH for.
-	twins := []reconcile.Key{stuckKey(0x4110fbd8e413, 12345, 0xa5), stuckKey(0x4110fbfffeca, 54321, 0x5a)}
+	twins := []reconcile.Key{reconcile.KeyOfID(0x4110fbd8e413, 12345, 0xa5), reconcile.KeyOfID(0x4110fbfffeca, 54321, 0x5a)}
 	return reconcile.NewSliceSet(append(slices.Clone(base), twins...)), []reconcile.SliceSet{
 		reconcile.NewSliceSet(append(slices.Clone(base), pool(r, 3, 1<<30)...)),     // stuck: MATCH
 		reconcile.NewSliceSet(base[:350]),                                           // behind: prefix probe

@@ -43,6 +43,17 @@ func KeysSize(keys []Key) int {
 	return n
 }
 
+// readUvarint reads a uvarint from the start of b in its one shortest
+// encoding, which every decoder of the wire requires: n is 0 when b
+// does not start with one.
+func readUvarint(b []byte) (v uint64, n int) {
+	v, n = binary.Uvarint(b)
+	if n <= 0 || n != uvarintLen(v) {
+		return 0, 0
+	}
+	return v, n
+}
+
 func uvarintLen(v uint64) int {
 	n := 1
 	for v >= 0x80 {
@@ -64,8 +75,8 @@ func ParseKeys(b []byte, max int) ([]Key, error) {
 		if len(out) == max {
 			return nil, fmt.Errorf("%w: more than %d", ErrTooManyKeys, max)
 		}
-		d, n := binary.Uvarint(b)
-		if n <= 0 || n != uvarintLen(d) || len(b)-n < HashSize {
+		d, n := readUvarint(b)
+		if n == 0 || len(b)-n < HashSize {
 			return nil, fmt.Errorf("%w: key %d", ErrBadKeyList, len(out))
 		}
 		var k Key

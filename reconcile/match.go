@@ -81,8 +81,8 @@ func parsePattern(w *pb.RangeItem) ([]uint64, error) {
 		if len(out) == maxPatternCells {
 			return nil, badFrame("a MATCH pattern of more than %d cells", maxPatternCells)
 		}
-		v, n := binary.Uvarint(b)
-		if n <= 0 || n != uvarintLen(v) {
+		v, n := readUvarint(b)
+		if n == 0 {
 			return nil, badFrame("MATCH pattern: bad uvarint")
 		}
 		b = b[n:]
@@ -179,21 +179,23 @@ func (s *Session) matchPattern(st *sketchState, inherited bool) ([]uint64, uint6
 
 // askMatch asks the responder for its keys of a stuck range that fit
 // the pattern its group is left in, and for the keys of the elements of
-// its that the sketch has decoded so far.
-func (s *Session) askMatch(ctx context.Context, st *sketchState, pattern []uint64, n uint64) error {
+// its that the sketch has decoded so far. It reports false, having sent
+// nothing, when the message has no room for the item: the range then
+// goes on without a MATCH.
+func (s *Session) askMatch(ctx context.Context, st *sketchState, pattern []uint64, n uint64) (bool, error) {
 	ask := rangeItem{lo: st.lo, hi: st.hi, mode: pb.Mode_MATCH, cellCount: n, pattern: pattern, count: maxMatchKeys}
 	if len(st.peel.remote) <= maxMatchKeys {
 		// The keys of the responder's elements decoded so far come
 		// with the answer, which then needs no WANT after it.
 		ask.ids = slices.Clone(st.peel.remote)
 	}
+	st.matchAsked = true
 	if !s.room().covers(costOf(&ask)) {
-		st.matchAsked = true
-		return s.undecoded(ctx, st)
+		return false, nil
 	}
-	st.matchAsked, st.matching = true, true
+	st.matching = true
 	st.pattern, st.patternCells, st.matchMax = pattern, n, int(ask.count)+len(ask.ids)
-	return s.emit(ctx, ask)
+	return true, s.emit(ctx, ask)
 }
 
 // onMatch takes the responder's answer to a MATCH: the keys it names
@@ -301,9 +303,7 @@ func (st *sketchState) allNamed() bool {
 // would from a WANT.
 func (s *Session) settleNamed(ctx context.Context, st *sketchState) error {
 	for _, id := range st.peel.remote {
-		k := st.named[id]
-		s.learnNeed([]Key{k})
-		st.received = st.received.AddHash(&k.Hash)
+		s.receive(st, st.named[id])
 	}
 	st.want = nil
 	s.drop(st)
@@ -320,8 +320,8 @@ func (s *Session) settleNamed(ctx context.Context, st *sketchState) error {
 // onMatch answers the initiator's MATCH with our keys of the range that
 // fit its pattern, from the room reserved for them, together with our
 // keys of the short IDs it lists: count 1 + how many, and the keys. It
-// does not answer (count 0) when more keys fit than were asked for. A range that would take this reply
-// past maxReplyScan keys read is not read (count 0).
+// does not answer (count 0) when more keys fit than were asked for, or
+// when the range would take the reply past maxReplyScan keys read.
 func (r *Responder) onMatch(ctx context.Context, s *side, it *rangeItem) error {
 	if len(it.pattern) == 0 || r.noMatch {
 		return fmt.Errorf("%w: a MATCH sent to the responder", ErrUnexpected)
@@ -332,10 +332,9 @@ func (r *Responder) onMatch(ctx context.Context, s *side, it *rangeItem) error {
 	if err != nil {
 		return err
 	}
-	if s.scanned+mine.Count > maxReplyScan {
+	if !s.readRange(mine.Count) {
 		return s.emit(ctx, ans)
 	}
-	s.scanned += mine.Count
 	var found []Key
 	many := false
 	err = r.set.Iterate(ctx, it.lo, it.hi, func(k Key) error {

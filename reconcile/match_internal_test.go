@@ -11,19 +11,9 @@ import (
 	"github.com/storesync/storesync/pb"
 )
 
-// keyOfID returns a key whose short ID is id.
-func keyOfID(id ShortID, low uint64, fill byte) Key {
-	k := Key{TS: uint64(id)>>idWindowBits<<idWindowBits | low}
-	k.Hash[0], k.Hash[1], k.Hash[2] = byte(id>>16), byte(id>>8), byte(id)
-	for i := 3; i < HashSize; i++ {
-		k.Hash[i] = fill
-	}
-	return k
-}
-
 // groundTwinKeys are two keys of one time window whose short IDs fall in
 // the same cells, the first 300 at least.
-var groundTwinKeys = [2]Key{keyOfID(0x4110fbd8e413, 12345, 0xa5), keyOfID(0x4110fbfffeca, 54321, 0x5a)}
+var groundTwinKeys = [2]Key{KeyOfID(0x4110fbd8e413, 12345, 0xa5), KeyOfID(0x4110fbfffeca, 54321, 0x5a)}
 
 // randomKeys returns n random keys with timestamps below 2^50.
 func randomKeys(r *rand.Rand, n int) []Key {

@@ -170,17 +170,6 @@ func TestSessionsDuringWrites(t *testing.T) {
 	require.Equal(t, orEmpty(minus(kb, ka, reconcile.Key{}, reconcile.End)), orEmpty(ini.Have))
 }
 
-// stuckKey returns a key whose short ID is id, at low within id's time
-// window, with the rest of its hash filled with fill.
-func stuckKey(id, low uint64, fill byte) reconcile.Key {
-	k := reconcile.Key{TS: id>>24<<24 | low}
-	k.Hash[0], k.Hash[1], k.Hash[2] = byte(id>>16), byte(id>>8), byte(id)
-	for i := 3; i < len(k.Hash); i++ {
-		k.Hash[i] = fill
-	}
-	return k
-}
-
 // stuckPair returns two keys far apart in time whose short IDs fall in
 // the same sketch cells, the first 300 at least (found by search): one
 // held by each side, they cancel in every cell either falls in, so no
@@ -189,10 +178,10 @@ func stuckPair(t *testing.T) (x, y reconcile.Key) {
 	return cellPair(t, 0x4110f99808e3, 0x1323ed66a0bf2)
 }
 
-// cellPair returns the keys of short IDs idX and idY (stuckKey), which
-// must fall in the same sketch cells, the first 300 at least.
+// cellPair returns the keys of short IDs idX and idY (reconcile.KeyOfID),
+// which must fall in the same sketch cells, the first 300 at least.
 func cellPair(t *testing.T, idX, idY uint64) (x, y reconcile.Key) {
-	x, y = stuckKey(idX, 12345, 0xa5), stuckKey(idY, 54321, 0x5a)
+	x, y = reconcile.KeyOfID(idX, 12345, 0xa5), reconcile.KeyOfID(idY, 54321, 0x5a)
 	require.Equal(t, reconcile.CellIndices(x, 300), reconcile.CellIndices(y, 300))
 	return x, y
 }

@@ -36,7 +36,8 @@ type side struct {
 	// asks is how many messages asking for a reply the initiator may
 	// still send, this one included; unbounded for the responder.
 	asks int
-	// scanned is how many keys the reply read for cells past the memos.
+	// scanned is how many keys the reply read for cells past the memos
+	// and for MATCH answers (readRange).
 	scanned uint64
 }
 

@@ -134,22 +134,31 @@ func (r *Responder) onMoreCells(ctx context.Context, s *side, it *rangeItem) err
 		// Cells past the memos cost a read of the range: within
 		// maxReplyScan keys a reply; past it the range goes back to
 		// the initiator as a FINGERPRINT, which ends its sketch there.
-		if s.scanned+mine.Count > maxReplyScan {
+		if !s.readRange(mine.Count) {
 			fp, err := s.fingerprintItem(ctx, it.lo, it.hi, true)
 			if err != nil {
 				return err
 			}
 			return s.emit(ctx, fp)
 		}
-		s.scanned += mine.Count
 	}
 	return s.sendSketch(ctx, it.lo, it.hi, mine, it.firstCell, it.cellCount, 0)
 }
 
 // maxReplyScan bounds the keys a reply reads to compute cells past the
-// memos (see onMoreCells): an initiator that asks for more does not make
-// the responder read a whole large scope.
+// memos (see onMoreCells) and to answer MATCH items: an initiator that
+// asks for more does not make the responder read a whole large scope.
 const maxReplyScan = 1 << 16
+
+// readRange takes n keys from what the reply may still read
+// (maxReplyScan), or reports false, taking nothing, when they are more.
+func (s *side) readRange(n uint64) bool {
+	if s.scanned+n > maxReplyScan {
+		return false
+	}
+	s.scanned += n
+	return true
+}
 
 // onWant answers the initiator's WANT with the keys it decoded from our
 // sketch as lacking, from the room reserved for them: per ID asked for,
@@ -281,7 +290,9 @@ func (s *Session) undecoded(ctx context.Context, st *sketchState) error {
 	stuck := stalled || inherited || st.peel.twins()
 	if stuck {
 		if pattern, cells, ok := s.matchPattern(st, inherited); ok {
-			return s.askMatch(ctx, st, pattern, cells)
+			if asked, err := s.askMatch(ctx, st, pattern, cells); asked || err != nil {
+				return err
+			}
 		}
 		var done bool
 		var err error
@@ -478,13 +489,19 @@ func (s *Session) takeAnswers(items []rangeItem) ([]rangeItem, error) {
 				continue // answered twice
 			}
 			delete(s.wanted, id)
-			s.learnNeed([]Key{key})
 			st.missing--
-			st.received = st.received.AddHash(&key.Hash)
+			s.receive(st, key)
 		}
 		st.asking = nil
 	}
 	return rest, nil
+}
+
+// receive learns k, a key of the responder's that we lack, as part of
+// st's result.
+func (s *Session) receive(st *sketchState, k Key) {
+	s.learnNeed([]Key{k})
+	st.received = st.received.AddHash(&k.Hash)
 }
 
 // advance continues a sketch whose WANT the reply answered: it asks for
