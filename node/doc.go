@@ -36,7 +36,10 @@
 //
 // A datastore batch must apply atomically: go-datastore does not promise
 // it, but LevelDB's batches (OpenLevelDB) are atomic, and so must be the
-// Batching a caller passes to WithDatastore.
+// Batching a caller passes to WithDatastore. The one exception is
+// OpenLevelDB's own folder of two LevelDBs (splitStore in
+// leveldb_split.go), whose batches commit in an order the journal
+// covers.
 //
 // # Datastore layout (format 2)
 //
@@ -84,7 +87,12 @@
 //	/storesync/xon                            "1" while the hash index is
 //	                                          whole
 //
-// Every record but the format record sorts after the messages, so that no
+// A data folder OpenLevelDB creates keeps the message records, the hash
+// index and /storesync/xon in one LevelDB (messages/) and the rest in
+// another (meta/), so that a run of new messages fills tables that hold
+// nothing else; /storesync/synced is then in meta/ alone, the messages'
+// LevelDB being synced by its log files. In a folder of one LevelDB,
+// every record but the format record sorts after the messages, so that no
 // LevelDB table holds keys on both sides of a run of new messages: one
 // that did would overlap every later table of the run, which LevelDB
 // would then compact instead of moving it down its levels untouched. The

@@ -27,7 +27,11 @@ import (
 // the journal turns that into one leaf write per scope per flush.
 //
 // A crash between the two leaves messages that are stored but not in
-// their trees, all within the ranges the journal names. OpenStore reads
+// their trees, all within the ranges the journal names. In a data folder
+// of two LevelDBs (splitStore), a commit's batch writes its journal
+// record before its messages, so a kill between the two leaves a journal
+// range with none of them, never messages outside the journal; a
+// deletion's batch names its range too (commitDeletes). OpenStore reads
 // the message records in those ranges, makes those the tree lacks pending
 // and flushes, so the trees and the scope records again hold exactly the
 // stored messages. Whatever reads a tree flushes first (Store.Tree, Set),

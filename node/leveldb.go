@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 
 	ds "github.com/ipfs/go-datastore"
@@ -30,7 +31,10 @@ type levelConfig struct {
 // (kill -9, a panic, an OOM kill) loses nothing it acknowledged, and only
 // a crash of the machine itself may lose the last commits, which the next
 // sync with a peer brings back. Turn it on where a store node is the only
-// holder of its messages.
+// holder of its messages. Unsynced, a machine crash may keep the last
+// commits of one of a folder's two LevelDBs and not the other's: messages
+// whose journal record was lost are then stored but in no tree, which
+// `storesync repair` (Repair) puts back.
 func WithSyncWrites(on bool) LevelOption {
 	return func(c *levelConfig) error {
 		c.sync = on
@@ -38,9 +42,10 @@ func WithSyncWrites(on bool) LevelOption {
 	}
 }
 
-// WithWriteBuffer sets LevelDB's write buffer (memtable) size. Larger
-// buffers make bulk ingest faster, at the cost of memory (up to twice the
-// size while one is flushed). Default 24 MiB; at least 1 MiB.
+// WithWriteBuffer sets the write buffer (memtable) size of the LevelDB
+// that holds the messages. Larger buffers make bulk ingest faster, at
+// the cost of memory (up to twice the size while one is flushed).
+// Default 24 MiB; at least 1 MiB.
 func WithWriteBuffer(bytes int) LevelOption {
 	return func(c *levelConfig) error {
 		if bytes < 1<<20 {
@@ -81,6 +86,14 @@ func WithBlockCache(bytes int) LevelOption {
 // needed. The caller owns the datastore and must Close it (ds.Batching is
 // an io.Closer) after closing every Store opened over it.
 //
+// A new folder holds two LevelDBs: messages/ the message records (and the
+// hash index), meta/ every other record, so that messages written in key
+// order are never compacted (splitStore). The write buffer of meta/ is a
+// third of the messages' (at least 4 MiB). A folder that holds one
+// LevelDB at its top, as every folder did before, is opened as it is:
+// one LevelDB keeps everything. Versions before the split layout cannot
+// open a folder of two.
+//
 // Tables carry Bloom filters (10 bits a key), so that looking up an
 // absent key rarely touches the disk, and the write buffer is larger
 // than LevelDB's default, which is what bulk ingest is bound by. Commits
@@ -109,15 +122,42 @@ func OpenLevelDB(path string, opts ...LevelOption) (ds.Batching, error) {
 	if err := os.MkdirAll(path, 0o755); err != nil {
 		return nil, fmt.Errorf("open leveldb: %w", err)
 	}
+	files := openTablesLimit()
+	if _, err := os.Stat(filepath.Join(path, "CURRENT")); err == nil {
+		// A folder written before the split layout: one LevelDB holds
+		// everything, as it did.
+		return openLevel(path, cfg, cfg.writeBuffer, files)
+	}
+	msgsDir := filepath.Join(path, splitMessagesDir)
+	msgs, err := openLevel(msgsDir, cfg, cfg.writeBuffer, files-files/4)
+	if err != nil {
+		return nil, err
+	}
+	meta, err := openLevel(filepath.Join(path, splitMetaDir), cfg, max(cfg.writeBuffer/3, 4<<20), files/4)
+	if err != nil {
+		return nil, errors.Join(err, msgs.Close())
+	}
+	return &splitStore{msgs: msgs, meta: meta, msgsDir: levelDir(msgsDir)}, nil
+}
+
+// The folders of a data folder's two LevelDBs (splitStore).
+const (
+	splitMessagesDir = "messages"
+	splitMetaDir     = "meta"
+)
+
+// openLevel opens the one LevelDB in the folder at path, with a write
+// buffer of writeBuffer bytes and files tables open at most.
+func openLevel(path string, cfg levelConfig, writeBuffer, files int) (*levelStore, error) {
 	o := &dsleveldb.Options{
 		Filter:             filter.NewBloomFilter(10),
-		WriteBuffer:        cfg.writeBuffer,
+		WriteBuffer:        writeBuffer,
 		BlockCacheCapacity: cfg.blockCache,
 		DisableBlockCache:  cfg.blockCache == 0,
 		// Without a block cache, a table evicted from the open files'
 		// cache loses its index and filter, which its next read loads
 		// again: keep as many open as the process may.
-		OpenFilesCacheCapacity: openTablesLimit(),
+		OpenFilesCacheCapacity: files,
 		// Blocks stay at LevelDB's 4 KiB. Blocks of 16 KiB made a scan
 		// of a scope and the compactions of a bulk load cheaper (an
 		// export 12 % faster, an import's storing 18 %), but a random
@@ -129,11 +169,12 @@ func OpenLevelDB(path string, opts ...LevelOption) (ds.Batching, error) {
 		// compact a quarter as often; they cost nothing at rest.
 		CompactionTableSize: 8 << 20,
 		CompactionTotalSize: 64 << 20,
-		// Every flush of the journal writes tree nodes, whose keys sort
-		// after the messages, so a level-0 table's keys run from new
-		// messages to new nodes, a range that holds every older node of
-		// the tree: its compaction rewrites them. Compacting level 0 at 8 tables rather
-		// than 4 halves that rewriting, and slowing writes at 32 tables
+		// In a folder of one LevelDB (before the split layout), every
+		// flush of the journal writes tree nodes, whose keys sort after
+		// the messages, so a level-0 table's keys run from new messages
+		// to new nodes, a range that holds every older node of the tree:
+		// its compaction rewrites them. Compacting level 0 at 8 tables
+		// rather than 4 halves that rewriting, and slowing writes at 32 tables
 		// and stopping them at 48 (LevelDB's: 8 and 12; RocksDB's: 20
 		// and 36, of larger tables) lets a bulk load end with
 		// compaction still to do rather than every commit after it
@@ -186,7 +227,12 @@ func (l *levelStore) Sync(context.Context, ds.Key) error {
 // Batch implements ds.Batching: the puts and deletes apply together, or
 // not at all, when Commit returns. A batch may not be used after Commit.
 func (l *levelStore) Batch(context.Context) (ds.Batch, error) {
-	return &levelBatch{db: l.DB, b: batchPool.Get().(*leveldb.Batch), wo: l.wo}, nil
+	return newLevelBatch(l), nil
+}
+
+// newLevelBatch returns a batch of l's.
+func newLevelBatch(l *levelStore) *levelBatch {
+	return &levelBatch{db: l.DB, b: batchPool.Get().(*leveldb.Batch), wo: l.wo}
 }
 
 // batchPool recycles LevelDB batches: a bulk commit of a few megabytes
@@ -232,11 +278,22 @@ func (b *levelBatch) Commit(context.Context) error {
 	if b.b == nil {
 		return errBatchDone
 	}
-	err := b.db.Write(b.b, b.wo)
+	var err error
+	if b.b.Len() > 0 {
+		err = b.db.Write(b.b, b.wo)
+	}
+	b.discard()
+	return err
+}
+
+// discard returns the batch's buffer to the pool, uncommitted.
+func (b *levelBatch) discard() {
+	if b.b == nil {
+		return
+	}
 	b.b.Reset()
 	batchPool.Put(b.b)
 	b.b = nil
-	return err
 }
 
 // scanRange calls fn for every record with start <= key < limit, in key

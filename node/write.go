@@ -112,7 +112,9 @@ func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, c *changes
 		}
 	}
 	if extra != nil {
-		if err := extra(ctx, b); err != nil {
+		// What extra writes (a cursor, an import record) says the
+		// messages are stored: it must not commit before them.
+		if err := extra(ctx, afterRecords(b)); err != nil {
 			return err
 		}
 	}
@@ -427,6 +429,18 @@ func (s *Store) commitDeletes(ctx context.Context, st *scopeState, keys []reconc
 		next.newest = int64(last.TS)
 	}
 	if err := b.Put(ctx, scopeRecordKey(st.idHex), (&scopeRecord{scope: st.scope, agg: next.agg}).encode()); err != nil {
+		x.Discard()
+		return 0, err
+	}
+	// The journal names the range of the deleted records, as a commit's
+	// names the range of new ones: where the tree's part of this batch
+	// commits before the records' (splitStore), a kill between the two
+	// leaves records the tree lacks, and OpenStore's replay puts them
+	// back in the tree, so that the deletion did not happen rather than
+	// half of it. The next flush deletes the record.
+	rm := x.RemovedKeys()
+	lo, hi := slices.MinFunc(rm, reconcile.Key.Compare), slices.MaxFunc(rm, reconcile.Key.Compare)
+	if err := b.Put(ctx, journalRecordKey(s.nextSeq()), encodeJournal([]journalEntry{{id: st.id, lo: lo, hi: hi}})); err != nil {
 		x.Discard()
 		return 0, err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -280,18 +281,21 @@ func killWhileStoring(t *testing.T, bin, dir, path string, delay time.Duration) 
 	return nil
 }
 
-// dirSize returns the total size of the files in dir.
+// dirSize returns the total size of the files in dir and its folders.
 func dirSize(t *testing.T, dir string) int64 {
 	t.Helper()
-	entries, err := os.ReadDir(dir)
-	require.NoError(t, err)
 	var n int64
-	for _, e := range entries {
-		// A file may go between the listing and its Info: it counts 0.
-		if fi, err := e.Info(); err == nil {
+	err := filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
+		if err != nil {
+			// A file may go between the listing and its Info: it counts 0.
+			return nil
+		}
+		if fi, err := e.Info(); err == nil && !e.IsDir() {
 			n += fi.Size()
 		}
-	}
+		return nil
+	})
+	require.NoError(t, err)
 	return n
 }
 
