@@ -51,9 +51,22 @@ var (
 // written with the messages they index.
 var splitPrefixes = []string{msgsKey.String() + "/", hashIndexPrefix}
 
-// isMsgRecord reports whether key k belongs in the message LevelDB.
+// isMsgRecord reports whether the record named k belongs in the message
+// LevelDB. Go converts k for the comparisons without copying it.
 func isMsgRecord(k []byte) bool {
-	s := string(k)
+	for _, p := range splitPrefixes {
+		if len(k) >= len(p) && string(k[:len(p)]) == p {
+			return true
+		}
+	}
+	return string(k) == hashIndexOnKey.String()
+}
+
+// isMsgKey is isMsgRecord for a datastore key.
+func isMsgKey(k ds.Key) bool { return isMsgName(k.String()) }
+
+// isMsgName is isMsgRecord for a key as a string.
+func isMsgName(s string) bool {
 	for _, p := range splitPrefixes {
 		if strings.HasPrefix(s, p) {
 			return true
@@ -63,7 +76,7 @@ func isMsgRecord(k []byte) bool {
 }
 
 func (s *splitStore) of(k ds.Key) *levelStore {
-	if isMsgRecord(k.Bytes()) {
+	if isMsgKey(k) {
 		return s.msgs
 	}
 	return s.meta
@@ -147,7 +160,7 @@ func (s *splitStore) Close() error {
 func (s *splitStore) Query(ctx context.Context, q dsq.Query) (dsq.Results, error) {
 	p := strings.TrimSuffix(q.Prefix, "/")
 	switch {
-	case isMsgRecord([]byte(p + "/")):
+	case isMsgName(p + "/"):
 		return s.msgs.Query(ctx, q)
 	case p != "" && p != rootKey.String():
 		return s.meta.Query(ctx, q)
@@ -232,12 +245,19 @@ func (b *splitBatch) of(k []byte) *levelBatch {
 	return b.part(&b.meta, b.s.meta)
 }
 
+func (b *splitBatch) ofKey(k ds.Key) *levelBatch {
+	if isMsgKey(k) {
+		return b.part(&b.msgs, b.s.msgs)
+	}
+	return b.part(&b.meta, b.s.meta)
+}
+
 // Put implements ds.Batch.
 func (b *splitBatch) Put(ctx context.Context, k ds.Key, v []byte) error {
 	if b.done {
 		return errBatchDone
 	}
-	return b.of(k.Bytes()).Put(ctx, k, v)
+	return b.ofKey(k).Put(ctx, k, v)
 }
 
 // putBytes is bytesPutter's.
@@ -253,7 +273,7 @@ func (b *splitBatch) Delete(ctx context.Context, k ds.Key) error {
 	if b.done {
 		return errBatchDone
 	}
-	return b.of(k.Bytes()).Delete(ctx, k)
+	return b.ofKey(k).Delete(ctx, k)
 }
 
 // later returns the writes that commit after the message records. They
@@ -267,7 +287,7 @@ func (l laterPart) Put(ctx context.Context, k ds.Key, v []byte) error {
 	if l.b.done {
 		return errBatchDone
 	}
-	if isMsgRecord(k.Bytes()) {
+	if isMsgKey(k) {
 		return l.b.Put(ctx, k, v)
 	}
 	return l.b.part(&l.b.after, l.b.s.meta).Put(ctx, k, v)
@@ -277,7 +297,7 @@ func (l laterPart) Delete(ctx context.Context, k ds.Key) error {
 	if l.b.done {
 		return errBatchDone
 	}
-	if isMsgRecord(k.Bytes()) {
+	if isMsgKey(k) {
 		return l.b.Delete(ctx, k)
 	}
 	return l.b.part(&l.b.after, l.b.s.meta).Delete(ctx, k)
