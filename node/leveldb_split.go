@@ -37,6 +37,11 @@ import (
 type splitStore struct {
 	msgs, meta *levelStore
 	msgsDir    levelDir
+	// failPart, when set (by tests), fails the parts of batches it
+	// returns an error for, before they commit: a failure between the
+	// two LevelDBs that a live process survives cannot be made
+	// otherwise.
+	failPart func(batchPart) error
 }
 
 var (
@@ -305,22 +310,78 @@ func (l laterPart) Delete(ctx context.Context, k ds.Key) error {
 
 // Commit implements ds.Batch: the other records, then the message
 // records, then the later part. A part that fails stops the rest; the
-// parts before it stay committed.
+// parts before it stay committed, and the error says which
+// (committedParts).
 func (b *splitBatch) Commit(ctx context.Context) error {
 	if b.done {
 		return errBatchDone
 	}
 	b.done = true
+	parts := []struct {
+		p    *levelBatch
+		name batchPart
+	}{{b.meta, partMeta}, {b.msgs, partRecords}, {b.after, partAfter}}
 	var err error
-	for _, p := range []*levelBatch{b.meta, b.msgs, b.after} {
-		if p == nil {
+	done := map[batchPart]bool{}
+	for _, part := range parts {
+		if part.p == nil {
+			done[part.name] = err == nil
 			continue
 		}
-		if err == nil {
-			err = p.Commit(ctx)
-		} else {
-			p.discard()
+		if err != nil {
+			part.p.discard()
+			continue
 		}
+		if b.s.failPart != nil {
+			err = b.s.failPart(part.name)
+		}
+		if err == nil {
+			err = part.p.Commit(ctx)
+		} else {
+			part.p.discard()
+		}
+		done[part.name] = err == nil
+	}
+	if err != nil && (done[partMeta] && b.meta != nil || done[partRecords] && b.msgs != nil) {
+		return &partialCommitError{err: err, meta: done[partMeta], records: done[partRecords]}
 	}
 	return err
+}
+
+// batchPart names a part of a splitBatch.
+type batchPart int
+
+// The parts of a splitBatch, in the order they commit.
+const (
+	partMeta batchPart = iota
+	partRecords
+	partAfter
+)
+
+// partialCommitError is the error of a splitBatch that committed its
+// first parts, not the rest.
+type partialCommitError struct {
+	err           error
+	meta, records bool // which parts committed
+}
+
+func (e *partialCommitError) Error() string {
+	return "leveldb: batch committed in part: " + e.err.Error()
+}
+
+func (e *partialCommitError) Unwrap() error { return e.err }
+
+// committedParts reports, for what a batch's Commit returned, whether its
+// records other than messages and its message records are stored: both
+// when err is nil, neither for any error but that of a splitBatch that
+// committed in part.
+func committedParts(err error) (meta, records bool) {
+	if err == nil {
+		return true, true
+	}
+	var p *partialCommitError
+	if errors.As(err, &p) {
+		return p.meta, p.records
+	}
+	return false, false
 }

@@ -2,8 +2,10 @@ package node
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +60,7 @@ func requireWhole(t *testing.T, dir string, want []reconcile.Message) {
 	t.Helper()
 	d := openSplit(t, dir)
 	defer d.Close()
-	s, err := OpenStore(t.Context(), d)
+	s, err := OpenStore(t.Context(), d, WithVerifyOnOpen(true))
 	require.NoError(t, err)
 	defer func() { require.NoError(t, s.Close()) }()
 	stats, ok := s.Stats(splitScope)
@@ -227,15 +229,8 @@ func TestSplitLaterCommitsWithTheMessages(t *testing.T) {
 // but whose records are not deleted opens as if it had not run, and runs
 // again.
 func TestSplitDeletionKilledBetweenParts(t *testing.T) {
-	dir := t.TempDir()
-	d := openSplit(t, dir)
-	s, err := OpenStore(t.Context(), d)
-	require.NoError(t, err)
-	require.NoError(t, s.AddScope(t.Context(), splitScope))
-	msgs := splitMsgs(500, 0)
-	_, err = s.Put(t.Context(), msgs...)
-	require.NoError(t, err)
-	require.NoError(t, s.flush(t.Context()))
+	dir, d, s, msgs := flushedSplit(t, 500)
+	var err error
 	cut := msgs[200].Timestamp
 	kill := dieAfterMeta(t, d)
 	_, err = s.DeleteBefore(t.Context(), splitScope, cut)
@@ -243,15 +238,23 @@ func TestSplitDeletionKilledBetweenParts(t *testing.T) {
 	kill(s)
 	requireWhole(t, dir, msgs)
 
-	d = openSplit(t, dir)
-	s, err = OpenStore(t.Context(), d)
+	deleteAfterReopen(t, dir, cut, msgs)
+}
+
+// flushedSplit opens a store over a new folder of two LevelDBs, puts n
+// messages into splitScope and flushes them into its tree.
+func flushedSplit(t *testing.T, n int) (string, *splitStore, *Store, []reconcile.Message) {
+	t.Helper()
+	dir := t.TempDir()
+	d := openSplit(t, dir)
+	s, err := OpenStore(t.Context(), d)
 	require.NoError(t, err)
-	n, err := s.DeleteBefore(t.Context(), splitScope, cut)
+	require.NoError(t, s.AddScope(t.Context(), splitScope))
+	msgs := splitMsgs(n, 0)
+	_, err = s.Put(t.Context(), msgs...)
 	require.NoError(t, err)
-	require.Equal(t, 200, n)
-	require.NoError(t, s.Close())
-	require.NoError(t, d.Close())
-	requireWhole(t, dir, msgs[200:])
+	require.NoError(t, s.flush(t.Context()))
+	return dir, d, s, msgs
 }
 
 // keysOfMsgs returns the keys of msgs.
@@ -261,4 +264,120 @@ func keysOfMsgs(msgs []reconcile.Message) []reconcile.Key {
 		keys[i] = msgs[i].Key()
 	}
 	return keys
+}
+
+// errDisk is the failure failPart injects.
+var errDisk = errors.New("disk failure")
+
+// failing makes the batches of d fail at part until the test restores it.
+func failing(d *splitStore, part batchPart) func() {
+	d.failPart = func(p batchPart) error {
+		if p == part {
+			return errDisk
+		}
+		return nil
+	}
+	return func() { d.failPart = nil }
+}
+
+// requireHolds checks that a live store holds exactly want in splitScope.
+func requireHolds(t *testing.T, s *Store, want []reconcile.Message) {
+	t.Helper()
+	stats, _ := s.Stats(splitScope)
+	require.Equal(t, uint64(len(want)), stats.Count)
+	got, err := s.Get(t.Context(), splitScope, keysOfMsgs(want))
+	require.NoError(t, err)
+	for i, m := range got {
+		require.NotNil(t, m, "message %d", i)
+	}
+	tree, ok := s.Tree(splitScope)
+	require.True(t, ok)
+	agg, err := tree.Verify(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, stats.Root, agg.Fingerprint())
+}
+
+// TestSplitDeletionFailingBetweenParts: in a live store, a deletion whose
+// tree is written and whose records are not fails, and the store holds
+// every message as before it, in its tree too, takes new ones, reopens
+// verified, and deletes them when asked again.
+func TestSplitDeletionFailingBetweenParts(t *testing.T) {
+	dir, d, s, msgs := flushedSplit(t, 500)
+	var err error
+	cut := msgs[200].Timestamp
+	restore := failing(d, partRecords)
+	_, err = s.DeleteBefore(t.Context(), splitScope, cut)
+	require.ErrorIs(t, err, errDisk)
+	restore()
+	requireHolds(t, s, msgs)
+	more := splitMsgs(100, 500)
+	_, err = s.Put(t.Context(), more...)
+	require.NoError(t, err)
+	all := append(slices.Clone(msgs), more...)
+	requireHolds(t, s, all)
+	require.NoError(t, s.Close())
+	require.NoError(t, d.Close())
+	requireWhole(t, dir, all)
+
+	deleteAfterReopen(t, dir, cut, all)
+}
+
+// deleteAfterReopen reopens the folder at dir, whose scope holds have,
+// deletes the messages before cut, the first 200, and checks the store,
+// live and reopened.
+func deleteAfterReopen(t *testing.T, dir string, cut int64, have []reconcile.Message) {
+	t.Helper()
+	d := openSplit(t, dir)
+	s, err := OpenStore(t.Context(), d)
+	require.NoError(t, err)
+	n, err := s.DeleteBefore(t.Context(), splitScope, cut)
+	require.NoError(t, err)
+	require.Equal(t, 200, n)
+	requireHolds(t, s, have[200:])
+	require.NoError(t, s.Close())
+	require.NoError(t, d.Close())
+	requireWhole(t, dir, have[200:])
+}
+
+// TestSplitCommitFailingBetweenParts: in a live store, a commit whose
+// messages are not written stores nothing and takes them when given
+// again; one whose messages are written and whose cursor is not reports
+// the error and keeps the messages, in its state and on reopen.
+func TestSplitCommitFailingBetweenParts(t *testing.T) {
+	dir := t.TempDir()
+	d := openSplit(t, dir)
+	s, err := OpenStore(t.Context(), d)
+	require.NoError(t, err)
+	require.NoError(t, s.AddScope(t.Context(), splitScope))
+	first, second, third := splitMsgs(100, 0), splitMsgs(100, 100), splitMsgs(100, 200)
+	_, err = s.Put(t.Context(), first...)
+	require.NoError(t, err)
+
+	restore := failing(d, partRecords)
+	_, err = s.Put(t.Context(), second...)
+	require.ErrorIs(t, err, errDisk)
+	restore()
+	requireHolds(t, s, first)
+	res, err := s.Put(t.Context(), second...)
+	require.NoError(t, err)
+	require.Len(t, res.Added, len(second), "nothing of the failed commit was stored")
+
+	progress := resumeKey.ChildString("test")
+	restore = failing(d, partAfter)
+	_, err = s.put(t.Context(), third, keysOfMsgs(third), func(ctx context.Context, w ds.Write) error {
+		return w.Put(ctx, progress, []byte("done"))
+	})
+	require.ErrorIs(t, err, errDisk)
+	restore()
+	all := append(append(slices.Clone(first), second...), third...)
+	requireHolds(t, s, all)
+	res, err = s.Put(t.Context(), third...)
+	require.NoError(t, err)
+	require.Equal(t, len(third), res.Duplicates, "the messages stored before the cursor failed are kept")
+	has, err := d.Has(t.Context(), progress)
+	require.NoError(t, err)
+	require.False(t, has)
+	require.NoError(t, s.Close())
+	require.NoError(t, d.Close())
+	requireWhole(t, dir, all)
 }

@@ -71,7 +71,9 @@ func lockScopes(sts []*scopeState) func() {
 // keys, in one datastore batch together with what extra writes; then it
 // makes the keys pending and publishes the new states. When commit
 // returns nil every new message is stored and visible; when it fails,
-// nothing is. The keys reach the trees at the next flush (journal.go).
+// nothing is, but for a split datastore that stored the messages and not
+// what extra wrote after them (splitStore): they are visible then. The
+// keys reach the trees at the next flush (journal.go).
 func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, c *changes, extra writeFunc) error {
 	s.commitMu.RLock()
 	defer s.commitMu.RUnlock()
@@ -118,8 +120,14 @@ func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, c *changes
 			return err
 		}
 	}
-	if err := b.Commit(ctx); err != nil {
-		return err
+	// A split datastore may commit the journal record and not the
+	// messages (nothing is stored: the next flush deletes the record), or
+	// the messages and not what extra wrote after them: they are stored
+	// and named by the journal, so they are published as if the commit
+	// had succeeded, and the error is returned.
+	cerr := b.Commit(ctx)
+	if _, stored := committedParts(cerr); !stored {
+		return cerr
 	}
 	for _, note := range noted {
 		note() // the scopes' writer locks are still held
@@ -155,7 +163,7 @@ func (s *Store) commit(ctx context.Context, msgs []reconcile.Message, c *changes
 		s.pendingN += fresh
 		s.jmu.Unlock()
 	}
-	return nil
+	return cerr
 }
 
 // stage writes the records of a change's new messages into the batch and
@@ -445,7 +453,22 @@ func (s *Store) commitDeletes(ctx context.Context, st *scopeState, keys []reconc
 		return 0, err
 	}
 	if err := b.Commit(ctx); err != nil {
-		x.Discard()
+		tree, records := committedParts(err)
+		if !tree {
+			x.Discard()
+			return 0, err
+		}
+		// A split datastore committed the tree's part and not the
+		// deletion of the records: the tree in memory follows the one
+		// stored, and the records still there go back into it as pending
+		// keys, as OpenStore's replay would put them after a kill.
+		st.snap.Store(&next)
+		x.Commit()
+		if !records {
+			if rerr := s.replayScope(ctx, st, []keyRange{{lo, hi.Next()}}); rerr != nil {
+				return 0, errors.Join(err, rerr)
+			}
+		}
 		return 0, err
 	}
 	st.snap.Store(&next)

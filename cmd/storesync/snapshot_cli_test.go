@@ -29,7 +29,7 @@ import (
 
 var (
 	exportLine = regexp.MustCompile(`^exported (\d+) messages of (\S+) \((\S+)\) to (\S+): root ([0-9a-f]{32}), .+\n$`)
-	importLine = regexp.MustCompile(`^imported (\d+) messages of \S+ \(\S+\) from \S+: added (\d+), duplicates (\d+), rejected (\d+)(, resumed at batch (\d+) of \d+ \(\d+ messages stored before\))?; root ([0-9a-f]{32}) verified; the scope now holds (\d+) messages, root ([0-9a-f]{32})\n$`)
+	importLine = regexp.MustCompile(`^imported (\d+) messages of \S+ \(\S+\) from \S+: added (\d+), duplicates (\d+), rejected (\d+)(, resumed at batch (\d+) of \d+ \((\d+) messages stored before\))?; root ([0-9a-f]{32}) verified; the scope now holds (\d+) messages, root ([0-9a-f]{32})\n$`)
 )
 
 // exported runs an export and returns the root it printed.
@@ -45,11 +45,12 @@ func exported(t *testing.T, bin string, args ...string) (root string) {
 
 // imported runs an import and returns the figures of its summary:
 // count, added, duplicates, rejected, resumed-at batch (-1 if not
-// resumed), and the file's and the scope's roots.
+// resumed) and the messages stored before it, and the file's and the
+// scope's roots.
 type importSummary struct {
-	count, added, duplicates, rejected, resumedAt int
-	root, scopeRoot                               string
-	scopeCount                                    int
+	count, added, duplicates, rejected, resumedAt, storedBefore int
+	root, scopeRoot                                             string
+	scopeCount                                                  int
 }
 
 func parseImport(t *testing.T, out string) importSummary {
@@ -62,9 +63,9 @@ func parseImport(t *testing.T, out string) importSummary {
 		return v
 	}
 	s := importSummary{count: n(m[1]), added: n(m[2]), duplicates: n(m[3]), rejected: n(m[4]), resumedAt: -1,
-		root: m[7], scopeCount: n(m[8]), scopeRoot: m[9]}
+		root: m[8], scopeCount: n(m[9]), scopeRoot: m[10]}
 	if m[5] != "" {
-		s.resumedAt = n(m[6])
+		s.resumedAt, s.storedBefore = n(m[6]), n(m[7])
 	}
 	return s
 }
@@ -213,7 +214,13 @@ func TestCLIImportSurvivesKill(t *testing.T) {
 	require.Equal(t, hex.EncodeToString(root[:]), got.root)
 	require.Equal(t, got.root, got.scopeRoot)
 	require.Equal(t, int(h.Count), got.scopeCount)
-	require.Zero(t, got.duplicates, "a batch is stored with its record, never twice")
+	// A batch's import record commits right after its messages, in the
+	// other LevelDB of the folder: a kill between the two leaves the
+	// record one batch behind, and that batch, read again, is counted as
+	// duplicates and stores nothing. At most one batch: 4 KiB of messages
+	// of 100 bytes or more.
+	require.LessOrEqual(t, got.duplicates, 40, "at most the batch in flight at the last kill is read twice")
+	require.Equal(t, int(h.Count), got.added+got.duplicates+got.storedBefore, "every message stored once")
 
 	// The store proves itself: every tree invariant, every message.
 	withDataFolder(t, dir, func(d ds.Batching, s *node.Store) {
