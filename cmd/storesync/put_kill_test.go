@@ -81,9 +81,10 @@ func TestPutsSurviveKills(t *testing.T) {
 		require.NoError(t, err)
 		p := &killPutter{}
 		done := make(chan struct{})
+		pr := rand.New(rand.NewPCG(r.Uint64(), r.Uint64())) // r is this goroutine's
 		go func() {
 			defer close(done)
-			p.run(t.Context(), c, rand.New(rand.NewPCG(r.Uint64(), r.Uint64())), ts)
+			p.run(t.Context(), c, pr, ts)
 		}()
 		time.Sleep(time.Duration(50+r.IntN(400)) * time.Millisecond)
 		require.NoError(t, proc.cmd.Process.Kill())
