@@ -28,6 +28,7 @@ type killPutter struct {
 	mu       sync.Mutex
 	acked    []reconcile.Message
 	inFlight []reconcile.Message
+	first    chan struct{} // closed at the first acknowledged put
 }
 
 // run puts until a request fails; ts is the first timestamp to use.
@@ -52,6 +53,9 @@ func (p *killPutter) run(ctx context.Context, c *controlClient, r *rand.Rand, ts
 			return
 		}
 		p.mu.Lock()
+		if len(p.acked) == 0 {
+			close(p.first)
+		}
 		p.acked = append(p.acked, batch...)
 		p.inFlight = nil
 		p.mu.Unlock()
@@ -79,14 +83,22 @@ func TestPutsSurviveKills(t *testing.T) {
 		proc := startNode(t, bin, dir, args...)
 		c, err := newControlClient(dir)
 		require.NoError(t, err)
-		p := &killPutter{}
+		p := &killPutter{first: make(chan struct{})}
 		done := make(chan struct{})
 		pr := rand.New(rand.NewPCG(r.Uint64(), r.Uint64())) // r is this goroutine's
 		go func() {
 			defer close(done)
 			p.run(t.Context(), c, pr, ts)
 		}()
-		time.Sleep(time.Duration(50+r.IntN(400)) * time.Millisecond)
+		// At least one put in, then a random moment more: a slow machine
+		// (the race detector) may take longer than the window to answer
+		// the first.
+		select {
+		case <-p.first:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("kill %d: the node took no put in 30 s", kill)
+		}
+		time.Sleep(time.Duration(r.IntN(400)) * time.Millisecond)
 		require.NoError(t, proc.cmd.Process.Kill())
 		<-proc.done
 		<-done
