@@ -45,10 +45,9 @@ type splitStore struct {
 }
 
 var (
-	_ ds.Batching  = (*splitStore)(nil)
-	_ rangeReader  = (*splitStore)(nil)
-	_ settler      = (*splitStore)(nil)
-	_ apartRecords = (*splitStore)(nil)
+	_ ds.Batching = (*splitStore)(nil)
+	_ rangeReader = (*splitStore)(nil)
+	_ settler     = (*splitStore)(nil)
 )
 
 // splitPrefixes are the keys the message LevelDB holds: message records,
@@ -204,9 +203,6 @@ func (s *splitStore) scanRange(ctx context.Context, start, limit ds.Key, reverse
 // overlap, so there is nothing to do.
 func (s *splitStore) settle(lo, hi ds.Key) error { return nil }
 
-// recordsApart is apartRecords'.
-func (s *splitStore) recordsApart() bool { return true }
-
 // Batch implements ds.Batching (see splitStore for the order in which its
 // parts commit).
 func (s *splitStore) Batch(ctx context.Context) (ds.Batch, error) {
@@ -243,15 +239,9 @@ func (b *splitBatch) part(p **levelBatch, l *levelStore) *levelBatch {
 	return *p
 }
 
-func (b *splitBatch) of(k []byte) *levelBatch {
-	if isMsgRecord(k) {
-		return b.part(&b.msgs, b.s.msgs)
-	}
-	return b.part(&b.meta, b.s.meta)
-}
-
-func (b *splitBatch) ofKey(k ds.Key) *levelBatch {
-	if isMsgKey(k) {
+// of returns the part a record goes to: the messages' when msg is set.
+func (b *splitBatch) of(msg bool) *levelBatch {
+	if msg {
 		return b.part(&b.msgs, b.s.msgs)
 	}
 	return b.part(&b.meta, b.s.meta)
@@ -262,7 +252,7 @@ func (b *splitBatch) Put(ctx context.Context, k ds.Key, v []byte) error {
 	if b.done {
 		return errBatchDone
 	}
-	return b.ofKey(k).Put(ctx, k, v)
+	return b.of(isMsgKey(k)).Put(ctx, k, v)
 }
 
 // putBytes is bytesPutter's.
@@ -270,7 +260,7 @@ func (b *splitBatch) putBytes(k, v []byte) error {
 	if b.done {
 		return errBatchDone
 	}
-	return b.of(k).putBytes(k, v)
+	return b.of(isMsgRecord(k)).putBytes(k, v)
 }
 
 // Delete implements ds.Batch.
@@ -278,7 +268,7 @@ func (b *splitBatch) Delete(ctx context.Context, k ds.Key) error {
 	if b.done {
 		return errBatchDone
 	}
-	return b.ofKey(k).Delete(ctx, k)
+	return b.of(isMsgKey(k)).Delete(ctx, k)
 }
 
 // later returns the writes that commit after the message records. They
@@ -288,24 +278,27 @@ func (b *splitBatch) later() ds.Write { return laterPart{b} }
 // laterPart is splitBatch's later part.
 type laterPart struct{ b *splitBatch }
 
+// of returns the part a record of the later part goes to: message
+// records still go with the messages.
+func (l laterPart) of(k ds.Key) *levelBatch {
+	if isMsgKey(k) {
+		return l.b.of(true)
+	}
+	return l.b.part(&l.b.after, l.b.s.meta)
+}
+
 func (l laterPart) Put(ctx context.Context, k ds.Key, v []byte) error {
 	if l.b.done {
 		return errBatchDone
 	}
-	if isMsgKey(k) {
-		return l.b.Put(ctx, k, v)
-	}
-	return l.b.part(&l.b.after, l.b.s.meta).Put(ctx, k, v)
+	return l.of(k).Put(ctx, k, v)
 }
 
 func (l laterPart) Delete(ctx context.Context, k ds.Key) error {
 	if l.b.done {
 		return errBatchDone
 	}
-	if isMsgKey(k) {
-		return l.b.Delete(ctx, k)
-	}
-	return l.b.part(&l.b.after, l.b.s.meta).Delete(ctx, k)
+	return l.of(k).Delete(ctx, k)
 }
 
 // Commit implements ds.Batch: the other records, then the message
@@ -317,33 +310,31 @@ func (b *splitBatch) Commit(ctx context.Context) error {
 		return errBatchDone
 	}
 	b.done = true
-	parts := []struct {
-		p    *levelBatch
-		name batchPart
-	}{{b.meta, partMeta}, {b.msgs, partRecords}, {b.after, partAfter}}
+	parts := [...]*levelBatch{partMeta: b.meta, partRecords: b.msgs, partAfter: b.after}
+	var stored [len(parts)]bool // a part with nothing to write is stored unless one before failed
 	var err error
-	done := map[batchPart]bool{}
-	for _, part := range parts {
-		if part.p == nil {
-			done[part.name] = err == nil
-			continue
+	for i, p := range parts {
+		switch {
+		case err != nil:
+			if p != nil {
+				p.discard()
+			}
+		case p == nil:
+			stored[i] = true
+		default:
+			if b.s.failPart != nil {
+				err = b.s.failPart(batchPart(i))
+			}
+			if err == nil {
+				err = p.Commit(ctx)
+			} else {
+				p.discard()
+			}
+			stored[i] = err == nil
 		}
-		if err != nil {
-			part.p.discard()
-			continue
-		}
-		if b.s.failPart != nil {
-			err = b.s.failPart(part.name)
-		}
-		if err == nil {
-			err = part.p.Commit(ctx)
-		} else {
-			part.p.discard()
-		}
-		done[part.name] = err == nil
 	}
-	if err != nil && (done[partMeta] && b.meta != nil || done[partRecords] && b.msgs != nil) {
-		return &partialCommitError{err: err, meta: done[partMeta], records: done[partRecords]}
+	if err != nil && (stored[partMeta] && b.meta != nil || stored[partRecords] && b.msgs != nil) {
+		return &partialCommitError{err: err, meta: stored[partMeta], records: stored[partRecords]}
 	}
 	return err
 }

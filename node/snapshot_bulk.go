@@ -91,16 +91,10 @@ var bulkNodeBytes = 64 << 20
 // tens of MiB lower.
 const bulkNodeBytesApart = 4 << 20
 
-// apartRecords is a datastore that keeps message records apart from the
-// others (splitStore).
-type apartRecords interface {
-	recordsApart() bool
-}
-
 // bulkHold returns how many bytes of tree nodes a bulk load holds before
 // writing them.
 func (s *Store) bulkHold() int {
-	if a, ok := s.d.(apartRecords); ok && a.recordsApart() {
+	if _, apart := s.d.(*splitStore); apart {
 		return min(bulkNodeBytes, bulkNodeBytesApart)
 	}
 	return bulkNodeBytes
