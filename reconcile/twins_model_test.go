@@ -41,8 +41,12 @@ func plantedPairs(t *testing.T) [][2]reconcile.Key {
 // when stuck sketches were extended a quarter at a time, 19 of them at
 // 11 or more).
 func TestPlantedTwinsModel(t *testing.T) {
-	require.LessOrEqual(t, plantedTwinsTrips(t, reconcile.Reconcile), 165)
-	require.LessOrEqual(t, plantedTwinsTrips(t, reconcile.ReconcileWithoutMatch), 215)
+	with, without := plantedTwinsTrips(t, reconcile.Reconcile), plantedTwinsTrips(t, reconcile.ReconcileWithoutMatch)
+	if reconcile.RaceScale > 1 {
+		return // the race detector runs the first sessions alone: the bounds are the 24's
+	}
+	require.LessOrEqual(t, with, 165)
+	require.LessOrEqual(t, without, 215)
 }
 
 // plantedTwinsTrips runs TestPlantedTwinsModel's sessions with run and
@@ -52,7 +56,7 @@ func plantedTwinsTrips(t *testing.T, run reconcileFunc) int {
 	r := rand.New(rand.NewPCG(101, 102))
 	ctx := t.Context()
 	trips := 0
-	for round := range 24 {
+	for round := range 24 / reconcile.RaceScale {
 		n := 2000 + r.IntN(60_000)
 		keys := pool(r, n, 1<<50)
 		fromB, fromA := pickDiff(r, keys, r.IntN(300), r.IntN(2) == 0)

@@ -88,6 +88,12 @@ func TestCatchUpSurvivesKills(t *testing.T) {
 	// their topics): each run commits one or two of them before it is
 	// killed, and the last run the rest.
 	n, kills := 200_000, 20
+	if raceEnabled() {
+		// Sender and child run several times slower under the race
+		// detector: a quarter of the scope and five kills take the same
+		// paths; the plain run makes the twenty.
+		n, kills = 50_000, 5
+	}
 	sender, sc := senderNode(t, n)
 	want, _ := sender.Store().Stats(sc)
 	addr := sender.Addrs()[0].String()
