@@ -25,6 +25,8 @@ func printIngest(w io.Writer, o options, runs []ingestRun) {
 	multi := pick(func(r ingestRun) float64 { return r.multiScope.rate() })
 	rawOne := pick(func(r ingestRun) float64 { return r.rawOne.rate() })
 	rawMulti := pick(func(r ingestRun) float64 { return r.rawMulti.rate() })
+	oneSingle := pick(func(r ingestRun) float64 { return r.oneSingle.rate() })
+	multiSingle := pick(func(r ingestRun) float64 { return r.multiSingle.rate() })
 
 	fig := &figures{mode: modeIngest, n: o.n}
 	rate := func(name string, xs []float64) string {
@@ -65,7 +67,12 @@ func printIngest(w io.Writer, o options, runs []ingestRun) {
 		rate("multi_scope_msgs_per_sec", multi), ratio("multi_scope_raw_ratio", multi, raw),
 		ratio("multi_one_scope_ratio", multi, one)+" × (c); "+
 			ratio("multi_scope_raw_multi_ratio", multi, rawMulti)+" × raw (b)", "(b) ≥ (c)")
-	t.note("(a) continues the bulk stores, which hold n messages; (b) and (c) each start from an empty store.")
+	t.add(fmt.Sprintf("(d) Store.Put, 1 message per call, 1 scope, × %s", thousands(float64(o.single))),
+		rate("one_scope_single_msgs_per_sec", oneSingle), ratio("one_scope_single_raw_ratio", oneSingle, raw))
+	t.add(fmt.Sprintf("(d) Store.Put, 1 message per call, over %s scopes in turn, × %s", thousands(liveScopes), thousands(float64(o.single))),
+		rate("multi_scope_single_msgs_per_sec", multiSingle), ratio("multi_scope_single_raw_ratio", multiSingle, raw),
+		ratio("multi_one_scope_single_ratio", multiSingle, oneSingle)+" × 1 scope")
+	t.note("(a) continues the bulk stores, which hold n messages; (b), (c) and (d) each start from an empty store.")
 	t.note("Raw (b) against raw (c) is what spreading the same records over many scopes costs LevelDB itself.")
 	t.print(w)
 

@@ -21,6 +21,7 @@ type ingestRun struct {
 	indexed                loadTiming // store, with the hash index
 	rawSingle, storeSingle loadTiming // then o.single more, one per batch
 	oneScope, multiScope   loadTiming // o.calls batches into fresh stores
+	oneSingle, multiSingle loadTiming // o.single one-message calls, fresh stores
 	rawOne, rawMulti       loadTiming // the same records, raw, fresh LevelDBs
 }
 
@@ -72,6 +73,14 @@ func storeIngestOnce(ctx context.Context, work string, o options) (ingestRun, er
 	}
 	if run.multiScope, err = loadStore(ctx, work, newGenerator(o.seed, livePayloadSize, liveScopes), calls, ingestBatch); err != nil {
 		return run, fmt.Errorf("%d-scope Put: %w", liveScopes, err)
+	}
+	// Live traffic: one message per call, into one scope or in turn over
+	// liveScopes.
+	if run.oneSingle, err = loadStore(ctx, work, newGenerator(o.seed, livePayloadSize, 1), o.single, 1); err != nil {
+		return run, fmt.Errorf("one-scope single Put: %w", err)
+	}
+	if run.multiSingle, err = loadStore(ctx, work, newGenerator(o.seed, livePayloadSize, liveScopes), o.single, 1); err != nil {
+		return run, fmt.Errorf("%d-scope single Put: %w", liveScopes, err)
 	}
 	return run, nil
 }
